@@ -1,0 +1,77 @@
+"""Mask encodings: COCO RLE in and out, via pycocotools.
+
+Masks travel through sambench as compressed COCO RLE dicts (``{"size": [h, w], "counts":
+str}``) so a 10k-mask dataset stays small in memory; they are decoded to ``bool`` arrays only
+where a metric or a prompt needs pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from sambench.errors import SambenchError
+
+
+def encode(mask: np.ndarray) -> dict:
+    """Bool/uint8 ``(H, W)`` array → compressed RLE with a JSON-ready ``str`` counts."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def decode(rle: dict) -> np.ndarray:
+    """Compressed or uncompressed RLE → ``(H, W)`` bool array."""
+    return mask_utils.decode(_compressed(rle)).astype(bool)
+
+
+def area(rle: dict) -> int:
+    return int(mask_utils.area(_compressed(rle)))
+
+
+def to_bbox(rle: dict) -> list[float]:
+    """XYWH box of the mask (pycocotools convention)."""
+    return [float(v) for v in mask_utils.toBbox(_compressed(rle))]
+
+
+def from_polygons(polygons: list[list[float]], height: int, width: int) -> dict:
+    """COCO polygon list (each ``[x1, y1, x2, y2, ...]``) → one merged compressed RLE."""
+    polys = [p for p in polygons if len(p) >= 6]
+    if not polys:
+        return encode(np.zeros((height, width), bool))
+    rles = mask_utils.frPyObjects(polys, height, width)
+    return _jsonable(mask_utils.merge(rles))
+
+
+def from_annotation(segmentation, height: int, width: int) -> dict:
+    """Any COCO ``segmentation`` value (polygons, uncompressed or compressed RLE) → RLE.
+
+    Raises :class:`SambenchError` for a value of the wrong kind or an RLE whose size differs
+    from the image's, since such an annotation would silently score against the wrong pixels.
+    """
+    if isinstance(segmentation, list):
+        if not all(isinstance(p, (list, tuple)) for p in segmentation):
+            raise SambenchError("polygon segmentation must be a list of coordinate lists")
+        return from_polygons(segmentation, height, width)
+    if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+        if list(segmentation["size"]) != [height, width]:
+            raise SambenchError(
+                f"RLE size {list(segmentation['size'])} differs from image size {[height, width]}"
+            )
+        return _jsonable(_compressed(segmentation))
+    raise SambenchError(f"unsupported segmentation of type {type(segmentation).__name__}")
+
+
+def _compressed(rle: dict) -> dict:
+    counts = rle["counts"]
+    if isinstance(counts, list):  # uncompressed RLE (e.g. COCO crowd annotations)
+        h, w = rle["size"]
+        return mask_utils.frPyObjects(rle, h, w)
+    if isinstance(counts, str):
+        return {"size": list(rle["size"]), "counts": counts.encode("ascii")}
+    return rle
+
+
+def _jsonable(rle: dict) -> dict:
+    counts = rle["counts"]
+    return {"size": [int(v) for v in rle["size"]],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}

@@ -1,0 +1,110 @@
+"""The PromptableModel protocol: what every model answering SAM's prompts provides.
+
+Embed an image once, then predict masks for many prompts against that embedding, in batches.
+A model is anything with ``embed`` / ``predict`` / ``info`` as below; tasks never look inside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, runtime_checkable
+
+import numpy as np
+
+from sambench.errors import SambenchError
+from sambench.types import Prediction
+
+LOW_RES = 256  # side of the low-res logit frame (SAM: 1024-px padded input / 4)
+
+
+@dataclass
+class ModelInfo:
+    """What results.json records about a model (DESIGN.md ``model`` block)."""
+
+    name: str
+    family: str
+    checkpoint: Optional[str] = None
+    sha256: Optional[str] = None
+    params: int = 0
+    config: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "family": self.family, "checkpoint": self.checkpoint,
+                "sha256": self.sha256, "params": self.params, "config": self.config}
+
+
+@runtime_checkable
+class PromptableModel(Protocol):
+    """Embed once, predict many.
+
+    ``embed(image)`` takes an ``(H, W, 3)`` uint8 RGB array and returns an opaque embedding
+    that remembers the original size. ``predict(embedding, points, labels, box, mask_input,
+    multimask)`` takes one prompt (points ``(N, 2)``, labels ``(N,)``, box ``(4,)``, mask input
+    ``(1, 256, 256)``) or a batch of B (``(B, N, 2)``, ``(B, N)``, ``(B, 4)``,
+    ``(B, 1, 256, 256)``) and returns a :class:`~sambench.types.Prediction` with K = 3 masks
+    when ``multimask`` else 1.
+    """
+
+    def embed(self, image: np.ndarray) -> Any: ...
+
+    def predict(self, embedding: Any, points=None, labels=None, box=None, mask_input=None,
+                multimask: bool = True) -> Prediction: ...
+
+    def info(self) -> ModelInfo: ...
+
+
+@dataclass
+class PromptBatch:
+    """Prompts normalised to a batch: every field has a leading B axis (or is None)."""
+
+    points: Optional[np.ndarray]  # (B, N, 2) float32
+    labels: Optional[np.ndarray]  # (B, N) int64
+    boxes: Optional[np.ndarray]  # (B, 4) float32
+    mask_input: Optional[np.ndarray]  # (B, 1, 256, 256) float32
+    batched: bool
+    size: int
+
+
+def batch_prompts(points=None, labels=None, box=None, mask_input=None) -> PromptBatch:
+    """Check prompt shapes and add the batch axis to an unbatched prompt.
+
+    A prompt is batched when points are 3-D or a box is 2-D; every given field must then
+    agree on B. Shape mistakes raise :class:`SambenchError` with the offending shapes.
+    """
+    pts = None if points is None else np.asarray(points, np.float32)
+    lbl = None if labels is None else np.asarray(labels, np.int64)
+    bxs = None if box is None else np.asarray(box, np.float32)
+    msk = None if mask_input is None else np.asarray(mask_input, np.float32)
+    if (pts is None) != (lbl is None):
+        raise SambenchError("points and labels must be given together")
+    if pts is None and bxs is None:
+        raise SambenchError("a prompt needs points or a box")
+    batched = (pts is not None and pts.ndim == 3) or (bxs is not None and bxs.ndim == 2)
+    if not batched:
+        pts = None if pts is None else pts[None]
+        lbl = None if lbl is None else lbl[None]
+        bxs = None if bxs is None else bxs[None]
+        msk = None if msk is None else msk[None]
+    sizes = {name: a.shape[0] for name, a in
+             (("points", pts), ("labels", lbl), ("box", bxs), ("mask_input", msk)) if a is not None}
+    if len(set(sizes.values())) != 1:
+        raise SambenchError(f"prompt batch sizes disagree: {sizes}")
+    if pts is not None and (pts.ndim != 3 or pts.shape[-1] != 2 or lbl.shape != pts.shape[:2]):
+        raise SambenchError(f"points must be (B, N, 2) with labels (B, N); got {pts.shape}, {lbl.shape}")
+    if bxs is not None and bxs.shape[1:] != (4,):
+        raise SambenchError(f"boxes must be (B, 4) XYXY; got {bxs.shape}")
+    if msk is not None and msk.shape[1:] != (1, LOW_RES, LOW_RES):
+        raise SambenchError(f"mask_input must be (B, 1, {LOW_RES}, {LOW_RES}); got {msk.shape}")
+    return PromptBatch(pts, lbl, bxs, msk, batched, next(iter(sizes.values())))
+
+
+def unbatch(pred: Prediction, batch: PromptBatch) -> Prediction:
+    """Drop the batch axis again for an unbatched call."""
+    if batch.batched:
+        return pred
+    return Prediction(pred.masks[0], pred.scores[0], pred.low_res_logits[0])
+
+
+def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """SAM's ``ResizeLongestSide.get_preprocess_shape``: ``int(side * scale + 0.5)``."""
+    scale = long_side * 1.0 / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)

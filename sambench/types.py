@@ -1,0 +1,132 @@
+"""The vocabulary every stage shares: Sample, Instance, Prompt, Prediction, SampleRecord.
+
+Data flows adapter → prompts → model → metric → records → results; these types are the
+arrows' payloads. Coordinates are pixels ``(x, y)`` in the original image, boxes ``XYXY``,
+masks travel as compressed COCO RLE (see :mod:`sambench.masks`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from sambench import masks as mask_codec
+from sambench.errors import SambenchError
+
+
+@dataclass
+class Instance:
+    """One ground-truth mask of a sample."""
+
+    id: str
+    rle: dict
+    category: str = ""
+    category_id: int = 0
+    iscrowd: bool = False
+    ignore: bool = False
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def area(self) -> int:
+        return mask_codec.area(self.rle)
+
+    @property
+    def bbox_xyxy(self) -> list[float]:
+        x, y, w, h = mask_codec.to_bbox(self.rle)
+        return [x, y, x + w, y + h]
+
+    def mask(self) -> np.ndarray:
+        return mask_codec.decode(self.rle)
+
+
+@dataclass
+class Sample:
+    """One image with its instances. The image is decoded lazily (``load_image``)."""
+
+    id: str
+    dataset: str
+    height: int
+    width: int
+    instances: list[Instance]
+    image_path: Optional[Path] = None
+    image_loader: Optional[Callable[[], np.ndarray]] = None
+    meta: dict = field(default_factory=dict)
+
+    def load_image(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB. Raises :class:`SambenchError` if it cannot be read."""
+        if self.image_loader is not None:
+            image = self.image_loader()
+        elif self.image_path is not None:
+            image = read_image(self.image_path)
+        else:
+            raise SambenchError(f"sample {self.id} has no image")
+        if image.shape[:2] != (self.height, self.width):
+            raise SambenchError(
+                f"image {self.image_path or self.id} is {image.shape[1]}x{image.shape[0]}, "
+                f"annotations say {self.width}x{self.height}"
+            )
+        return image
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8 RGB (grey and RGBA are converted)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SambenchError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise SambenchError(f"unreadable image {path}: {exc}") from None
+    return np.ascontiguousarray(arr)
+
+
+@dataclass
+class Prompt:
+    """The prompts given to a model for one mask at one step."""
+
+    points: np.ndarray  # (N, 2) float pixels (x, y)
+    labels: np.ndarray  # (N,) int, 1 foreground, 0 background
+    box: Optional[np.ndarray] = None  # (4,) XYXY pixels
+    mask_input: Optional[np.ndarray] = None  # (1, 256, 256) low-res logits
+
+
+@dataclass
+class Prediction:
+    """What a model returns for a batch of B prompts on one image.
+
+    ``masks`` is ``(B, K, H, W)`` bool at the original size, ``scores`` ``(B, K)`` predicted
+    IoU, ``low_res_logits`` ``(B, K, 256, 256)`` for feeding back as ``mask_input``. For a single
+    prompt (unbatched call) the leading B axis is absent.
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    low_res_logits: np.ndarray
+
+
+@dataclass
+class SampleRecord:
+    """Everything a task computed for one sample: the unit written to ``records/``.
+
+    ``rows`` hold one dict per (mask, prompt step); ``errors`` name what could not be scored
+    (an unreadable image, an empty mask) so results count them instead of dropping them.
+    """
+
+    sample_id: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"sample_id": self.sample_id, "rows": self.rows, "errors": self.errors,
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SampleRecord":
+        return cls(data["sample_id"], data["rows"], data["errors"], data.get("seconds", 0.0))
