@@ -53,6 +53,8 @@ class Sample:
     image_path: Optional[Path] = None
     image_loader: Optional[Callable[[], np.ndarray]] = None
     meta: dict = field(default_factory=dict)
+    # Annotations the adapter could not turn into an Instance (kind, detail); tasks count them.
+    problems: list[dict[str, str]] = field(default_factory=list)
 
     def load_image(self) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB. Raises :class:`SambenchError` if it cannot be read."""

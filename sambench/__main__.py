@@ -1,0 +1,5 @@
+import sys
+
+from sambench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,212 @@
+"""The ``sambench`` command. Each subcommand is a thin layer over the Python API.
+
+User mistakes raise :class:`SambenchError`; ``main`` prints them as one line and exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from sambench.errors import SambenchError
+
+log = logging.getLogger("sambench")
+
+# Modules that add their own subcommand with ``add_parser(subparsers)``.
+_SUBCOMMAND_MODULES: list[str] = []
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="evaluate a model on a suite or task (no arguments: the demo)")
+    p.add_argument("--model", help="NAME[:CHECKPOINT] (default: the suite's model)")
+    p.add_argument("--suite", help="suite name or YAML file (default: demo, unless --task)")
+    p.add_argument("--task", help="run only this task (of the suite, or alone with --dataset)")
+    p.add_argument("--dataset", action="append", default=[],
+                   help="NAME, NAME=ROOT or a COCO-style folder (repeatable)")
+    p.add_argument("--data-root", help="folder holding datasets under their card's dirname")
+    p.add_argument("--out", help="run directory (default: runs/<suite>-<model>-<time>)")
+    p.add_argument("--limit", type=int, help="at most N images per dataset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_run)
+
+
+def _plan(args):
+    from sambench.tasks import Suite, load_suite, load_task
+
+    if args.task and not args.suite:
+        if not args.dataset:
+            raise SambenchError("--task needs --dataset (or a --suite that lists datasets)")
+        suite = Suite(name=args.task, version=1, tasks=[load_task(args.task, args.dataset)])
+    else:
+        suite = load_suite(args.suite or "demo")
+        if args.task:
+            suite.tasks = [t for t in suite.tasks if t.name == args.task]
+            if not suite.tasks:
+                raise SambenchError(f"suite {suite.name} has no task {args.task!r}")
+        if args.dataset:
+            for t in suite.tasks:
+                t.datasets = list(args.dataset)
+    return suite
+
+
+def cmd_run(args) -> int:
+    from sambench.engine import RunConfig, run
+    from sambench.models import split_spec
+
+    suite = _plan(args)
+    model = args.model or suite.model
+    if not model:
+        raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")
+    if args.limit is not None and args.limit < 1:
+        raise SambenchError("--limit must be at least 1")
+    out = Path(args.out) if args.out else Path("runs") / (
+        f"{suite.name}-{split_spec(model)[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
+    config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
+                       device=args.device, dtype=args.dtype, data_root=args.data_root,
+                       explicit_datasets=bool(args.dataset),
+                       command=shlex.join(["sambench"] + sys.argv[1:]))
+    results = run(config)
+    if not args.no_report:
+        from sambench.report import write_report
+
+        write_report(out)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        from sambench.report.tables import results_text
+
+        print(results_text(results))
+        print(f"run directory: {out}")
+        if not args.no_report:
+            print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="write report.html for a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from sambench.report import write_report
+
+    path = write_report(Path(args.run_dir))
+    print(f"report: {path}")
+    return 0
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list models or describe one")
+    msub = p.add_subparsers(dest="action", required=True)
+    msub.add_parser("list", help="registered models").set_defaults(func=cmd_models_list)
+    info = msub.add_parser("info", help="inferred config, parameter count and sha256")
+    info.add_argument("spec", help="NAME[:CHECKPOINT]")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_models_info)
+
+
+def cmd_models_list(args) -> int:
+    from sambench.models import list_models
+
+    for name, description in list_models():
+        print(f"{name:16s} {description}")
+    return 0
+
+
+def cmd_models_info(args) -> int:
+    from sambench import load_model
+
+    info = load_model(args.spec).info().to_json()
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key:11s} {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0
+
+
+def _add_datasets(sub) -> None:
+    p = sub.add_parser("datasets", help="dataset cards, presence, synthetic data")
+    dsub = p.add_subparsers(dest="action", required=True)
+    lst = dsub.add_parser("list", help="known datasets (and which are present under --data-root)")
+    lst.add_argument("--data-root")
+    lst.set_defaults(func=cmd_datasets_list)
+    syn = dsub.add_parser("synth", help="write a synthetic COCO-format dataset")
+    syn.add_argument("--out", required=True)
+    syn.add_argument("--domain", default="shapes")
+    syn.add_argument("--images", type=int, default=10)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=cmd_datasets_synth)
+
+
+def cmd_datasets_list(args) -> int:
+    from sambench.datasets import load_cards
+
+    cards = load_cards()
+    for name, card in cards.items():
+        status = ""
+        if card.synthetic is not None:
+            status = "bundled"
+        elif args.data_root:
+            status = "present" if (Path(args.data_root) / (card.dirname or name)).exists() else "absent"
+        print(f"{name:16s} {card.domain:28s} {card.split:12s} {status}")
+    return 0
+
+
+def cmd_datasets_synth(args) -> int:
+    from sambench.datasets import synth
+
+    if args.domain not in synth.DOMAINS:
+        raise SambenchError(f"unknown synthetic domain {args.domain!r} (known: {', '.join(synth.DOMAINS)})")
+    out = Path(args.out)
+    synth.write_dataset(out, name=out.name, domain=args.domain, n_images=args.images, seed=args.seed)
+    print(f"wrote {args.images} images and annotations.json to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sambench import __version__
+
+    parser = argparse.ArgumentParser(prog="sambench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sambench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command")
+    _add_run(sub)
+    _add_report(sub)
+    _add_datasets(sub)
+    _add_models(sub)
+    for module in _SUBCOMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        argv = ["run"]  # `sambench` alone runs the demo, like `sambench run`
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="sambench: %(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except SambenchError as exc:
+        print(f"sambench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sambench: interrupted (rerun with the same --out to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

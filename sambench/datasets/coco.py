@@ -1,0 +1,125 @@
+"""COCO-format instance datasets: an images folder and one instances JSON.
+
+Polygons, compressed and uncompressed RLE and ``iscrowd`` are read as COCO defines them
+(pycocotools does the rasterising). Samples are built lazily, one image at a time, so a
+large dataset never holds all its masks decoded.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterator, Optional
+
+from sambench import masks as mask_codec
+from sambench.errors import SambenchError
+from sambench.types import Instance, Sample
+
+
+def load_json(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SambenchError(f"annotation file not found: {path}")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise SambenchError(f"malformed JSON in {path}: {exc}") from None
+
+
+class CocoDataset:
+    """A COCO instances file plus its images.
+
+    ``min_area`` drops instances smaller than that many pixels, counted as problems of kind
+    ``too_small``; ``include_crowd`` keeps ``iscrowd`` annotations (flagged on the Instance).
+    """
+
+    def __init__(self, name: str, annotation_file: Path, image_dir: Path, *,
+                 min_area: int = 0, include_crowd: bool = True, image_ids: Optional[list] = None):
+        self.name = name
+        self.annotation_file = Path(annotation_file)
+        self.image_dir = Path(image_dir)
+        self.min_area = min_area
+        self.include_crowd = include_crowd
+        data = load_json(self.annotation_file)
+        if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+            raise SambenchError(f"{self.annotation_file} is not a COCO instances file "
+                                "(needs 'images' and 'annotations')")
+        try:
+            self.images = {img["id"]: img for img in data["images"]}
+            self.categories = {c["id"]: c for c in data.get("categories", [])}
+            self._anns = defaultdict(list)
+            for ann in data["annotations"]:
+                self._anns[ann["image_id"]].append(ann)
+        except (KeyError, TypeError) as exc:
+            raise SambenchError(f"malformed COCO file {self.annotation_file}: missing {exc}") from None
+        orphans = set(self._anns) - set(self.images)
+        self.orphan_annotations = sum(len(self._anns[i]) for i in orphans)
+        self.image_ids = list(self.images) if image_ids is None else list(image_ids)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    @property
+    def n_annotations(self) -> int:
+        return sum(len(self._anns[i]) for i in self.image_ids)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for image_id in self.image_ids:
+            yield self.sample(image_id)
+
+    def sample(self, image_id) -> Sample:
+        img = self.images[image_id]
+        h, w = int(img["height"]), int(img["width"])
+        instances, problems = [], []
+        for ann in self._anns.get(image_id, []):
+            inst, problem = self._instance(ann, h, w)
+            if inst is not None:
+                instances.append(inst)
+            else:
+                problems.append(problem)
+        return Sample(id=str(image_id), dataset=self.name, height=h, width=w,
+                      instances=instances, image_path=self.image_dir / img["file_name"],
+                      meta={"file_name": img["file_name"]}, problems=problems)
+
+    def _instance(self, ann: dict, h: int, w: int):
+        ann_id = str(ann.get("id"))
+        crowd = bool(ann.get("iscrowd", 0))
+        if crowd and not self.include_crowd:
+            return None, {"kind": "crowd_excluded", "detail": f"annotation {ann_id}"}
+        cat_id = ann.get("category_id")
+        if self.categories and cat_id not in self.categories:
+            return None, {"kind": "unknown_category",
+                          "detail": f"annotation {ann_id} has category_id {cat_id}"}
+        if "segmentation" not in ann:
+            return None, {"kind": "no_segmentation", "detail": f"annotation {ann_id}"}
+        try:
+            rle = mask_codec.from_annotation(ann["segmentation"], h, w)
+        except SambenchError as exc:
+            return None, {"kind": "bad_segmentation", "detail": f"annotation {ann_id}: {exc}"}
+        area = mask_codec.area(rle)
+        if area == 0:
+            return None, {"kind": "empty_mask", "detail": f"annotation {ann_id}"}
+        if area < self.min_area:
+            return None, {"kind": "too_small", "detail": f"annotation {ann_id} ({area} px)"}
+        category = self.categories.get(cat_id, {}).get("name", str(cat_id))
+        extra = {k: ann[k] for k in ("level", "parent_id", "description", "color") if k in ann}
+        return Instance(id=ann_id, rle=rle, category=category, category_id=int(cat_id or 0),
+                        iscrowd=crowd, ignore=bool(ann.get("ignore", 0)), meta=extra), None
+
+
+def find_coco_files(root: Path) -> tuple[Path, Path]:
+    """Guess (annotation JSON, image folder) of a COCO-style directory given as a path.
+
+    Looks for ``annotations.json``, else the single JSON in the folder or in ``annotations/``;
+    images live in ``images/`` if present, else next to the JSON.
+    """
+    root = Path(root)
+    candidates = [root / "annotations.json"]
+    if not candidates[0].is_file():
+        candidates = sorted(root.glob("*.json")) or sorted((root / "annotations").glob("*.json"))
+    if len(candidates) != 1 or not candidates[0].is_file():
+        found = ", ".join(p.name for p in candidates) or "none"
+        raise SambenchError(f"{root}: expected one COCO annotations JSON (found: {found})")
+    image_dir = root / "images" if (root / "images").is_dir() else root
+    return candidates[0], image_dir

@@ -1,0 +1,143 @@
+"""Run a suite: plan (task × dataset), score samples, write records, aggregate, summarise.
+
+Records are one JSON file per sample under ``records/<task>/<dataset>/``, written atomically;
+a rerun into the same directory skips samples whose record exists, so a killed run resumes
+without recomputing or duplicating, and the final numbers equal an uninterrupted run's
+(random prompts are seeded per mask, not by order). ``run.json`` pins the configuration so a
+resume cannot silently mix two different runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from tqdm import tqdm
+
+from sambench import datasets
+from sambench.errors import SambenchError
+from sambench.models import load_model
+from sambench.results import SCHEMA, atomic_write_json, provenance
+from sambench.tasks import Suite, TaskSpec
+from sambench.types import SampleRecord
+
+log = logging.getLogger("sambench")
+
+
+@dataclass
+class RunConfig:
+    model: str
+    suite: Suite
+    out: Path
+    seed: int = 0
+    limit: Optional[int] = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    data_root: Optional[str] = None
+    explicit_datasets: bool = False  # named on the command line: a missing folder is an error
+    command: str = ""
+    model_options: Optional[dict] = None
+
+    def fingerprint(self) -> dict:
+        """What must not change between a run and its resume."""
+        return {"model": self.model, "model_options": self.model_options or {},
+                "suite": self.suite.name, "suite_version": self.suite.version,
+                "tasks": [{"name": t.name, "version": t.version, "datasets": t.datasets,
+                           "options": t.options} for t in self.suite.tasks],
+                "seed": self.seed, "limit": self.limit, "dtype": self.dtype}
+
+
+def safe_name(sample_id: str) -> str:
+    """A file name for a sample id (ids may contain '/' or other characters)."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
+    if clean != sample_id or len(clean) > 120:
+        clean = f"{clean[:100]}-{hashlib.sha1(sample_id.encode()).hexdigest()[:10]}"
+    return clean
+
+
+def _check_resume(config: RunConfig) -> None:
+    pinned = config.out / "run.json"
+    fp = json.loads(json.dumps(config.fingerprint()))
+    if pinned.is_file():
+        previous = json.loads(pinned.read_text())
+        if previous != fp:
+            changed = sorted(k for k in fp if fp.get(k) != previous.get(k))
+            raise SambenchError(f"{config.out} holds a run with different settings ({', '.join(changed)}); "
+                                "use another --out or delete it")
+    else:
+        atomic_write_json(pinned, fp)
+
+
+def run(config: RunConfig) -> dict:
+    """Execute the suite and write ``results.json``; returns the results dict."""
+    started = time.time()
+    config.out.mkdir(parents=True, exist_ok=True)
+    _check_resume(config)
+    model = load_model(config.model, device=config.device, dtype=config.dtype,
+                       **(config.model_options or {}))
+    results = []
+    for task in config.suite.tasks:
+        runner = task.build()
+        for name in task.datasets:
+            results.append(_run_dataset(config, task, runner, model, name))
+    info = model.info().to_json()
+    if info.get("checkpoint"):
+        info["checkpoint"] = str(info["checkpoint"])
+    summary = {"schema": SCHEMA,
+               "run": provenance(config.command, config.seed, config.device, config.dtype),
+               "suite": {"name": config.suite.name, "version": config.suite.version},
+               "model": info, "results": results}
+    summary["run"]["duration_s"] = round(time.time() - started, 2)
+    atomic_write_json(config.out / "results.json", summary)
+    return summary
+
+
+def _run_dataset(config: RunConfig, task: TaskSpec, runner, model, name: str) -> dict:
+    ref = datasets.resolve(name, config.data_root)
+    entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
+             "split": ref.card.split, "n_images": 0, "n_masks": 0,
+             "protocol": runner.protocol(), "metrics": {}}
+    if not ref.root.exists():
+        if config.explicit_datasets:
+            raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
+        log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
+        entry["status"] = "absent"
+        return entry
+    dataset = ref.open()
+    record_dir = config.out / "records" / task.name / ref.name
+    records: list[SampleRecord] = []
+    total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
+    bar = tqdm(total=total, desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(),
+               leave=False)
+    for index, sample in enumerate(dataset):
+        if index >= total:
+            break
+        path = record_dir / f"{safe_name(sample.id)}.json"
+        if path.is_file():
+            record = SampleRecord.from_json(json.loads(path.read_text()))
+        else:
+            t0 = time.perf_counter()
+            record = runner.run_sample(model, sample, config.seed)
+            record.seconds = round(time.perf_counter() - t0, 4)
+            for err in record.errors:
+                if err["kind"] not in ("crowd_excluded",):
+                    log.warning("%s/%s sample %s: %s: %s", task.name, ref.name, sample.id,
+                                err["kind"], err["detail"])
+            atomic_write_json(path, record.to_json())
+        records.append(record)
+        bar.update(1)
+    bar.close()
+    entry["status"] = "ok"
+    entry["n_images"] = len(records)
+    entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
+    entry["counts"] = dict(sorted(Counter(e["kind"] for r in records for e in r.errors).items()))
+    entry["metrics"] = runner.aggregate(records, config.seed)
+    entry["seconds"] = round(sum(r.seconds for r in records), 2)
+    return entry

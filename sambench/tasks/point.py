@@ -1,0 +1,182 @@
+"""The single-point valid-mask task (SAM paper §7.1, App. D.1; reference/protocols.md §2).
+
+For every mask: a first point (``center``: deepest interior point; ``random``: uniform over the
+mask, seeded per mask), then corrective clicks by the RITM rule up to ``max_points``. At one
+point the model returns 3 masks and the most confident is scored (plus the oracle, the best of
+the 3); later points use the single-mask output, optionally fed the previous step's low-res
+logits. All masks of an image are prompted together in one batched call per step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sambench.metrics.iou import batch_iou, bootstrap_ci, noc
+from sambench.errors import SambenchError
+from sambench.prompts import next_click, random_point, stable_rng
+from sambench.tasks import RUNNERS, decode_instances, load_image_or_record
+from sambench.types import Sample, SampleRecord
+
+METRIC_PREFIX = {"center": "", "random": "random_"}
+
+
+@dataclass
+class PointProtocol:
+    """Every choice of the protocol, recorded in results.json's ``protocol``."""
+
+    first_point: list[str] = field(default_factory=lambda: ["center", "random"])
+    n_points: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 9])
+    multimask_first: bool = True  # 3 masks at 1 point, scored by predicted IoU
+    feed_back_logits: bool = True  # previous low-res logits as mask_input for points 2..N
+    noc_thresholds: list[float] = field(default_factory=lambda: [0.85, 0.90])
+    include_crowd: bool = False  # crowd / ignore masks are not prompted (counted)
+    click_rule: str = "ritm: exact EDT with 1-px zero padding, FN>FP positive, raster-order ties"
+    iou_resolution: str = "original"
+
+    @property
+    def max_points(self) -> int:
+        return max(self.n_points)
+
+    def to_json(self) -> dict:
+        return {"first_point": self.first_point, "n_points": self.n_points,
+                "multimask_first": self.multimask_first, "feed_back_logits": self.feed_back_logits,
+                "noc_thresholds": self.noc_thresholds, "include_crowd": self.include_crowd,
+                "click_rule": self.click_rule, "iou_resolution": self.iou_resolution}
+
+
+def evaluate_sample(model, embedding, sample: Sample, gts: list[np.ndarray], ids: list[str],
+                    protocol: PointProtocol, seed: int) -> list[dict]:
+    """Run every first-point mode and click on all masks of one image; one row per mask,
+    mode and step with the IoU, the click, the predicted score (and oracle IoU at step 1)."""
+    rows = []
+    for mode in protocol.first_point:
+        rows += _click_session(model, embedding, sample, gts, ids, mode, protocol, seed)
+    return rows
+
+
+def _click_session(model, embedding, sample, gts, ids, mode, protocol, seed) -> list[dict]:
+    n = len(gts)
+    shape = gts[0].shape
+    preds = [np.zeros(shape, bool) for _ in range(n)]
+    clicked = [np.zeros(shape, bool) for _ in range(n)]
+    points: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
+    logits: list = [None] * n
+    done = [False] * n
+    rows = []
+    for step in range(1, protocol.max_points + 1):
+        active = []
+        for i in range(n):
+            if done[i]:
+                continue
+            if step == 1 and mode == "random":
+                click = random_point(gts[i], stable_rng(seed, sample.dataset, sample.id, ids[i]))
+            else:
+                click = next_click(gts[i], preds[i], clicked[i])
+            if click is None:  # prediction already perfect: it stays, no more clicks
+                done[i] = True
+                continue
+            points[i].append((click.x, click.y, click.label))
+            clicked[i][click.y, click.x] = True
+            active.append(i)
+        iou_step, oracle_step, score_step = {}, {}, {}
+        if active:
+            multimask = protocol.multimask_first and step == 1
+            pts = np.array([[p[:2] for p in points[i]] for i in active], np.float32)
+            lbl = np.array([[p[2] for p in points[i]] for i in active], np.int64)
+            mask_in = None
+            if protocol.feed_back_logits and step > 1:
+                mask_in = np.stack([logits[i] for i in active])[:, None]
+            pred = model.predict(embedding, points=pts, labels=lbl, mask_input=mask_in,
+                                 multimask=multimask)
+            for j, i in enumerate(active):
+                best = int(np.argmax(pred.scores[j]))
+                ious = batch_iou(pred.masks[j], gts[i])
+                preds[i] = pred.masks[j, best]
+                logits[i] = pred.low_res_logits[j, best]
+                iou_step[i], score_step[i] = float(ious[best]), float(pred.scores[j, best])
+                if multimask:
+                    oracle_step[i] = float(ious.max())
+        for i in range(n):
+            if i in iou_step:
+                row = {"mask": ids[i], "mode": mode, "step": step, "iou": iou_step[i],
+                       "score": score_step[i], "point": list(points[i][-1])}
+                if i in oracle_step:
+                    row["oracle_iou"] = oracle_step[i]
+            else:  # converged earlier: carry the previous IoU forward
+                row = {"mask": ids[i], "mode": mode, "step": step, "iou": _last_iou(rows, ids[i], mode),
+                       "point": None}
+            rows.append(row)
+    return rows
+
+
+def _last_iou(rows, mask_id, mode) -> float:
+    for row in reversed(rows):
+        if row["mask"] == mask_id and row["mode"] == mode:
+            return row["iou"]
+    return 1.0  # perfect before the first click can only mean an all-covering prediction
+
+
+def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int) -> dict:
+    """Per-dataset metrics from the records: ``miou@N``, ``miou@1_oracle``, the ``random_``
+    variants, each with a ``_ci95`` [lo, hi] pair, and ``noc@85`` / ``noc@90``."""
+    by_key: dict[tuple[str, str], dict[int, float]] = {}
+    oracle: dict[tuple[str, str], float] = {}
+    for rec in records:
+        for row in rec.rows:
+            key = (row["mode"], f"{rec.sample_id}/{row['mask']}")
+            by_key.setdefault(key, {})[row["step"]] = row["iou"]
+            if "oracle_iou" in row:
+                oracle[key] = row["oracle_iou"]
+    metrics: dict = {}
+    for mode in protocol.first_point:
+        prefix = METRIC_PREFIX[mode]
+        masks = sorted(k for k in by_key if k[0] == mode)
+        if not masks:
+            continue
+        for n in protocol.n_points:
+            _put(metrics, f"{prefix}miou@{n}", [by_key[k][n] for k in masks], seed)
+        if protocol.multimask_first:
+            _put(metrics, f"{prefix}miou@1_oracle", [oracle[k] for k in masks if k in oracle], seed)
+        for t in protocol.noc_thresholds:
+            curves = [[by_key[k][s] for s in range(1, protocol.max_points + 1)] for k in masks]
+            metrics[f"{prefix}noc@{round(t * 100)}"] = float(np.mean([noc(c, t) for c in curves]))
+    return metrics
+
+
+def _put(metrics: dict, name: str, values: list[float], seed: int) -> None:
+    if not values:
+        return
+    metrics[name] = float(np.mean(values))
+    metrics[f"{name}_ci95"] = list(bootstrap_ci(values, seed))
+
+
+@RUNNERS.register("point")
+class PointTask:
+    """Runner for the point protocol (see module docstring)."""
+
+    def __init__(self, options: dict):
+        known = set(PointProtocol.__dataclass_fields__)
+        unknown = set(options) - known
+        if unknown:
+            raise SambenchError(f"point task: unknown options {sorted(unknown)} (known: {sorted(known)})")
+        self.proto = PointProtocol(**options)
+
+    def protocol(self) -> dict:
+        return self.proto.to_json()
+
+    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+        record = SampleRecord(sample.id)
+        gts, ids = decode_instances(sample, record, self.proto.include_crowd)
+        if not gts:
+            return record
+        image = load_image_or_record(sample, record)
+        if image is None:
+            record.errors.extend({"kind": "mask_not_scored", "detail": f"mask {i}"} for i in ids)
+            return record
+        embedding = model.embed(image)
+        record.rows = evaluate_sample(model, embedding, sample, gts, ids, self.proto, seed)
+        return record
+
+    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
+        return aggregate(records, self.proto, seed)
