@@ -78,15 +78,21 @@ def _check_resume(config: RunConfig) -> None:
 def run(config: RunConfig) -> dict:
     """Execute the suite and write ``results.json``; returns the results dict."""
     started = time.time()
-    config.out.mkdir(parents=True, exist_ok=True)
-    _check_resume(config)
-    model = load_model(config.model, device=config.device, dtype=config.dtype,
-                       **(config.model_options or {}))
-    results = []
+    # Resolve every name and load the model before touching the run directory, so a typo
+    # fails fast and leaves nothing behind.
+    plan = []
     for task in config.suite.tasks:
         runner = task.build()
         for name in task.datasets:
-            results.append(_run_dataset(config, task, runner, model, name))
+            ref = datasets.resolve(name, config.data_root)
+            if config.explicit_datasets and not ref.root.exists():
+                raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
+            plan.append((task, runner, ref))
+    model = load_model(config.model, device=config.device, dtype=config.dtype,
+                       **(config.model_options or {}))
+    config.out.mkdir(parents=True, exist_ok=True)
+    _check_resume(config)
+    results = [_run_dataset(config, task, runner, model, ref) for task, runner, ref in plan]
     info = model.info().to_json()
     if info.get("checkpoint"):
         info["checkpoint"] = str(info["checkpoint"])
@@ -99,14 +105,11 @@ def run(config: RunConfig) -> dict:
     return summary
 
 
-def _run_dataset(config: RunConfig, task: TaskSpec, runner, model, name: str) -> dict:
-    ref = datasets.resolve(name, config.data_root)
+def _run_dataset(config: RunConfig, task: TaskSpec, runner, model, ref: datasets.DatasetRef) -> dict:
     entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
              "split": ref.card.split, "n_images": 0, "n_masks": 0,
              "protocol": runner.protocol(), "metrics": {}}
     if not ref.root.exists():
-        if config.explicit_datasets:
-            raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
         log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
         entry["status"] = "absent"
         return entry

@@ -5,10 +5,10 @@ carries them inside the package as ``sambench.assets.*`` (see setup.py).
 """
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+_REPO_ROOT = _PACKAGE.parent
 
 
 def asset_dir(name: str) -> Path:
@@ -16,5 +16,4 @@ def asset_dir(name: str) -> Path:
     source = _REPO_ROOT / name
     if source.is_dir() and (_REPO_ROOT / "sambench" / "__init__.py").is_file():
         return source
-    installed = resources.files(f"sambench.assets.{name}")
-    return Path(str(installed))
+    return _PACKAGE / "assets" / name

@@ -1,0 +1,154 @@
+"""Engine: run directory contract, resume after an interrupted run, CLI errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sambench.cli import main
+from sambench.models import MODELS, register_model
+from sambench.models.base import ModelInfo, batch_prompts, unbatch
+from sambench.types import Prediction
+
+RADII = (3, 8, 20)
+
+
+class DiskModel:
+    """Disks around the mean positive click: a fast, prompt-sensitive stand-in model."""
+
+    calls = 0
+
+    def info(self):
+        return ModelInfo("disk", "test", config={"radii": list(RADII)})
+
+    def embed(self, image):
+        DiskModel.calls += 1
+        return image.shape[:2]
+
+    def predict(self, embedding, points=None, labels=None, box=None, mask_input=None, multimask=True):
+        batch = batch_prompts(points, labels, box, mask_input)
+        h, w = embedding
+        ys, xs = np.mgrid[0:h, 0:w]
+        radii = RADII if multimask else RADII[1:2]
+        masks = np.zeros((batch.size, len(radii), h, w), bool)
+        for b in range(batch.size):
+            pos = batch.points[b][batch.labels[b] == 1].mean(axis=0)
+            for k, r in enumerate(radii):
+                masks[b, k] = (xs - pos[0]) ** 2 + (ys - pos[1]) ** 2 <= r * r
+        scores = np.tile(np.array([0.2, 0.9, 0.5][: len(radii)] if multimask else [0.9], np.float32),
+                         (batch.size, 1))
+        return unbatch(Prediction(masks, scores, np.zeros((batch.size, len(radii), 256, 256), np.float32)), batch)
+
+
+if "test-disk" not in MODELS:
+    register_model("test-disk", "test stand-in")(lambda checkpoint=None, device="cpu", dtype="float32": DiskModel())
+
+
+def run_cli(*args):
+    return main(["run", "--model", "test-disk", "--task", "point", *args])
+
+
+def test_run_directory_follows_the_contract(synth_dir, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--dataset", str(synth_dir), "--out", str(out), "--seed", "3") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema"] == "sambench.results/1"
+    for key in ("id", "created", "sambench_version", "git_sha", "command", "seed", "device",
+                "dtype", "torch", "python", "platform", "duration_s"):
+        assert key in results["run"]
+    assert results["run"]["seed"] == 3
+    assert set(results["model"]) >= {"name", "family", "checkpoint", "sha256", "params", "config"}
+    (entry,) = results["results"]
+    assert entry["task"] == "point" and entry["task_version"] == 1 and entry["dataset"] == "synth-shapes"
+    assert entry["n_images"] == 3 and entry["n_masks"] > 10
+    names = {"miou@1", "miou@2", "miou@3", "miou@5", "miou@9", "miou@1_oracle",
+             "random_miou@1", "random_miou@9", "random_miou@1_oracle", "noc@85", "noc@90"}
+    assert names <= set(entry["metrics"])
+    assert all(0 <= entry["metrics"][n] <= 1 for n in names if not n.startswith("noc"))
+    lo, hi = entry["metrics"]["miou@1_ci95"]
+    assert lo <= entry["metrics"]["miou@1"] <= hi
+    assert len(list((out / "records" / "point" / "synth-shapes").glob("*.json"))) == 3
+    assert "mIoU against number of points" in (out / "report.html").read_text()
+
+
+def test_resume_after_interrupt_gives_identical_metrics(synth_dir, tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    assert run_cli("--dataset", str(synth_dir), "--out", str(full)) == 0
+    expected = json.loads((full / "results.json").read_text())["results"][0]["metrics"]
+
+    from sambench.tasks.point import PointTask
+
+    original = PointTask.run_sample
+    seen = []
+
+    def interrupted(self, model, sample, seed):
+        seen.append(sample.id)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return original(self, model, sample, seed)
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(PointTask, "run_sample", interrupted)
+    assert run_cli("--dataset", str(synth_dir), "--out", str(part)) == 130
+    assert not (part / "results.json").exists()
+    assert len(list((part / "records").rglob("*.json"))) == 1
+    monkeypatch.setattr(PointTask, "run_sample", original)
+    before = DiskModel.calls
+    assert run_cli("--dataset", str(synth_dir), "--out", str(part)) == 0
+    assert DiskModel.calls - before == 2  # the finished sample is not recomputed
+    assert json.loads((part / "results.json").read_text())["results"][0]["metrics"] == expected
+    assert len(list((part / "records").rglob("*.json"))) == 3
+
+
+def test_resume_with_other_settings_is_refused(synth_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("--dataset", str(synth_dir), "--out", str(out), "--limit", "1") == 0
+    assert run_cli("--dataset", str(synth_dir), "--out", str(out), "--limit", "1", "--seed", "9") == 2
+    assert "different settings (seed)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--model", "nosuch", "--task", "point", "--dataset", "synth-shapes"], "unknown model 'nosuch'"),
+    (["run", "--model", "grabcat", "--task", "point", "--dataset", "synth-shapes"], "did you mean grabcut"),
+    (["run", "--model", "grabcut", "--task", "pointt", "--dataset", "synth-shapes"], "unknown task 'pointt'"),
+    (["run", "--model", "grabcut", "--task", "point", "--dataset", "nosuchset"], "unknown dataset 'nosuchset'"),
+    (["run", "--model", "grabcut", "--task", "point", "--dataset", "coco2017=/no/such/dir"], "folder not found"),
+    (["run", "--model", "grabcut", "--task", "point", "--dataset", "coco2017"], "--data-root"),
+    (["run", "--suite", "nosuite"], "unknown suite"),
+    (["run", "--model", "grabcut", "--task", "point"], "--task needs --dataset"),
+    (["report", "/no/such/run"], "no results.json"),
+])
+def test_user_mistakes_give_one_clear_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sambench: error:") and message in err[0]
+
+
+def test_malformed_annotations_give_one_clear_line(tmp_path, capsys):
+    (tmp_path / "annotations.json").write_text("{oops")
+    assert main(["run", "--model", "grabcut", "--task", "point", "--dataset", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "malformed JSON" in capsys.readouterr().err
+
+
+def test_console_script_with_grabcut(synth_dir, tmp_path):
+    """The acceptance command of the foundation issue, through the installed entry point."""
+    out = tmp_path / "x"
+    proc = subprocess.run([sys.executable, "-m", "sambench", "run", "--task", "point", "--model", "grabcut",
+                           "--dataset", str(synth_dir), "--limit", "1", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    metrics = summary["results"][0]["metrics"]
+    assert summary["model"]["name"] == "grabcut" and 0 < metrics["miou@1"] <= 1
+    assert metrics["miou@9"] > metrics["miou@1"]  # corrective clicks help even GrabCut
+    assert (out / "report.html").is_file()
+
+
+def test_models_and_datasets_lists(capsys):
+    assert main(["models", "list"]) == 0
+    assert "grabcut" in capsys.readouterr().out
+    assert main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "synth-shapes" in out and "coco2017" in out

@@ -1,0 +1,116 @@
+"""The point protocol end to end on a scripted model, against values worked out by hand."""
+import numpy as np
+import pytest
+
+from sambench.models.base import ModelInfo, batch_prompts, unbatch
+from sambench.tasks.point import PointProtocol, PointTask, aggregate
+from sambench.types import Instance, Prediction, Sample
+from sambench import masks as mask_codec
+
+H = W = 20
+
+
+def square(y0, y1, x0, x1):
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+GT = square(5, 15, 5, 15)  # 100 px
+SMALL = square(8, 12, 8, 12)  # 16 px inside GT: IoU 0.16
+
+
+class ScriptedModel:
+    """Multimask: [SMALL (score .9), GT (score .5), empty (score .1)]; single mask: GT."""
+
+    def __init__(self):
+        self.calls = []
+
+    def info(self):
+        return ModelInfo("scripted", "test")
+
+    def embed(self, image):
+        return image
+
+    def predict(self, embedding, points=None, labels=None, box=None, mask_input=None, multimask=True):
+        batch = batch_prompts(points, labels, box, mask_input)
+        self.calls.append((batch.size, batch.points.shape[1], multimask, batch.mask_input))
+        masks = [SMALL, GT, np.zeros((H, W), bool)] if multimask else [GT]
+        scores = [0.9, 0.5, 0.1] if multimask else [0.7]
+        k = len(masks)
+        logits = np.stack([np.full((256, 256), float(i)) for i in range(k)])
+        pred = Prediction(np.repeat(np.stack(masks)[None], batch.size, 0),
+                          np.tile(np.array(scores, np.float32), (batch.size, 1)),
+                          np.repeat(logits[None], batch.size, 0))
+        return unbatch(pred, batch)
+
+
+def make_sample():
+    instances = [Instance("a", mask_codec.encode(GT)), Instance("b", mask_codec.encode(GT)),
+                 Instance("crowd", mask_codec.encode(SMALL), iscrowd=True)]
+    image = np.zeros((H, W, 3), np.uint8)
+    return Sample("img1", "toy", H, W, instances, image_loader=lambda: image)
+
+
+def test_point_protocol_by_hand():
+    model = ScriptedModel()
+    task = PointTask({"first_point": ["center"], "n_points": [1, 2, 3, 5, 9]})
+    record = task.run_sample(model, make_sample(), seed=0)
+    # the crowd mask is counted, not prompted
+    assert record.errors == [{"kind": "crowd_excluded", "detail": "mask crowd"}]
+    m = task.aggregate([record], seed=0)
+    assert m["miou@1"] == pytest.approx(0.16)  # most confident of 3 = SMALL
+    assert m["miou@1_oracle"] == pytest.approx(1.0)
+    for n in (2, 3, 5, 9):  # click 2 gives GT; then no error is left and no click is made
+        assert m[f"miou@{n}"] == pytest.approx(1.0)
+    assert m["noc@85"] == 2 and m["noc@90"] == 2
+    lo, hi = m["miou@1_ci95"]
+    assert lo == pytest.approx(0.16) and hi == pytest.approx(0.16)
+    # one batched call per step with both masks; step 1 multimask, step 2 fed back logits of
+    # the chosen mask (index 0 -> logits 0.0); no further calls once both are perfect
+    assert [(c[0], c[1], c[2]) for c in model.calls] == [(2, 1, True), (2, 2, False)]
+    assert model.calls[1][3].shape == (2, 1, 256, 256) and (model.calls[1][3] == 0.0).all()
+    rows = [r for r in record.rows if r["mask"] == "a"]
+    assert [r["step"] for r in rows] == list(range(1, 10))
+    assert rows[0]["point"] == [9, 9, 1] and rows[1]["point"][2] == 1
+    assert all(r["point"] is None for r in rows[2:])
+
+
+def test_no_feedback_option_and_random_prefix():
+    model = ScriptedModel()
+    task = PointTask({"first_point": ["random"], "n_points": [1, 3], "feed_back_logits": False})
+    record = task.run_sample(model, make_sample(), seed=3)
+    m = task.aggregate([record], seed=0)
+    assert set(k for k in m if not k.endswith("_ci95")) == {
+        "random_miou@1", "random_miou@3", "random_miou@1_oracle", "random_noc@85", "random_noc@90"}
+    assert m["random_miou@1"] == pytest.approx(0.16)
+    assert model.calls[1][3] is None
+    first = [r for r in record.rows if r["step"] == 1]
+    assert all(GT[r["point"][1], r["point"][0]] for r in first)
+
+
+def test_aggregate_is_mean_over_masks_across_images():
+    rows = lambda ious: [{"mask": "m", "mode": "center", "step": s + 1, "iou": v, "oracle_iou": 1.0}
+                         for s, v in enumerate(ious)]
+    from sambench.types import SampleRecord
+
+    recs = [SampleRecord("i1", rows([0.2, 0.4])), SampleRecord("i2", rows([0.6, 1.0]))]
+    m = aggregate(recs, PointProtocol(first_point=["center"], n_points=[1, 2]), seed=0)
+    assert m["miou@1"] == pytest.approx(0.4) and m["miou@2"] == pytest.approx(0.7)
+
+
+def test_unknown_option_is_a_clear_error():
+    from sambench.errors import SambenchError
+
+    with pytest.raises(SambenchError, match="unknown options"):
+        PointTask({"n_pointz": [1]})
+
+
+def test_unreadable_image_is_counted(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    sample = Sample("x", "toy", H, W, [Instance("a", mask_codec.encode(GT))], image_path=bad)
+    record = PointTask({}).run_sample(ScriptedModel(), sample, seed=0)
+    kinds = [e["kind"] for e in record.errors]
+    assert kinds == ["image", "mask_not_scored"] and "unreadable image" in record.errors[0]["detail"]
+    assert record.rows == []
