@@ -1,14 +1,14 @@
 """Packaging glue that pyproject.toml alone cannot say: the declarative top-level folders
-(tasks/, dataset_adapters/, reports/) are installed inside the package as sambench.assets.*,
-so a non-editable install finds them (see sambench/resources.py)."""
+(tasks/, dataset_adapters/, reports/ and their subfolders) are installed inside the package as
+sambench.assets.*, so a non-editable install finds them (see sambench/resources.py)."""
+import os
+
 from setuptools import find_packages, setup
 
-ASSETS = {
-    "sambench.assets.tasks": "tasks",
-    "sambench.assets.dataset_adapters": "dataset_adapters",
-    "sambench.assets.reports": "reports",
-    "sambench.assets.reports.templates": "reports/templates",
-    "sambench.assets.reports.reference": "reports/reference",
-}
+ASSETS = {}
+for top in ("tasks", "dataset_adapters", "reports"):
+    for folder, _, _ in os.walk(top):
+        if "__pycache__" not in folder:
+            ASSETS["sambench.assets." + folder.replace(os.sep, ".")] = folder
 
-setup(packages=find_packages(include=["sambench", "sambench.*"]) + list(ASSETS), package_dir=ASSETS)
+setup(packages=find_packages(include=["sambench", "sambench.*"]) + sorted(ASSETS), package_dir=ASSETS)

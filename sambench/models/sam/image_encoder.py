@@ -17,7 +17,6 @@ Two attention kernels give the same numbers:
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -150,17 +149,17 @@ class Attention(nn.Module):
 
     def _sdpa(self, q, k, v, batch: int, size: tuple[int, int]) -> torch.Tensor:
         """Fused attention with the rel-pos terms as an additive mask."""
-        bias = None
-        if self.use_rel_pos:
-            bias = decomposed_rel_pos_bias(q.float(), self.rel_pos_h.float(),
-                                           self.rel_pos_w.float(), size)
         shape = (batch, self.num_heads, q.shape[1], q.shape[2])
         dtype = q.dtype
         if torch.is_autocast_enabled(q.device.type):
             # Under autocast SDPA would cast the fp32 mask to bf16, which selects a far slower
-            # kernel; run it by hand with a bf16 q/k/v and an fp32 mask instead.
+            # kernel; run it outside autocast with bf16 q/k/v and an fp32 mask instead.
             dtype = torch.get_autocast_dtype(q.device.type)
         with torch.autocast(q.device.type, enabled=False):
+            bias = None
+            if self.use_rel_pos:
+                bias = decomposed_rel_pos_bias(q.float(), self.rel_pos_h.float(),
+                                               self.rel_pos_w.float(), size)
             out = F.scaled_dot_product_attention(
                 q.to(dtype).view(shape), k.to(dtype).view(shape), v.to(dtype).view(shape),
                 attn_mask=None if bias is None else bias.view(batch, self.num_heads, *bias.shape[1:]),
@@ -260,17 +259,3 @@ def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w:
     bias.add_(rel_h[:, :, :, :, None])
     return bias.view(batch, height * width, height * width)
 
-
-def encoder_flops(img_size: int, patch_size: int, embed_dim: int, depth: int, mlp_dim: int,
-                  window_size: int, n_global: int, out_chans: int) -> float:
-    """Multiply-add count ×2 of one forward pass (for the benchmark's utilisation figure)."""
-    grid = img_size // patch_size
-    tokens = grid * grid
-    linear = 2 * tokens * embed_dim * (3 * embed_dim + embed_dim + 2 * mlp_dim)
-    glob = 2 * 2 * tokens * tokens * embed_dim
-    padded = math.ceil(grid / window_size) * window_size if window_size else grid
-    win = 2 * 2 * padded * padded * window_size * window_size * embed_dim if window_size else 0
-    attn = n_global * glob + (depth - n_global) * win
-    stem = 2 * tokens * embed_dim * 3 * patch_size ** 2
-    neck = 2 * tokens * out_chans * (embed_dim + 9 * out_chans)
-    return depth * linear + attn + stem + neck

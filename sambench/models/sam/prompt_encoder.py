@@ -1,0 +1,123 @@
+"""SAM's prompt encoder: points and boxes → sparse tokens, a mask → a dense embedding.
+
+Points and box corners are encoded with random Fourier features of their position (shifted
++0.5 to the pixel centre, normalised by the padded input size) plus a learned embedding per
+kind: negative point (0), positive point (1), box top-left (2), box bottom-right (3), and
+"not a point" (label −1) that replaces the positional part of padding points. A mask prompt
+(4× the embedding resolution) is downscaled by two stride-2 convs; without one, the learned
+``no_mask_embed`` is used everywhere (SAM paper App. A; official ``prompt_encoder.py``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+from sambench.models.sam.common import LayerNorm2d
+
+
+class PositionEmbeddingRandom(nn.Module):
+    """Random Fourier features: ``sin``/``cos`` of ``2π (2p − 1) G`` for p in [0, 1]²."""
+
+    def __init__(self, num_pos_feats: int = 128, scale: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("positional_encoding_gaussian_matrix",
+                             scale * torch.randn((2, num_pos_feats)))
+
+    def _pe_encoding(self, coords: torch.Tensor) -> torch.Tensor:
+        coords = 2 * coords - 1
+        coords = coords @ self.positional_encoding_gaussian_matrix
+        coords = 2 * math.pi * coords
+        return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
+
+    def forward(self, size: tuple[int, int]) -> torch.Tensor:
+        """``(C, h, w)`` encoding of the centres of an ``h × w`` grid."""
+        height, width = size
+        device = self.positional_encoding_gaussian_matrix.device
+        ones = torch.ones((height, width), device=device, dtype=torch.float32)
+        y = (ones.cumsum(dim=0) - 0.5) / height
+        x = (ones.cumsum(dim=1) - 0.5) / width
+        return self._pe_encoding(torch.stack([x, y], dim=-1)).permute(2, 0, 1)
+
+    def forward_with_coords(self, coords: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        """Encode ``(B, N, 2)`` pixel coordinates ``(x, y)`` of an ``image_size`` (H, W) frame."""
+        x = coords[..., 0] / image_size[1]
+        y = coords[..., 1] / image_size[0]
+        return self._pe_encoding(torch.stack([x, y], dim=-1).to(torch.float))
+
+
+class PromptEncoder(nn.Module):
+    def __init__(self, embed_dim: int, image_embedding_size: tuple[int, int],
+                 input_image_size: tuple[int, int], mask_in_chans: int) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.input_image_size = input_image_size
+        self.image_embedding_size = image_embedding_size
+        self.pe_layer = PositionEmbeddingRandom(embed_dim // 2)
+        # 0 negative point, 1 positive point, 2 box top-left, 3 box bottom-right
+        self.point_embeddings = nn.ModuleList(nn.Embedding(1, embed_dim) for _ in range(4))
+        self.not_a_point_embed = nn.Embedding(1, embed_dim)
+        self.mask_input_size = (4 * image_embedding_size[0], 4 * image_embedding_size[1])
+        self.mask_downscaling = nn.Sequential(
+            nn.Conv2d(1, mask_in_chans // 4, kernel_size=2, stride=2),
+            LayerNorm2d(mask_in_chans // 4),
+            nn.GELU(),
+            nn.Conv2d(mask_in_chans // 4, mask_in_chans, kernel_size=2, stride=2),
+            LayerNorm2d(mask_in_chans),
+            nn.GELU(),
+            nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1),
+        )
+        self.no_mask_embed = nn.Embedding(1, embed_dim)
+
+    def get_dense_pe(self) -> torch.Tensor:
+        """``(1, C, h, w)`` positional encoding of the image-embedding grid."""
+        return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+
+    def _embed_points(self, points: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
+        points = points + 0.5  # pixel centre
+        if pad:
+            # Without a box the decoder was trained with one trailing "not a point" token.
+            points = torch.cat([points, points.new_zeros(points.shape[0], 1, 2)], dim=1)
+            labels = torch.cat([labels, -labels.new_ones(labels.shape[0], 1)], dim=1)
+        embedding = self.pe_layer.forward_with_coords(points, self.input_image_size)
+        labels = labels[..., None]
+        embedding = torch.where(labels == -1, self.not_a_point_embed.weight, embedding)
+        embedding = torch.where(labels == 0, embedding + self.point_embeddings[0].weight, embedding)
+        return torch.where(labels == 1, embedding + self.point_embeddings[1].weight, embedding)
+
+    def _embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        corners = (boxes + 0.5).reshape(-1, 2, 2)  # pixel centre
+        embedding = self.pe_layer.forward_with_coords(corners, self.input_image_size)
+        corner_kind = torch.cat([self.point_embeddings[2].weight, self.point_embeddings[3].weight])
+        return embedding + corner_kind
+
+    def forward(self, points: Optional[tuple[torch.Tensor, torch.Tensor]],
+                boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sparse ``(B, T, C)`` tokens and the dense ``(B, C, h, w)`` mask embedding.
+
+        Without masks the dense embedding is ``(1, C, h, w)``: the same for every prompt, so
+        the decoder can share it instead of repeating it B times.
+        """
+        if points is not None:
+            batch = points[0].shape[0]
+        elif boxes is not None:
+            batch = boxes.shape[0]
+        elif masks is not None:
+            batch = masks.shape[0]
+        else:
+            batch = 1
+        device = self.no_mask_embed.weight.device
+        sparse = [torch.empty((batch, 0, self.embed_dim), device=device)]
+        if points is not None:
+            sparse.append(self._embed_points(points[0], points[1], pad=boxes is None))
+        if boxes is not None:
+            sparse.append(self._embed_boxes(boxes))
+        if masks is not None:
+            dense = self.mask_downscaling(masks)
+        else:
+            dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+                1, -1, *self.image_embedding_size)
+        return torch.cat(sparse, dim=1), dense

@@ -1,0 +1,184 @@
+"""SAM's two-way transformer: prompt tokens and image tokens attend to each other.
+
+Each layer: token self-attention → tokens attend to the image → token MLP → the image attends
+to the tokens, each with a residual and a post-LayerNorm; the first layer's self-attention has
+no PE and no residual; a final token→image attention closes (SAM paper App. A; official
+``transformer.py``). Names follow the official code so its checkpoints load.
+
+The image side is where the cost is: B prompts × 4096 image tokens × 256 channels, against
+~7 tokens per prompt. Two exact rewrites keep it small (same maths, only the rounding of fp32
+sums differs, far inside the parity bounds):
+
+- **Shared image.** Before the first image update every prompt sees the same image tokens (no
+  mask prompt), so their projections are computed once, not once per prompt (the reference
+  repeats the embedding B times).
+- **Project the tokens instead of the image.** With few tokens, ``q·(W_k x + b_k)`` is
+  computed as ``(W_kᵀ q)·x`` (the ``q·b_k`` term is constant along the softmax axis and drops
+  out), ``Σ a (W_v x + b_v)`` as ``W_v (Σ a x) + b_v`` (weights sum to 1), and the image-side
+  output projection ``W_o Σ a v`` as ``Σ a (W_o v)``. Each per-prompt image-side product then
+  has heads·tokens (~56) columns instead of the projection width (128).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from sambench.models.sam.common import MLPBlock
+
+
+class TwoWayTransformer(nn.Module):
+    def __init__(self, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int,
+                 attention_downsample_rate: int = 2) -> None:
+        super().__init__()
+        self.depth = depth
+        self.embedding_dim = embedding_dim
+        self.num_heads = num_heads
+        self.mlp_dim = mlp_dim
+        self.layers = nn.ModuleList(
+            TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
+                                 skip_first_layer_pe=(i == 0))
+            for i in range(depth)
+        )
+        self.final_attn_token_to_image = Attention(embedding_dim, num_heads,
+                                                   downsample_rate=attention_downsample_rate)
+        self.norm_final_attn = nn.LayerNorm(embedding_dim)
+
+    def forward(self, image_embedding: Tensor, image_pe: Tensor, point_embedding: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        """Run the layers.
+
+        ``image_embedding`` is channels-last ``(Bi, N, C)`` with Bi = 1 (shared by all prompts)
+        or B; ``image_pe`` ``(1, N, C)``; ``point_embedding`` ``(B, T, C)``. Returns the tokens
+        ``(B, T, C)`` and the image tokens ``(B, N, C)`` (still ``(1, N, C)`` if depth is 0).
+        """
+        queries, keys = point_embedding, image_embedding
+        for layer in self.layers:
+            queries, keys = layer(queries, keys, point_embedding, image_pe)
+        attn_out = self.final_attn_token_to_image.tokens_to_image(
+            queries + point_embedding, keys + image_pe, keys)
+        return self.norm_final_attn(queries + attn_out), keys
+
+
+class TwoWayAttentionBlock(nn.Module):
+    def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int = 2048,
+                 attention_downsample_rate: int = 2, skip_first_layer_pe: bool = False) -> None:
+        super().__init__()
+        self.self_attn = Attention(embedding_dim, num_heads)
+        self.norm1 = nn.LayerNorm(embedding_dim)
+        self.cross_attn_token_to_image = Attention(embedding_dim, num_heads,
+                                                   downsample_rate=attention_downsample_rate)
+        self.norm2 = nn.LayerNorm(embedding_dim)
+        self.mlp = MLPBlock(embedding_dim, mlp_dim, nn.ReLU)
+        self.norm3 = nn.LayerNorm(embedding_dim)
+        self.norm4 = nn.LayerNorm(embedding_dim)
+        self.cross_attn_image_to_token = Attention(embedding_dim, num_heads,
+                                                   downsample_rate=attention_downsample_rate)
+        self.skip_first_layer_pe = skip_first_layer_pe
+
+    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        if self.skip_first_layer_pe:
+            queries = self.self_attn(queries, queries, queries)
+        else:
+            q = queries + query_pe
+            queries = queries + self.self_attn(q, q, queries)
+        queries = self.norm1(queries)
+
+        keys_pe = keys + key_pe  # the image with PE serves both cross-attentions
+        queries = self.norm2(queries + self.cross_attn_token_to_image.tokens_to_image(
+            queries + query_pe, keys_pe, keys))
+        queries = self.norm3(queries + self.mlp(queries))
+
+        attn_out = self.cross_attn_image_to_token.image_to_tokens(
+            keys_pe, queries + query_pe, queries)
+        keys = self.norm4(keys + attn_out)
+        return queries, keys
+
+
+class Attention(nn.Module):
+    """Multi-head attention whose q/k/v projections may narrow the width (``downsample_rate``)."""
+
+    def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1) -> None:
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.internal_dim = embedding_dim // downsample_rate
+        self.num_heads = num_heads
+        if self.internal_dim % num_heads:
+            raise ValueError(f"{num_heads} heads do not divide width {self.internal_dim}")
+        self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.k_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.v_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
+
+    @property
+    def head_dim(self) -> int:
+        return self.internal_dim // self.num_heads
+
+    def _heads(self, x: Tensor) -> Tensor:
+        batch, n, _ = x.shape
+        return x.reshape(batch, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Plain attention (the reference computation); batch axes broadcast."""
+        q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
+        attn = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+        out = torch.softmax(attn, dim=-1) @ v
+        out = out.transpose(1, 2).flatten(2)
+        return self.out_proj(out)
+
+    def tokens_to_image(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Tokens ``q`` ``(B, T, C)`` attend to image tokens ``k``, ``v`` ``(Bi, N, C)``."""
+        batch, n_tok, _ = q.shape
+        heads, head_dim = self.num_heads, self.head_dim
+        shared = k.shape[0] == 1 and batch > 1
+        if shared or heads * n_tok >= self.internal_dim:
+            if not shared:
+                return self.forward(q, k, v)
+            # Project the shared image once; all prompts' queries go into one product per head.
+            n_img = k.shape[1]
+            kh = self.k_proj(k[0]).view(n_img, heads, head_dim).permute(1, 2, 0)
+            vh = self.v_proj(v[0]).view(n_img, heads, head_dim).transpose(0, 1)
+            qh = self.q_proj(q).view(batch * n_tok, heads, head_dim).transpose(0, 1)
+            attn = torch.softmax((qh @ kh) / math.sqrt(head_dim), dim=-1)
+            out = (attn @ vh).view(heads, batch, n_tok, head_dim).permute(1, 2, 0, 3)
+            return self.out_proj(out.reshape(batch, n_tok, self.internal_dim))
+        # Per-prompt image: fold W_k into the queries and W_v after the weighted sum.
+        qh = self.q_proj(q).view(batch, n_tok, heads, head_dim)
+        w_k = self.k_proj.weight.view(heads, head_dim, -1)
+        w_v = self.v_proj.weight.view(heads, head_dim, -1)
+        r = torch.einsum("bthd,hdc->bhtc", qh, w_k).reshape(batch, heads * n_tok, -1)
+        attn = torch.softmax((r @ k.transpose(1, 2)) / math.sqrt(head_dim), dim=-1)
+        z = (attn @ v).view(batch, heads, n_tok, -1)
+        out = torch.einsum("bhtc,hdc->bthd", z, w_v).reshape(batch, n_tok, -1) + self.v_proj.bias
+        return self.out_proj(out)
+
+    def image_to_tokens(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Image tokens ``q`` ``(Bi, N, C)`` attend to tokens ``k``, ``v`` ``(B, T, C)``."""
+        batch, n_tok, _ = k.shape
+        n_img = q.shape[1]
+        heads, head_dim = self.num_heads, self.head_dim
+        shared = q.shape[0] == 1 and batch > 1
+        if not shared and heads * n_tok >= self.internal_dim:
+            return self.forward(q, k, v)
+        kh = self.k_proj(k).view(batch, n_tok, heads, head_dim)
+        vh = self.v_proj(v).view(batch, n_tok, heads, head_dim)
+        if shared:
+            # Project the shared image once; one product per head covers every prompt's keys.
+            qh = self.q_proj(q[0]).view(n_img, heads, head_dim).transpose(0, 1)
+            logits = qh @ kh.permute(2, 3, 0, 1).reshape(heads, head_dim, batch * n_tok)
+            attn = torch.softmax(logits.view(heads, n_img, batch, n_tok) / math.sqrt(head_dim), -1)
+            attn = attn.permute(2, 1, 0, 3).reshape(batch, n_img, heads * n_tok)
+        else:
+            # Fold W_q into the keys; its bias gives a per-key offset that does not cancel.
+            w_q = self.q_proj.weight.view(heads, head_dim, -1)
+            r = torch.einsum("bthd,hdc->bcht", kh, w_q).reshape(batch, -1, heads * n_tok)
+            offset = torch.einsum("bthd,hd->bht", kh, self.q_proj.bias.view(heads, head_dim))
+            logits = torch.baddbmm(offset.reshape(batch, 1, heads * n_tok), q, r)
+            attn = torch.softmax(logits.view(batch, n_img, heads, n_tok) / math.sqrt(head_dim), -1)
+            attn = attn.view(batch, n_img, heads * n_tok)
+        # W_o applied to each token's values before the weighted sum over tokens and heads.
+        w_o = self.out_proj.weight.view(-1, heads, head_dim)
+        u = torch.einsum("bthd,chd->bhtc", vh, w_o).reshape(batch, heads * n_tok, -1)
+        return torch.baddbmm(self.out_proj.bias, attn, u)
