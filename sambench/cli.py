@@ -8,6 +8,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import shlex
 import sys
 import time
@@ -34,6 +35,8 @@ def _add_run(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--cache", help="embedding cache folder (default: $SAMBENCH_CACHE/embeddings)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_run)
@@ -68,13 +71,18 @@ def cmd_run(args) -> int:
         raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")
     if args.limit is not None and args.limit < 1:
         raise SambenchError("--limit must be at least 1")
+    if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SambenchError("--out is required when running under torchrun (all ranks share it)")
     out = Path(args.out) if args.out else Path("runs") / (
         f"{suite.name}-{split_spec(model)[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
                        device=args.device, dtype=args.dtype, data_root=args.data_root,
-                       explicit_datasets=bool(args.dataset),
+                       explicit_datasets=bool(args.dataset), cache=args.cache,
+                       use_cache=not args.no_cache,
                        command=shlex.join(["sambench"] + sys.argv[1:]))
     results = run(config)
+    if results is None:  # a torchrun rank other than 0: rank 0 writes results and report
+        return 0
     if not args.no_report:
         from sambench.report import write_report
 
@@ -174,6 +182,28 @@ def cmd_datasets_synth(args) -> int:
     return 0
 
 
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="the on-disk embedding cache")
+    p.add_argument("action", choices=["info", "clear"])
+    p.add_argument("--cache", help="cache folder (default: $SAMBENCH_CACHE/embeddings)")
+    p.set_defaults(func=cmd_cache)
+
+
+def cmd_cache(args) -> int:
+    from sambench.cache import EmbeddingCache
+    from sambench.datasets import cache_dir
+
+    cache = EmbeddingCache(Path(args.cache) if args.cache else cache_dir() / "embeddings")
+    if args.action == "clear":
+        print(f"removed {cache.clear()} cached embeddings from {cache.root}")
+    else:
+        entries = cache.entries()
+        size = sum(st.st_size for _, st in entries)
+        print(f"{cache.root}: {len(entries)} embeddings, {size / 2**20:.1f} MiB "
+              f"(cap {cache.max_bytes / 2**30:.0f} GiB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sambench import __version__
 
@@ -185,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_datasets(sub)
     _add_models(sub)
+    _add_cache(sub)
     for module in _SUBCOMMAND_MODULES:
         importlib.import_module(module).add_parser(sub)
     return parser

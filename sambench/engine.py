@@ -14,19 +14,21 @@ import logging
 import re
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from tqdm import tqdm
 
-from sambench import datasets
+from sambench import datasets, distributed
+from sambench.cache import CachedModel, EmbeddingCache, supports_cache
 from sambench.errors import SambenchError
 from sambench.models import load_model
 from sambench.results import SCHEMA, atomic_write_json, provenance
 from sambench.tasks import Suite, TaskSpec
-from sambench.types import SampleRecord
+from sambench.types import Sample, SampleRecord
 
 log = logging.getLogger("sambench")
 
@@ -44,6 +46,8 @@ class RunConfig:
     explicit_datasets: bool = False  # named on the command line: a missing folder is an error
     command: str = ""
     model_options: Optional[dict] = None
+    cache: Optional[str] = None  # embedding cache folder (default: $SAMBENCH_CACHE/embeddings)
+    use_cache: bool = True
 
     def fingerprint(self) -> dict:
         """What must not change between a run and its resume."""
@@ -75,9 +79,11 @@ def _check_resume(config: RunConfig) -> None:
         atomic_write_json(pinned, fp)
 
 
-def run(config: RunConfig) -> dict:
-    """Execute the suite and write ``results.json``; returns the results dict."""
+def run(config: RunConfig) -> Optional[dict]:
+    """Execute the suite and write ``results.json``; returns the results dict (on rank 0;
+    other ranks of a torchrun job return None after scoring their shard)."""
     started = time.time()
+    dist = distributed.init(config.device)
     # Resolve every name and load the model before touching the run directory, so a typo
     # fails fast and leaves nothing behind.
     plan = []
@@ -88,11 +94,22 @@ def run(config: RunConfig) -> dict:
             if config.explicit_datasets and not ref.root.exists():
                 raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
             plan.append((task, runner, ref))
-    model = load_model(config.model, device=config.device, dtype=config.dtype,
+    model = load_model(config.model, device=dist.device(config.device), dtype=config.dtype,
                        **(config.model_options or {}))
-    config.out.mkdir(parents=True, exist_ok=True)
-    _check_resume(config)
-    results = [_run_dataset(config, task, runner, model, ref) for task, runner, ref in plan]
+    cache = None
+    if config.use_cache and supports_cache(model):
+        cache = EmbeddingCache(Path(config.cache) if config.cache else datasets.cache_dir() / "embeddings")
+        model = CachedModel(model, cache)
+    if dist.is_main:
+        config.out.mkdir(parents=True, exist_ok=True)
+        _check_resume(config)
+    dist.barrier()
+    for task, runner, ref in plan:
+        _score_shard(config, task, runner, model, ref, dist)
+    dist.barrier()
+    if not dist.is_main:
+        return None
+    results = [_aggregate_dataset(config, task, runner, ref) for task, runner, ref in plan]
     info = model.info().to_json()
     if info.get("checkpoint"):
         info["checkpoint"] = str(info["checkpoint"])
@@ -100,43 +117,81 @@ def run(config: RunConfig) -> dict:
                "run": provenance(config.command, config.seed, config.device, config.dtype),
                "suite": {"name": config.suite.name, "version": config.suite.version},
                "model": info, "results": results}
+    summary["run"]["world_size"] = dist.world_size
+    if cache is not None:
+        summary["run"]["embedding_cache"] = {"dir": str(cache.root), **vars(cache.stats)}
     summary["run"]["duration_s"] = round(time.time() - started, 2)
     atomic_write_json(config.out / "results.json", summary)
     return summary
 
 
-def _run_dataset(config: RunConfig, task: TaskSpec, runner, model, ref: datasets.DatasetRef) -> dict:
+def _samples(config: RunConfig, ref) -> Iterator[tuple[int, Sample]]:
+    """(index, sample) pairs of a dataset up to ``--limit``, in dataset order."""
+    dataset = ref.open()
+    total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
+    for index, sample in enumerate(dataset):
+        if index >= total:
+            break
+        yield index, sample
+
+
+def _record_path(config: RunConfig, task: TaskSpec, ref, sample: Sample) -> Path:
+    return config.out / "records" / task.name / ref.name / f"{safe_name(sample.id)}.json"
+
+
+def _prefetched(pairs: Iterator[tuple[int, Sample]], depth: int = 2) -> Iterator[tuple[int, Sample]]:
+    """Decode upcoming images in a background thread while the model works on this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        queue: deque = deque()
+        for pair in pairs:
+            queue.append((pair, pool.submit(pair[1].preload)))
+            if len(queue) > depth:
+                done, future = queue.popleft()
+                future.result()
+                yield done
+        while queue:
+            done, future = queue.popleft()
+            future.result()
+            yield done
+
+
+def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dist) -> None:
+    """Score this rank's images that have no record yet (resume) and write their records."""
+    if not ref.root.exists():
+        if dist.is_main:
+            log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
+        return
+    todo = ((i, s) for i, s in _samples(config, ref)
+            if dist.owns(i) and not _record_path(config, task, ref, s).is_file())
+    bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
+    for _, sample in _prefetched(todo):
+        t0 = time.perf_counter()
+        record = runner.run_sample(model, sample, config.seed)
+        record.seconds = round(time.perf_counter() - t0, 4)
+        for err in record.errors:
+            if err["kind"] != "crowd_excluded":
+                log.warning("%s/%s sample %s: %s: %s", task.name, ref.name, sample.id,
+                            err["kind"], err["detail"])
+        atomic_write_json(_record_path(config, task, ref, sample), record.to_json())
+        bar.update(1)
+    bar.close()
+
+
+def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
+    """Read every record of a dataset in dataset order and compute its result entry."""
     entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
              "split": ref.card.split, "n_images": 0, "n_masks": 0,
              "protocol": runner.protocol(), "metrics": {}}
     if not ref.root.exists():
-        log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
         entry["status"] = "absent"
         return entry
-    dataset = ref.open()
-    record_dir = config.out / "records" / task.name / ref.name
     records: list[SampleRecord] = []
-    total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
-    bar = tqdm(total=total, desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(),
-               leave=False)
-    for index, sample in enumerate(dataset):
-        if index >= total:
-            break
-        path = record_dir / f"{safe_name(sample.id)}.json"
-        if path.is_file():
-            record = SampleRecord.from_json(json.loads(path.read_text()))
-        else:
-            t0 = time.perf_counter()
-            record = runner.run_sample(model, sample, config.seed)
-            record.seconds = round(time.perf_counter() - t0, 4)
-            for err in record.errors:
-                if err["kind"] not in ("crowd_excluded",):
-                    log.warning("%s/%s sample %s: %s: %s", task.name, ref.name, sample.id,
-                                err["kind"], err["detail"])
-            atomic_write_json(path, record.to_json())
-        records.append(record)
-        bar.update(1)
-    bar.close()
+    for _, sample in _samples(config, ref):
+        path = _record_path(config, task, ref, sample)
+        if not path.is_file():
+            raise SambenchError(f"no record for {ref.name} sample {sample.id}: a rank stopped early; "
+                                "rerun the same command to resume")
+        records.append(SampleRecord.from_json(json.loads(path.read_text())))
     entry["status"] = "ok"
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})

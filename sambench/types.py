@@ -56,8 +56,22 @@ class Sample:
     # Annotations the adapter could not turn into an Instance (kind, detail); tasks count them.
     problems: list[dict[str, str]] = field(default_factory=list)
 
+    def preload(self) -> None:
+        """Decode the image now (e.g. in a prefetch thread); ``load_image`` then returns it,
+        or raises the error the decode met."""
+        try:
+            self._image = self._read()
+        except SambenchError as exc:
+            self._image = exc
+
     def load_image(self) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB. Raises :class:`SambenchError` if it cannot be read."""
+        image = self.__dict__.pop("_image", None)
+        if isinstance(image, SambenchError):
+            raise image
+        return image if image is not None else self._read()
+
+    def _read(self) -> np.ndarray:
         if self.image_loader is not None:
             image = self.image_loader()
         elif self.image_path is not None:

@@ -7,46 +7,12 @@ import numpy as np
 import pytest
 
 from sambench.cli import main
-from sambench.models import MODELS, register_model
-from sambench.models.base import ModelInfo, batch_prompts, unbatch
-from sambench.types import Prediction
 
-RADII = (3, 8, 20)
-
-
-class DiskModel:
-    """Disks around the mean positive click: a fast, prompt-sensitive stand-in model."""
-
-    calls = 0
-
-    def info(self):
-        return ModelInfo("disk", "test", config={"radii": list(RADII)})
-
-    def embed(self, image):
-        DiskModel.calls += 1
-        return image.shape[:2]
-
-    def predict(self, embedding, points=None, labels=None, box=None, mask_input=None, multimask=True):
-        batch = batch_prompts(points, labels, box, mask_input)
-        h, w = embedding
-        ys, xs = np.mgrid[0:h, 0:w]
-        radii = RADII if multimask else RADII[1:2]
-        masks = np.zeros((batch.size, len(radii), h, w), bool)
-        for b in range(batch.size):
-            pos = batch.points[b][batch.labels[b] == 1].mean(axis=0)
-            for k, r in enumerate(radii):
-                masks[b, k] = (xs - pos[0]) ** 2 + (ys - pos[1]) ** 2 <= r * r
-        scores = np.tile(np.array([0.2, 0.9, 0.5][: len(radii)] if multimask else [0.9], np.float32),
-                         (batch.size, 1))
-        return unbatch(Prediction(masks, scores, np.zeros((batch.size, len(radii), 256, 256), np.float32)), batch)
-
-
-if "test-disk" not in MODELS:
-    register_model("test-disk", "test stand-in")(lambda checkpoint=None, device="cpu", dtype="float32": DiskModel())
+from stand_in import DiskModel  # noqa: E402  (registers the test-disk model)
 
 
 def run_cli(*args):
-    return main(["run", "--model", "test-disk", "--task", "point", *args])
+    return main(["run", "--model", "test-disk", "--task", "point", "--no-cache", *args])
 
 
 def test_run_directory_follows_the_contract(synth_dir, tmp_path):
@@ -99,6 +65,17 @@ def test_resume_after_interrupt_gives_identical_metrics(synth_dir, tmp_path, mon
     assert DiskModel.calls - before == 2  # the finished sample is not recomputed
     assert json.loads((part / "results.json").read_text())["results"][0]["metrics"] == expected
     assert len(list((part / "records").rglob("*.json"))) == 3
+
+
+def test_warm_cache_rerun_encodes_nothing(synth_dir, tmp_path):
+    args = ["run", "--model", "test-disk", "--task", "point", "--dataset", str(synth_dir),
+            "--cache", str(tmp_path / "cache")]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    before = DiskModel.calls
+    assert main(args + ["--out", str(tmp_path / "b"), "--seed", "5"]) == 0
+    assert DiskModel.calls == before
+    cache = json.loads((tmp_path / "b" / "results.json").read_text())["run"]["embedding_cache"]
+    assert cache["hits"] == 3 and cache["misses"] == 0
 
 
 def test_resume_with_other_settings_is_refused(synth_dir, tmp_path, capsys):
