@@ -19,7 +19,8 @@ from sambench.errors import SambenchError
 log = logging.getLogger("sambench")
 
 # Modules that add their own subcommand with ``add_parser(subparsers)``.
-_SUBCOMMAND_MODULES: list[str] = []
+_SUBCOMMAND_MODULES: list[str] = ["sambench.report.cli", "sambench.train.cli",
+                                   "sambench.metrics.bsds_cli"]
 
 
 def _add_run(sub) -> None:
@@ -39,7 +40,29 @@ def _add_run(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--sample-list", action="append", default=[], metavar="FILE",
+                   help="evaluate exactly the masks of this list (from `sambench datasets sample`; repeatable)")
+    p.add_argument("--detections", metavar="FILE",
+                   help="instances task: detector boxes to prompt with (COCO results JSON)")
+    p.add_argument("--prompt", choices=["detections", "gt-box"],
+                   help="instances task: prompt with the detections or the ground-truth boxes")
     p.set_defaults(func=cmd_run)
+
+
+def _instances_options(args, suite) -> None:
+    """--detections / --prompt become options of the run's instances tasks."""
+    options = {}
+    if args.detections:
+        options["detections"] = str(Path(args.detections).expanduser().resolve())
+    if args.prompt:
+        options["prompt"] = args.prompt
+    if not options:
+        return
+    tasks = [t for t in suite.tasks if t.runner == "instances"]
+    if not tasks:
+        raise SambenchError("--detections and --prompt apply to the instances task, which this run does not include")
+    for task in tasks:
+        task.options.update(options)
 
 
 def _plan(args):
@@ -61,11 +84,24 @@ def _plan(args):
     return suite
 
 
+def _sample_lists(args, suite) -> dict:
+    """--sample-list files by dataset name; each must name a dataset this run evaluates."""
+    from sambench.datasets import sample_lists_by_dataset
+
+    by_name = sample_lists_by_dataset(args.sample_list)
+    planned = {spec.partition("=")[0] for t in suite.tasks for spec in t.datasets}
+    for name, path in by_name.items():
+        if name not in planned:
+            raise SambenchError(f"sample list {path} is for dataset {name}, which this run does not evaluate")
+    return by_name
+
+
 def cmd_run(args) -> int:
     from sambench.engine import RunConfig, run
     from sambench.models import split_spec
 
     suite = _plan(args)
+    _instances_options(args, suite)
     model = args.model or suite.model
     if not model:
         raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")
@@ -78,7 +114,7 @@ def cmd_run(args) -> int:
     config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
                        device=args.device, dtype=args.dtype, data_root=args.data_root,
                        explicit_datasets=bool(args.dataset), cache=args.cache,
-                       use_cache=not args.no_cache,
+                       use_cache=not args.no_cache, sample_lists=_sample_lists(args, suite),
                        command=shlex.join(["sambench"] + sys.argv[1:]))
     results = run(config)
     if results is None:  # a torchrun rank other than 0: rank 0 writes results and report
@@ -96,20 +132,6 @@ def cmd_run(args) -> int:
         print(f"run directory: {out}")
         if not args.no_report:
             print(f"report: {out / 'report.html'}")
-    return 0
-
-
-def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="write report.html for a run directory")
-    p.add_argument("run_dir")
-    p.set_defaults(func=cmd_report)
-
-
-def cmd_report(args) -> int:
-    from sambench.report import write_report
-
-    path = write_report(Path(args.run_dir))
-    print(f"report: {path}")
     return 0
 
 
@@ -144,11 +166,26 @@ def cmd_models_info(args) -> int:
 
 
 def _add_datasets(sub) -> None:
-    p = sub.add_parser("datasets", help="dataset cards, presence, synthetic data")
+    p = sub.add_parser("datasets", help="dataset cards, presence, checks, sample lists, synthetic data")
     dsub = p.add_subparsers(dest="action", required=True)
     lst = dsub.add_parser("list", help="known datasets (and which are present under --data-root)")
     lst.add_argument("--data-root")
     lst.set_defaults(func=cmd_datasets_list)
+    chk = dsub.add_parser("check", help="verify a downloaded dataset against its card "
+                          "(exit 0 clean, 1 problems or count mismatch, 2 unusable)")
+    chk.add_argument("name", help="card name (see `sambench datasets list`)")
+    _add_root(chk)
+    chk.set_defaults(func=cmd_datasets_check)
+    smp = dsub.add_parser("sample", help="write the frozen list of (image, mask) ids to evaluate "
+                          "(the paper's >15k-mask subsampling, from a seed)")
+    smp.add_argument("name", help="card name")
+    _add_root(smp)
+    smp.add_argument("--out", required=True, help="sample list JSON to write")
+    smp.add_argument("--seed", type=int, default=0)
+    smp.set_defaults(func=cmd_datasets_sample)
+    tbl = dsub.add_parser("table", help="the datasets table (markdown) rendered from the cards")
+    tbl.add_argument("--out", help="write to this file (default: print)")
+    tbl.set_defaults(func=cmd_datasets_table)
     syn = dsub.add_parser("synth", help="write a synthetic COCO-format dataset")
     syn.add_argument("--out", required=True)
     syn.add_argument("--domain", default="shapes")
@@ -157,17 +194,66 @@ def _add_datasets(sub) -> None:
     syn.set_defaults(func=cmd_datasets_synth)
 
 
+def _add_root(parser) -> None:
+    parser.add_argument("--root", help="the dataset's folder")
+    parser.add_argument("--data-root", help="or the folder holding it under the card's dirname")
+
+
+def _dataset_ref(args):
+    from sambench.datasets import resolve
+
+    if args.root:
+        return resolve(f"{args.name}={args.root}")
+    return resolve(args.name, args.data_root)
+
+
 def cmd_datasets_list(args) -> int:
     from sambench.datasets import load_cards
 
     cards = load_cards()
+    print(f"{'name':16s} {'domain':24s} {'split':22s} {'format':10s} {'images':>7s} {'masks':>7s}  status")
     for name, card in cards.items():
         status = ""
         if card.synthetic is not None:
             status = "bundled"
         elif args.data_root:
-            status = "present" if (Path(args.data_root) / (card.dirname or name)).exists() else "absent"
-        print(f"{name:16s} {card.domain:28s} {card.split:12s} {status}")
+            folder = Path(args.data_root) / (card.dirname or name)
+            status = f"present ({folder})" if folder.exists() else "absent"
+        print(f"{name:16s} {card.domain[:24]:24s} {card.split[:22]:22s} {card.format:10s} "
+              f"{card.expected.get('images', ''):>7} {card.expected.get('masks', ''):>7}  {status}")
+    return 0
+
+
+def cmd_datasets_check(args) -> int:
+    from sambench.datasets.check import check
+
+    report = check(_dataset_ref(args))
+    print(report.text())
+    return report.exit_code
+
+
+def cmd_datasets_sample(args) -> int:
+    from sambench.datasets import draw
+
+    ref = _dataset_ref(args)
+    chosen = draw(ref.open(), ref.name, args.seed)
+    digest = chosen.write(Path(args.out))
+    how = "subsampled by the paper's rule" if chosen.subsampled else "whole dataset (<= 15000 masks)"
+    print(f"{ref.name}: {len(chosen.images)} images, {chosen.n_masks} masks ({how}, seed {args.seed})")
+    print(f"wrote {args.out} (sha256 {digest})")
+    return 0
+
+
+def cmd_datasets_table(args) -> int:
+    from sambench.datasets.cards import render_table
+
+    text = render_table()
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -212,7 +298,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command")
     _add_run(sub)
-    _add_report(sub)
     _add_datasets(sub)
     _add_models(sub)
     _add_cache(sub)

@@ -48,14 +48,19 @@ class RunConfig:
     model_options: Optional[dict] = None
     cache: Optional[str] = None  # embedding cache folder (default: $SAMBENCH_CACHE/embeddings)
     use_cache: bool = True
+    sample_lists: Optional[dict] = None  # dataset name -> frozen sample list file (--sample-list)
 
     def fingerprint(self) -> dict:
         """What must not change between a run and its resume."""
-        return {"model": self.model, "model_options": self.model_options or {},
-                "suite": self.suite.name, "suite_version": self.suite.version,
-                "tasks": [{"name": t.name, "version": t.version, "datasets": t.datasets,
-                           "options": t.options} for t in self.suite.tasks],
-                "seed": self.seed, "limit": self.limit, "dtype": self.dtype}
+        fp = {"model": self.model, "model_options": self.model_options or {},
+              "suite": self.suite.name, "suite_version": self.suite.version,
+              "tasks": [{"name": t.name, "version": t.version, "datasets": t.datasets,
+                         "options": t.options} for t in self.suite.tasks],
+              "seed": self.seed, "limit": self.limit, "dtype": self.dtype}
+        if self.sample_lists:
+            fp["sample_lists"] = {name: datasets.sampling.file_sha256(path)
+                                  for name, path in sorted(self.sample_lists.items())}
+        return fp
 
 
 def safe_name(sample_id: str) -> str:
@@ -125,9 +130,13 @@ def run(config: RunConfig) -> Optional[dict]:
     return summary
 
 
-def _samples(config: RunConfig, ref) -> Iterator[tuple[int, Sample]]:
+def _open(config: RunConfig, ref):
+    """The dataset restricted to its --sample-list, or to the paper's subsample drawn from the seed."""
+    return ref.open(seed=config.seed, sample_list=(config.sample_lists or {}).get(ref.name), subsample=True)
+
+
+def _samples(config: RunConfig, dataset) -> Iterator[tuple[int, Sample]]:
     """(index, sample) pairs of a dataset up to ``--limit``, in dataset order."""
-    dataset = ref.open()
     total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     for index, sample in enumerate(dataset):
         if index >= total:
@@ -161,7 +170,8 @@ def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dist) ->
         if dist.is_main:
             log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
         return
-    todo = ((i, s) for i, s in _samples(config, ref)
+    _begin_dataset(config, task, runner, ref)
+    todo = ((i, s) for i, s in _samples(config, _open(config, ref))
             if dist.owns(i) and not _record_path(config, task, ref, s).is_file())
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
     for _, sample in _prefetched(todo):
@@ -177,25 +187,39 @@ def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dist) ->
     bar.close()
 
 
+def _begin_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
+    """Let a runner that scores a dataset as a whole (instances: COCO AP against the annotation
+    file) load it before scoring or aggregating; returns its dataset-level counts."""
+    begin = getattr(runner, "begin_dataset", None)
+    if begin is None or not ref.root.exists():
+        return {}
+    return begin(ref, config.out / task.name) or {}
+
+
 def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
     """Read every record of a dataset in dataset order and compute its result entry."""
+    dataset_counts = _begin_dataset(config, task, runner, ref)
     entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
-             "split": ref.card.split, "n_images": 0, "n_masks": 0,
+             "split": ref.card.split, "root": str(ref.root), "n_images": 0, "n_masks": 0,
              "protocol": runner.protocol(), "metrics": {}}
     if not ref.root.exists():
         entry["status"] = "absent"
         return entry
     records: list[SampleRecord] = []
-    for _, sample in _samples(config, ref):
+    dataset = _open(config, ref)
+    for _, sample in _samples(config, dataset):
         path = _record_path(config, task, ref, sample)
         if not path.is_file():
             raise SambenchError(f"no record for {ref.name} sample {sample.id}: a rank stopped early; "
                                 "rerun the same command to resume")
         records.append(SampleRecord.from_json(json.loads(path.read_text())))
     entry["status"] = "ok"
+    if getattr(dataset, "sample_list", None) is not None:  # which masks: a frozen list or a draw
+        entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
-    entry["counts"] = dict(sorted(Counter(e["kind"] for r in records for e in r.errors).items()))
+    counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)
+    entry["counts"] = dict(sorted(counts.items()))
     entry["metrics"] = runner.aggregate(records, config.seed)
     entry["seconds"] = round(sum(r.seconds for r in records), 2)
     return entry

@@ -2,23 +2,24 @@
 
 A dataset is named on the command line as ``NAME`` (a card; its folder found under
 ``--data-root`` or, for bundled synthetic data, generated into the cache), ``NAME=ROOT``
-(a card at an explicit folder) or a path to a COCO-style folder (no card needed).
+(a card at an explicit folder) or a path to a COCO-style folder (no card needed). A run opens a
+Table 7 dataset with the paper's subsampling rule, or with a frozen sample list when given.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
+# Each format module registers its opener in FORMATS when imported.
+from sambench.datasets import (ade20k, bbbc038, bsds, cityscapes, hf, hypersim, labelmap,  # noqa: F401
+                               lvis, polygons, sa1b, ytvis)
+from sambench.datasets.base import FORMATS, open_format
 from sambench.datasets.cards import DatasetCard, load_cards
 from sambench.datasets.coco import CocoDataset, find_coco_files
+from sambench.datasets.sampling import SampleList, Selected, draw, read_sample_list
 from sambench.errors import SambenchError
-from sambench.registry import Registry
-from sambench.types import Sample
-
-# format name -> opener(card, root) -> dataset (iterable of Sample with __len__)
-FORMATS: Registry[Callable[[DatasetCard, Path], Iterable[Sample]]] = Registry("dataset format")
 
 
 @FORMATS.register("coco")
@@ -26,8 +27,8 @@ def _open_coco(card: DatasetCard, root: Path) -> CocoDataset:
     layout = card.layout
     if "annotations" in layout:
         ann, images = root / layout["annotations"], root / layout.get("images", "")
-    else:
-        ann, images = find_coco_files(root)
+    else:  # discover the JSON and image folder (in layout.folder, if the split is a sub-folder)
+        ann, images = find_coco_files(root / layout.get("folder", ""))
     return CocoDataset(card.name, ann, images, min_area=int(layout.get("min_area", 0)),
                        include_crowd=bool(layout.get("include_crowd", True)))
 
@@ -40,10 +41,25 @@ class DatasetRef:
     card: DatasetCard
     root: Path
 
-    def open(self):
+    def open(self, seed: int = 0, sample_list: Optional[str] = None, subsample: bool = False):
+        """The dataset as an iterable of Samples with ``__len__``, built lazily: the whole
+        split by default.
+
+        With ``sample_list`` (a file from ``sambench datasets sample``) only its images and
+        masks; with ``subsample`` and a Table 7 card, the paper's rule drawn from ``seed`` (what
+        a run evaluates). The returned dataset's ``sample_list`` attribute, when set, says which.
+        """
         if not self.root.exists():
             raise SambenchError(f"dataset {self.name}: folder not found: {self.root}")
-        return FORMATS.get(self.card.format)(self.card, self.root)
+        dataset = open_format(self.card, self.root)
+        if sample_list is not None:
+            chosen = read_sample_list(Path(sample_list))
+            if chosen.dataset != self.name:
+                raise SambenchError(f"sample list {sample_list} is for dataset {chosen.dataset}, not {self.name}")
+            return Selected(dataset, chosen)
+        if subsample and self.card.subsample is not None:
+            return Selected(dataset, draw(dataset, self.name, seed))
+        return dataset
 
 
 def cache_dir() -> Path:
@@ -64,9 +80,26 @@ def resolve(spec: str, data_root: Optional[str] = None) -> DatasetRef:
         return DatasetRef(name, card, Path(root).expanduser())
     if card.synthetic is not None:
         return DatasetRef(name, card, ensure_synthetic(card))
-    if data_root is None:
+    folder = Path(data_root).expanduser() / (card.dirname or name) if data_root else None
+    if card.format == "hf" and card.layout.get("hf_dataset") and not (folder and folder.exists()):
+        snapshot = hf.hub_snapshot(card.layout["hf_dataset"])  # the user's Hub cache, never a download
+        if snapshot is not None:
+            return DatasetRef(name, card, snapshot)
+    if folder is None:
         raise SambenchError(f"dataset {name}: give its folder as {name}=DIR or pass --data-root")
-    return DatasetRef(name, card, Path(data_root).expanduser() / (card.dirname or name))
+    return DatasetRef(name, card, folder)
+
+
+def sample_lists_by_dataset(paths: list[str]) -> dict[str, str]:
+    """``--sample-list`` files keyed by the dataset each names (read now, so a bad file fails
+    before any work)."""
+    by_name: dict[str, str] = {}
+    for path in paths:
+        chosen = read_sample_list(Path(path))
+        if chosen.dataset in by_name:
+            raise SambenchError(f"two sample lists for dataset {chosen.dataset}: {by_name[chosen.dataset]}, {path}")
+        by_name[chosen.dataset] = str(path)
+    return by_name
 
 
 def ensure_synthetic(card: DatasetCard) -> Path:
@@ -80,4 +113,5 @@ def ensure_synthetic(card: DatasetCard) -> Path:
     return root
 
 
-__all__ = ["FORMATS", "DatasetCard", "DatasetRef", "load_cards", "resolve", "CocoDataset"]
+__all__ = ["FORMATS", "DatasetCard", "DatasetRef", "load_cards", "resolve", "CocoDataset",
+           "SampleList", "draw", "read_sample_list", "sample_lists_by_dataset"]

@@ -79,8 +79,11 @@ class CocoDataset:
             else:
                 problems.append(problem)
         return Sample(id=str(image_id), dataset=self.name, height=h, width=w,
-                      instances=instances, image_path=self.image_dir / img["file_name"],
-                      meta={"file_name": img["file_name"]}, problems=problems)
+                      instances=instances, image_path=self.image_path(img),
+                      meta={"file_name": img.get("file_name", "")}, problems=problems)
+
+    def image_path(self, img: dict) -> Path:
+        return self.image_dir / img["file_name"]
 
     def _instance(self, ann: dict, h: int, w: int):
         ann_id = str(ann.get("id"))

@@ -5,25 +5,28 @@ as ``correspondPixels`` in Dollár's edges toolbox) matches predicted and ground
 pixels one to one within ``maxDist`` times the image diagonal. It builds an assignment problem
 with integer costs ``rint(100 * distance)`` for every pixel pair within the radius, ``ow =
 ceil(100 * outlierCost)`` (``outlierCost = 100 * radius``) for leaving a pixel unmatched, and
-solves it with Goldberg's CSA. Because ``ow`` is far above any real distance, the optimum is a
-maximum-cardinality matching of minimum total (rounded) distance.
+solves it with Goldberg's CSA. Because ``ow`` is ~100x the largest real cost, the optimum is in
+practice a maximum-cardinality matching of minimum total (rounded) distance.
 
 Why hand-written: the official C++ is GPL-2 and draws its sparse outlier edges at random with a
 time-of-day seed, so repeated runs differ by a few pixels; no maintained package offers the
 metric without it (pyEdgeEval wraps the same GPL code; see reference/metrics.md §1.4-1.5). Here
 the same optimum is found deterministically with SciPy's LAPJVsp
-(``scipy.sparse.csgraph.min_weight_full_bipartite_matching``) on a sparse augmented graph:
+(``scipy.sparse.csgraph.min_weight_full_bipartite_matching``) on a sparse graph whose rows are
+the smaller side (say the n1 predicted pixels) and whose columns are the other side plus one
+private "unmatched" slot per row:
 
-    rows = pred ∪ dummy_gt, cols = gt ∪ dummy_pred
-    pred_i - gt_j           rint(100 d) + 1   (every pair with d <= radius; +1 keeps weights > 0)
-    pred_i - dummy_pred_i   ow                (pred_i unmatched)
-    dummy_gt_j - gt_j       ow                (gt_j unmatched)
-    dummy_gt_j - dummy_pred_i  ow             (for every real pair: pairs the dummies left over)
+    pred_i - gt_j         rint(100 d)   (every pair with d <= radius, the match.cc window)
+    pred_i - unmatched_i  ow
 
-A perfect matching with k real pairs costs ``sum(w + 1) + ow * (n1 + n2 - k)``, the official
-objective up to the constant +1 per pair, and the graph stays as sparse as the real pairs.
-Among equally cheap matchings the official code picks at random, this one deterministically;
-the counts agree with the official benchmark within its own run-to-run noise.
+Every row is matched, so a matching with k real pairs costs ``sum(w) + ow * (n1 - k)``: the
+official objective ``sum(w) + ow * (n1 + n2 - k)`` up to a constant. Ties between equally cheap
+matchings are broken deterministically (the official code breaks them at random).
+
+The official code's random sparse outlier graph also makes it lose about one match per
+(threshold, annotator) pair relative to this optimum (recall ~3e-4 lower on the BSDS sample).
+``assign(..., rng=...)`` rebuilds that graph from a seeded generator to reproduce those
+statistics; it is ~5x slower. docs/edges.md has the measurements.
 """
 from __future__ import annotations
 
@@ -121,19 +124,19 @@ def assign(i: np.ndarray, j: np.ndarray, w: np.ndarray, ow: int,
     ui, i = np.unique(i, return_inverse=True)
     uj, j = np.unique(j, return_inverse=True)
     n1, n2 = ui.size, uj.size
-    if rng is None:
-        ar1, ar2 = np.arange(n1), np.arange(n2)
-        rows = [i, ar1, n1 + ar2, n1 + j]
-        cols = [j, n2 + ar1, ar2, n2 + i]
-        data = [w, np.full(n1 + n2 + i.size, ow, dtype=np.int64)]
-    else:
+    if rng is not None:
         r_o, c_o, w_o = _official_outlier_edges(n1, n2, ow, rng)
-        rows, cols, data = [i, r_o], [j, c_o], [w, w_o]
-    n = n1 + n2
-    # +1 on every edge: a perfect matching has n edges, so costs shift by n and none is 0
-    # (an explicit 0 would read as "no edge" to the sparse solver).
-    data = np.concatenate(data).astype(np.float64) + 1.0
-    graph = csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        rows, cols = np.concatenate([i, r_o]), np.concatenate([j, c_o])
+        data, shape = np.concatenate([w, w_o]), (n1 + n2, n1 + n2)
+    else:
+        if n1 > n2:  # rows = the smaller side: fewer augmentations, same optimum
+            r, c = assign(j, i, w, ow)
+            return ui[c], uj[r]
+        rows, cols = np.concatenate([i, np.arange(n1)]), np.concatenate([j, n2 + np.arange(n1)])
+        data, shape = np.concatenate([w, np.full(n1, ow, dtype=np.int64)]), (n1, n2 + n1)
+    # +1 on every edge: each full matching has one edge per row, so all costs shift equally,
+    # and no weight is 0 (an explicit 0 would read as "no edge" to the sparse solver).
+    graph = csr_matrix((data.astype(np.float64) + 1.0, (rows, cols)), shape=shape)
     r, c = min_weight_full_bipartite_matching(graph)
     real = (r < n1) & (c < n2)
     return ui[r[real]], uj[c[real]]

@@ -115,6 +115,7 @@ class GrabCut:
         if not np.isin(window, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
             window, (y0, y1, x0, x1) = state, (0, h, 0, w)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut's k-means init draws from OpenCV's global RNG: pin it per call
         cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1]), window, None, bgd, fgd,
                     self.iterations, cv2.GC_INIT_WITH_MASK)
         out = np.zeros((h, w), bool)

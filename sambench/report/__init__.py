@@ -1,30 +1,38 @@
-"""The self-contained HTML report of a run directory (inline CSS, figures as data URIs)."""
+"""Reports of a run directory: a self-contained report.html and, on request, report.pdf.
+
+The report is assembled from sections (see :mod:`sambench.report.sections`): a summary, then
+whatever each task of the run contributes through the ``SECTIONS`` registry, rendered once as
+data and written to HTML and PDF alike.
+"""
 from __future__ import annotations
 
-import html
 from pathlib import Path
+from typing import Optional, Sequence
 
-import jinja2
-
-from sambench.report import figures, tables
-from sambench.resources import asset_dir
+from sambench.report.sections import SECTIONS, ReportContext, Section, build_sections, section
 from sambench.results import load_results
 
 
-def write_report(run_dir: Path) -> Path:
+def write_report(run_dir: Path, pdf: bool = False, compare: Sequence[Path] = (),
+                 data_root: Optional[str] = None) -> Path:
+    """Write ``report.html`` (and ``report.pdf`` with ``pdf``) into the run directory; returns
+    the HTML path. ``compare``: other run directories to compare with, paired on the same masks."""
+    from sambench.report.html import write_html
+
     run_dir = Path(run_dir)
-    results = load_results(run_dir)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(asset_dir("reports") / "templates")),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]))
-    point = tables.point_table(results)
-    context = {
-        "results": results,
-        "point_table": None if point.empty else point.to_html(
-            index=False, float_format=lambda v: f"{v:.1f}", na_rep="", classes="table", border=0),
-        "point_figure": figures.miou_vs_points(results),
-        "problems": [(f"{e['task']}/{e['dataset']}", e["counts"]) for e in results["results"] if e.get("counts")],
-        "escape": html.escape,
-    }
-    path = run_dir / "report.html"
-    path.write_text(env.get_template("report.html.j2").render(**context))
+    ctx = ReportContext(run_dir, load_results(run_dir),
+                        others=[(Path(o), load_results(o)) for o in compare], data_root=data_root)
+    sections = build_sections(ctx)
+    try:
+        path = write_html(run_dir / "report.html", ctx.results, sections, run_dir)
+        if pdf:
+            from sambench.report.pdf import write_pdf
+
+            write_pdf(run_dir / "report.pdf", ctx.results, sections)
+    finally:
+        for sec in sections:
+            sec.close()
     return path
+
+
+__all__ = ["write_report", "SECTIONS", "Section", "ReportContext", "section", "build_sections"]

@@ -1,10 +1,70 @@
-"""Result tables (pandas): per-dataset rows for each task, values ×100 like the paper."""
+"""Result tables (pandas): per-dataset rows for each task, values ×100 like the paper.
+
+``HEADLINE`` names each task's headline metrics once, so the report summary, the terminal
+summary and the leaderboard agree on what a task's "numbers" are.
+"""
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
+# task -> [(metric, label)]; the first is the primary metric (per-dataset leaderboard columns).
+HEADLINE: dict[str, list[tuple[str, str]]] = {
+    "point": [("miou@1", "mIoU 1 pt"), ("miou@1_oracle", "oracle 1 pt"), ("miou@5", "mIoU 5 pt"),
+              ("random_miou@1", "random 1 pt")],
+    "edges": [("ods", "ODS"), ("ois", "OIS"), ("ap", "AP"), ("r50", "R50")],
+    "proposals": [("ar@1000", "AR@1000")],
+    "instances": [("ap", "AP")],
+    "instances-gtbox": [("gtbox_miou", "GT-box mIoU")],
+    "text": [("text_miou", "mIoU")],
+}
+# Edge metrics are printed as fractions with 3 digits, as in the paper's Table 3.
+FRACTION_TASKS = {"edges"}
+
 POINT_COLUMNS = ["miou@1", "miou@2", "miou@3", "miou@5", "miou@9", "miou@1_oracle",
                  "random_miou@1", "random_miou@1_oracle", "random_miou@9", "noc@85", "noc@90"]
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def fmt(value, scale: float = 100, digits: int = 1) -> str:
+    """A metric for display: ×100 with one digit by default; blank when missing."""
+    return f"{value * scale:.{digits}f}" if is_number(value) else ""
+
+
+def fmt_task(task: str, value) -> str:
+    return fmt(value, 1, 3) if task in FRACTION_TASKS else fmt(value)
+
+
+def fmt_ci(pair, scale: float = 100, signed: bool = False) -> str:
+    if not pair or not all(is_number(v) for v in pair):
+        return ""
+    if signed:
+        return f"[{pair[0] * scale:+.1f}, {pair[1] * scale:+.1f}]"
+    return f"{pair[0] * scale:.1f}–{pair[1] * scale:.1f}"
+
+
+def headline_values(results: dict) -> list[tuple[str, str, str, float, int]]:
+    """(task, metric, label, unweighted mean over present datasets, n datasets) per headline."""
+    out = []
+    tasks = dict.fromkeys(e["task"] for e in results["results"])
+    for task in tasks:
+        for metric, label in HEADLINE.get(task, []):
+            values = [e["metrics"][metric] for e in results["results"]
+                      if e["task"] == task and e.get("status") != "absent"
+                      and is_number(e.get("metrics", {}).get(metric))]
+            if values:
+                out.append((task, metric, label, sum(values) / len(values), len(values)))
+    return out
+
+
+def headline_table(results: dict) -> pd.DataFrame:
+    rows = [{"task": task, "metric": f"{label} ({metric})", "value": fmt_task(task, mean),
+             "datasets": n} for task, metric, label, mean, n in headline_values(results)]
+    return pd.DataFrame(rows)
 
 
 def point_table(results: dict) -> pd.DataFrame:
@@ -35,11 +95,6 @@ def point_table(results: dict) -> pd.DataFrame:
     return table
 
 
-def ci_text(entry: dict, metric: str) -> str:
-    lo, hi = entry["metrics"].get(f"{metric}_ci95", (None, None))
-    return "" if lo is None else f"[{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
 def results_text(results: dict) -> str:
     """A plain-text summary for the terminal."""
     lines = [f"model: {results['model']['name']}  suite: {results.get('suite', {}).get('name', '')}  "
@@ -50,8 +105,39 @@ def results_text(results: dict) -> str:
                             "random_miou@1", "status"] if c in table]
         lines.append("point task (mIoU ×100):")
         lines.append(table[cols].to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep=""))
+    others = [(t, m, label, mean, n) for t, m, label, mean, n in headline_values(results) if t != "point"]
+    for task, metric, label, mean, n in others:
+        lines.append(f"{task}: {label} = {fmt_task(task, mean)} (mean of {n} datasets)")
     for entry in results["results"]:
         if entry.get("counts"):
             counts = ", ".join(f"{k}={v}" for k, v in entry["counts"].items())
             lines.append(f"{entry['task']}/{entry['dataset']}: not scored: {counts}")
     return "\n".join(lines)
+
+
+def task_table(task: str, entries: list[dict], metrics: list[tuple[str, str]]) -> tuple[pd.DataFrame, list[str]]:
+    """Per-dataset rows of ``metrics`` for a task, each followed by the published rows for the
+    same task and dataset (marked ``_kind = "ref"``); returns the table and the sources cited.
+    Columns no row fills are dropped (e.g. LVIS-only breakdowns on a COCO-only run)."""
+    from sambench.report import reference
+
+    rows, sources = [], []
+    for entry in entries:
+        m = entry.get("metrics", {})
+        row = {"dataset": entry["dataset"], "images": entry.get("n_images", "")}
+        for metric, label in metrics:
+            row[label] = fmt_task(task, m.get(metric))
+        if entry.get("status") == "absent":
+            row["images"] = "absent"
+        rows.append(row)
+        for ref, ref_row in reference.rows_for(task, entry["dataset"]):
+            if not any(is_number(ref_row.get(metric)) for metric, _ in metrics):
+                continue
+            if ref["source"] not in sources:
+                sources.append(ref["source"])
+            rows.append({"dataset": f"published: {ref_row['model']}", "images": "", "_kind": "ref",
+                         **{label: fmt_task(task, ref_row.get(metric)) for metric, label in metrics}})
+    frame = pd.DataFrame(rows).fillna("")
+    keep = [c for c in frame.columns if c in ("dataset", "images", "_kind")
+            or (frame.loc[frame.get("_kind", pd.Series("", index=frame.index)) != "ref", c] != "").any()]
+    return frame[keep], sources

@@ -116,7 +116,7 @@ def load_suite(name_or_file: str) -> Suite:
 def _import_runners() -> None:
     import importlib
 
-    for module in ("sambench.tasks.point",):
+    for module in ("sambench.tasks.point", "sambench.tasks.instances"):
         importlib.import_module(module)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sambench import masks as mask_codec
 from sambench.metrics.iou import batch_iou, bootstrap_ci, noc
 from sambench.errors import SambenchError
 from sambench.prompts import next_click, random_point, stable_rng
@@ -33,6 +34,9 @@ class PointProtocol:
     include_crowd: bool = False  # crowd / ignore masks are not prompted (counted)
     click_rule: str = "ritm: exact EDT with 1-px zero padding, FN>FP positive, raster-order ties"
     iou_resolution: str = "original"
+    # Keep the predicted mask (RLE) at 1 and max_points clicks so reports can draw examples
+    # without the model; storage only, so it is not part of the protocol in results.json.
+    save_masks: bool = True
 
     @property
     def max_points(self) -> int:
@@ -106,6 +110,8 @@ def _click_session(model, embedding, sample, gts, ids, mode, protocol, seed) -> 
             else:  # converged earlier: carry the previous IoU forward
                 row = {"mask": ids[i], "mode": mode, "step": step, "iou": _last_iou(rows, ids[i], mode),
                        "point": None}
+            if protocol.save_masks and step in (1, protocol.max_points):
+                row["pred"] = mask_codec.encode(preds[i])
             rows.append(row)
     return rows
 

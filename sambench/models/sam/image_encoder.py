@@ -13,7 +13,8 @@ Two attention kernels give the same numbers:
   official ones, so fp32 results match the reference bit for bit, but without the official's
   out-of-place broadcast adds, which cost more than the matrix products on a CPU.
 - ``"sdpa"`` hands the relative position bias to ``scaled_dot_product_attention`` as an
-  additive mask (fused kernel, no attention matrix kept).
+  additive mask (fused kernel, no attention matrix kept); under bf16 autocast the global
+  blocks fold it into q and k instead (:func:`rel_pos_folded_qkv`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from torch import nn
 from sambench.models.sam.common import LayerNorm2d, MLPBlock
 
 ATTENTION_MODES = ("math", "sdpa")
+FOLD_MIN_TOKENS = 1024  # low-precision SDPA folds rel-pos into q/k from this many tokens on
 
 
 class ImageEncoderViT(nn.Module):
@@ -148,23 +150,36 @@ class Attention(nn.Module):
         return self.proj(out.reshape(batch, height, width, -1))
 
     def _sdpa(self, q, k, v, batch: int, size: tuple[int, int]) -> torch.Tensor:
-        """Fused attention with the rel-pos terms as an additive mask."""
-        shape = (batch, self.num_heads, q.shape[1], q.shape[2])
+        """Fused attention with the rel-pos terms as an additive mask.
+
+        Under autocast the kernel runs outside autocast with low-precision q/k/v (autocast
+        would also cast the fp32 mask, which selects a far slower kernel). Large (global)
+        low-precision attention folds the rel-pos terms into q/k instead of a mask, see
+        :func:`rel_pos_folded_qkv`: the dense mask would cost more memory traffic than the
+        extra matrix work on bf16 units.
+        """
         dtype = q.dtype
-        if torch.is_autocast_enabled(q.device.type):
-            # Under autocast SDPA would cast the fp32 mask to bf16, which selects a far slower
-            # kernel; run it outside autocast with bf16 q/k/v and an fp32 mask instead.
-            dtype = torch.get_autocast_dtype(q.device.type)
-        with torch.autocast(q.device.type, enabled=False):
-            bias = None
-            if self.use_rel_pos:
+        device = q.device.type
+        if torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)
+        tokens, head_dim = q.shape[1], q.shape[2]
+        shape = (batch, self.num_heads, tokens, -1)
+        with torch.autocast(device, enabled=False):
+            if not self.use_rel_pos:
+                out = F.scaled_dot_product_attention(q.to(dtype).view(shape), k.to(dtype).view(shape),
+                                                     v.to(dtype).view(shape), scale=self.scale)
+            elif dtype != torch.float32 and tokens >= FOLD_MIN_TOKENS:
+                qa, ka, va = rel_pos_folded_qkv(q, k, v, self.rel_pos_h, self.rel_pos_w, size,
+                                                self.scale, dtype)
+                out = F.scaled_dot_product_attention(qa.view(shape), ka.view(shape), va.view(shape),
+                                                     scale=1.0)[..., :head_dim]
+            else:
                 bias = decomposed_rel_pos_bias(q.float(), self.rel_pos_h.float(),
                                                self.rel_pos_w.float(), size)
-            out = F.scaled_dot_product_attention(
-                q.to(dtype).view(shape), k.to(dtype).view(shape), v.to(dtype).view(shape),
-                attn_mask=None if bias is None else bias.view(batch, self.num_heads, *bias.shape[1:]),
-                scale=self.scale)
-        return out.view(batch * self.num_heads, q.shape[1], -1)
+                out = F.scaled_dot_product_attention(
+                    q.to(dtype).view(shape), k.to(dtype).view(shape), v.to(dtype).view(shape),
+                    attn_mask=bias.view(batch, self.num_heads, tokens, tokens), scale=self.scale)
+        return out.reshape(batch * self.num_heads, tokens, head_dim)
 
 
 def softmax_(attn: torch.Tensor) -> torch.Tensor:
@@ -173,7 +188,8 @@ def softmax_(attn: torch.Tensor) -> torch.Tensor:
     The attention matrix of a global block is B·heads·4096² floats (805 MB for ViT-B); a second
     copy doubles the peak memory and the memory traffic for identical values.
     """
-    if attn.dtype == torch.float32 and not torch.is_autocast_enabled(attn.device.type):
+    if (attn.dtype == torch.float32 and not attn.requires_grad
+            and not torch.is_autocast_enabled(attn.device.type)):
         return torch.softmax(attn, dim=-1, out=attn)
     return attn.softmax(dim=-1)
 
@@ -248,6 +264,26 @@ def add_decomposed_rel_pos_(attn: torch.Tensor, q: torch.Tensor, rel_pos_h: torc
     return attn
 
 
+def rel_pos_folded_qkv(q, k, v, rel_pos_h, rel_pos_w, size: tuple[int, int], scale: float,
+                       dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v whose plain dot products include the rel-pos terms (for scale-1 attention).
+
+    ``[q·s, rel_h(q), rel_w(q)] · [k, onehot(k_row), onehot(k_col)] = s q·k + rel_h[k_row] +
+    rel_w[k_col]``; v is zero-padded to the same width because the fused kernels want equal
+    head dims. Costs 3× the q·k and a·v products but no ``tokens²`` mask in memory.
+    """
+    height, width = size
+    rel_h, rel_w = _rel_pos_terms(q.float(), rel_pos_h.float(), rel_pos_w.float(), size)
+    batch, tokens, head_dim = q.shape
+    rows = torch.eye(height, dtype=dtype, device=q.device).repeat_interleave(width, dim=0)
+    cols = torch.eye(width, dtype=dtype, device=q.device).repeat(height, 1)
+    qa = torch.cat([(q.float() * scale).to(dtype), rel_h.reshape(batch, tokens, height).to(dtype),
+                    rel_w.reshape(batch, tokens, width).to(dtype)], dim=-1)
+    ka = torch.cat([k.to(dtype), torch.cat([rows, cols], dim=1).expand(batch, -1, -1)], dim=-1)
+    va = torch.cat([v.to(dtype), v.new_zeros(batch, tokens, height + width, dtype=dtype)], dim=-1)
+    return qa, ka, va
+
+
 def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
                             size: tuple[int, int]) -> torch.Tensor:
     """The rel-pos terms as a dense ``(B, hw, hw)`` additive attention mask."""
@@ -255,7 +291,6 @@ def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w:
     rel_h, rel_w = _rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
     batch = q.shape[0]
     bias = torch.empty(batch, height, width, height, width, dtype=rel_h.dtype, device=q.device)
-    bias.copy_(rel_w[:, :, :, None, :].expand_as(bias))
-    bias.add_(rel_h[:, :, :, :, None])
+    torch.add(rel_h[:, :, :, :, None], rel_w[:, :, :, None, :], out=bias)
     return bias.view(batch, height * width, height * width)
 

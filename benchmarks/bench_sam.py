@@ -1,0 +1,267 @@
+"""Benchmark our SAM (``sam``) against the official segment-anything code, same machine, same run.
+
+Image encoder (ViT-B at 1024 by default): official fp32 vs ours fp32 (``math``: the parity
+path, bit-identical embeddings; ``sdpa``) and ours bf16 autocast; the official under autocast
+too. Decoder: N single-point prompts on one image, multimask: the official predictor called
+once per prompt (how ``SamPredictor`` is used) vs ours with all prompts in one call, with and
+without full-resolution masks for every output. Accuracy is reported against official fp32.
+
+Random weights in the official layout are written to a temporary file unless ``--checkpoint``
+is given. Times are the minimum over ``--repeats`` runs after ``--warmup`` runs, variants
+interleaved so that load from other processes hits all of them alike; ratios are what to
+quote. Peak memory is the resident-set growth during a call (sampled every 2 ms).
+
+    python benchmarks/bench_sam.py [--repeats 2] [--prompts 64] [--json out.json | --json -]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sambench
+from sambench.models.base import LOW_RES
+from sambench.models.sam import write_random_checkpoint
+from sambench.models.sam.parity import synthetic_image
+from sambench.models.sam.transforms import to_protocol_frame
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE
+    except OSError:
+        return 0
+
+
+class PeakRSS:
+    """Resident-set growth while the block runs (sampling thread)."""
+
+    def __enter__(self):
+        self.base = self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+        self.delta_mb = (self.peak - self.base) / 2**20
+
+
+def measure(variants: dict, warmup: int, repeats: int) -> dict:
+    """Run each ``name -> fn`` interleaved; min/median seconds, peak RSS growth, last output."""
+    stats = {name: {"times": [], "peak_mb": 0.0, "out": None} for name in variants}
+    for rnd in range(warmup + repeats):
+        for name, fn in variants.items():
+            with PeakRSS() as mem:
+                start = time.perf_counter()
+                out = fn()
+                elapsed = time.perf_counter() - start
+            entry = stats[name]
+            entry["out"] = out
+            entry["peak_mb"] = max(entry["peak_mb"], mem.delta_mb)
+            if rnd >= warmup:
+                entry["times"].append(elapsed)
+            print(f"  {name}: {elapsed:.3f}s{' (warmup)' if rnd < warmup else ''}",
+                  file=sys.stderr, flush=True)
+    for entry in stats.values():
+        entry["min_s"] = min(entry["times"])
+        entry["median_s"] = statistics.median(entry["times"])
+    return stats
+
+
+def bench_encoder(ours_path: str, image: np.ndarray, args) -> list[dict]:
+    official = sambench.load_model("sam-official", checkpoint=ours_path)
+    ours = {mode: sambench.load_model("sam", checkpoint=ours_path, attention=mode)
+            for mode in ("math", "sdpa")}
+    ours_bf16 = sambench.load_model("sam", checkpoint=ours_path, attention="sdpa", dtype="bfloat16")
+    variants = {
+        "official fp32": lambda: official.embed(image),
+        "ours fp32 (math, parity path)": lambda: ours["math"].embed(image),
+        "ours fp32 (sdpa)": lambda: ours["sdpa"].embed(image),
+        "ours bf16 autocast (sdpa)": lambda: ours_bf16.embed(image),
+    }
+    if not args.skip_official_bf16:
+        official_bf16 = sambench.load_model("sam-official", checkpoint=ours_path, dtype="bfloat16")
+        variants["official bf16 autocast"] = lambda: official_bf16.embed(image)
+    stats = measure(variants, args.warmup, args.repeats)
+    reference = stats["official fp32"]["out"].features
+    base = stats["official fp32"]["min_s"]
+    rows = []
+    for name, entry in stats.items():
+        feats = entry["out"].features
+        rows.append({
+            "variant": name, "seconds_min": entry["min_s"], "seconds_median": entry["median_s"],
+            "speedup_vs_official_fp32": base / entry["min_s"], "peak_rss_mb": entry["peak_mb"],
+            "max_abs_diff": (feats - reference).abs().max().item(),
+            "rel_l2_err": ((feats - reference).norm() / reference.norm()).item(),
+        })
+    return rows
+
+
+def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
+    official = sambench.load_model("sam-official", checkpoint=path)
+    ours = sambench.load_model("sam", checkpoint=path)
+    ours_bf16 = sambench.load_model("sam", checkpoint=path, dtype="bfloat16")
+    emb = ours.embed(image)
+    rng = np.random.default_rng(0)
+    height, width = image.shape[:2]
+    points = rng.uniform(0, 1, (args.prompts, 1, 2)) * (width - 1, height - 1)
+    labels = np.ones((args.prompts, 1))
+    n = args.prompts
+
+    def official_per_prompt():
+        official._set(emb)
+        p = official.predictor
+        outs = [p.predict(point_coords=points[i], point_labels=labels[i], multimask_output=True)
+                for i in range(n)]
+        low_res = to_protocol_frame(torch.from_numpy(np.stack([o[2] for o in outs])), LOW_RES)
+        return np.stack([o[1] for o in outs]), low_res.numpy()
+
+    def official_batched():
+        pred = official.predict(emb, points=points, labels=labels)
+        return pred.scores, pred.low_res_logits
+
+    def ours_per_prompt():
+        outs = [ours.predict(emb, points=points[i], labels=labels[i]) for i in range(n)]
+        return np.stack([o.scores for o in outs]), np.stack([o.low_res_logits for o in outs])
+
+    def ours_batched(model):
+        def run():
+            pred = model.predict(emb, points=points, labels=labels)
+            return pred.scores, pred.low_res_logits
+        return run
+
+    def ours_best_only():
+        pred = ours.predict(emb, points=points, labels=labels, return_masks=False)
+        best = pred.scores.argmax(1)
+        ours.upsample(emb, pred.low_res_logits[np.arange(n), best])
+        return pred.scores, pred.low_res_logits
+
+    variants = {
+        "official, one predict() per prompt": official_per_prompt,
+        f"official, one predict_torch() with {n} prompts": official_batched,
+        "ours, one predict() per prompt": ours_per_prompt,
+        f"ours, {n} prompts in one call (all 3 masks at full res)": ours_batched(ours),
+        f"ours, {n} prompts in one call, upsample best mask only": ours_best_only,
+        f"ours bf16, {n} prompts in one call (all 3 masks at full res)": ours_batched(ours_bf16),
+    }
+    stats = measure(variants, args.warmup, args.repeats)
+    ref_scores, ref_logits = stats["official, one predict() per prompt"]["out"]
+    base = stats["official, one predict() per prompt"]["min_s"]
+    rows = []
+    for name, entry in stats.items():
+        scores, logits = entry["out"]
+        rows.append({
+            "variant": name, "ms_per_prompt": 1000 * entry["min_s"] / n,
+            "seconds_min": entry["min_s"], "seconds_median": entry["median_s"],
+            "speedup_vs_official_per_prompt": base / entry["min_s"], "peak_rss_mb": entry["peak_mb"],
+            "max_abs_diff_low_res": float(np.abs(logits - ref_logits).max()),
+            "max_abs_diff_scores": float(np.abs(scores - ref_scores).max()),
+        })
+    return rows
+
+
+def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    head = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(format(r[key], fmt) if fmt else str(r[key]) for key, _, fmt in columns)
+            + " |" for r in rows]
+    return "\n".join([head, rule, *body])
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="SAM v1 checkpoint (default: random ViT-B weights)")
+    parser.add_argument("--preset", default="vit_b", help="random-weight preset when no checkpoint")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--image", default="768x1024", help="HxW of the synthetic test image")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads")
+    parser.add_argument("--skip-encoder", action="store_true")
+    parser.add_argument("--skip-decoder", action="store_true")
+    parser.add_argument("--skip-official-bf16", action="store_true")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-': stdout)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    height, width = (int(v) for v in args.image.lower().split("x"))
+    image = synthetic_image(height, width, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.checkpoint or str(write_random_checkpoint(Path(tmp) / "sam_random.pth",
+                                                              args.preset, seed=0))
+        info = sambench.load_model("sam", checkpoint=path).info()
+        result = {"machine": machine(), "model": {"variant": info.config["variant"],
+                                                  "params": info.params, "checkpoint": args.checkpoint
+                                                  or f"random {args.preset}"},
+                  "image": [height, width], "prompts": args.prompts,
+                  "repeats": args.repeats, "warmup": args.warmup}
+        out = sys.stderr if args.json == "-" else sys.stdout
+        if not args.skip_encoder:
+            print("image encoder ...", file=sys.stderr, flush=True)
+            result["encoder"] = bench_encoder(path, image, args)
+            print(f"\n### Image encoder ({info.config['variant']}, {info.config['img_size']}px, "
+                  f"{torch.get_num_threads()} threads)\n", file=out)
+            print(markdown(result["encoder"], [
+                ("variant", "variant", ""), ("seconds_min", "s / image (min)", ".2f"),
+                ("seconds_median", "median", ".2f"), ("speedup_vs_official_fp32", "× official fp32", ".2f"),
+                ("peak_rss_mb", "peak RSS growth MB", ".0f"), ("max_abs_diff", "max |Δ| emb", ".2e"),
+                ("rel_l2_err", "rel. L2 err", ".2e")]), file=out)
+        if not args.skip_decoder:
+            print("decoder ...", file=sys.stderr, flush=True)
+            result["decoder"] = bench_decoder(path, image, args)
+            print(f"\n### Prompt encoder + mask decoder ({args.prompts} single-point prompts, "
+                  f"multimask, {height}x{width} image)\n", file=out)
+            print(markdown(result["decoder"], [
+                ("variant", "variant", ""), ("ms_per_prompt", "ms / prompt", ".1f"),
+                ("speedup_vs_official_per_prompt", "× official per prompt", ".1f"),
+                ("peak_rss_mb", "peak RSS growth MB", ".0f"),
+                ("max_abs_diff_low_res", "max |Δ| low-res", ".1e"),
+                ("max_abs_diff_scores", "max |Δ| IoU", ".1e")]), file=out)
+    result["machine"]["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"\nload average start {result['machine']['load_average_start']}, "
+          f"end {result['machine']['load_average_end']} (other processes skew absolute times)",
+          file=out)
+    if args.json:
+        text = json.dumps(result, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

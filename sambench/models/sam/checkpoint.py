@@ -1,0 +1,207 @@
+"""Read SAM v1 checkpoints safely and infer their architecture from the tensors.
+
+A checkpoint is a state dict in the official layout (``image_encoder.*``, ``prompt_encoder.*``,
+``mask_decoder.*``), as ``.pth`` (read with ``torch.load(weights_only=True)``: never unpickles
+arbitrary objects) or ``.safetensors``, possibly nested under ``"model"`` or ``"state_dict"``.
+Every size is read off tensor shapes, so ViT-B/L/H and any SAM-v1-shaped model load without
+naming a variant:
+
+- embed dim and image grid from ``pos_embed`` ``[1, S, S, C]``; patch size from the patch conv;
+- depth from the block indexes; head dim from ``rel_pos_h`` ``[2·L − 1, head_dim]``;
+- global blocks are those whose rel-pos table spans the whole grid (L = S), the window size
+  comes from the others (a window as large as the grid is the same computation as global);
+- decoder width, depth, MLP width, attention downsampling, IoU head, number of mask tokens and
+  ``mask_in_chans`` from their layers. The decoder's head count leaves no trace in the tensors
+  (heads are a reshape); it is 8 in every released model and can be overridden.
+
+Pixel mean/std are not in checkpoints (non-persistent buffers upstream) and are set here.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from sambench.errors import SambenchError
+from sambench.models.sam.sam import Sam, SamConfig
+
+PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
+_SHOWN = 8  # key names quoted in an error message
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.pth``/``.pt``/``.safetensors`` file, unwrapped from ``model``/``state_dict``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SambenchError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            data = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise SambenchError(f"unreadable safetensors checkpoint {path}: {exc}") from None
+    else:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SambenchError(
+                f"refusing to load {path}: it contains objects other than tensors and plain "
+                f"containers, and checkpoints are never unpickled as code ({first})") from None
+        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+            raise SambenchError(f"unreadable checkpoint {path} (truncated or not a torch file): "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return unwrap_state_dict(data, str(path))
+
+
+def unwrap_state_dict(data, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Descend ``{"model": ...}`` / ``{"state_dict": ...}`` wrappers; strip a DDP ``module.``."""
+    for _ in range(3):
+        if not isinstance(data, Mapping) or any(k.startswith(PREFIXES) for k in data):
+            break
+        inner = next((data[k] for k in ("model", "state_dict") if isinstance(data.get(k), Mapping)), None)
+        if inner is None:
+            break
+        data = inner
+    if not isinstance(data, Mapping):
+        raise SambenchError(f"{source} does not hold a state dict (got {type(data).__name__})")
+    if data and all(isinstance(k, str) and k.startswith("module.") for k in data):
+        data = {k[len("module."):]: v for k, v in data.items()}
+    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    others = sorted(k for k in data if k not in tensors)
+    if others:
+        raise SambenchError(f"{source}: entries that are not tensors: {_names(others)}")
+    return tensors
+
+
+def _names(keys) -> str:
+    keys = sorted(keys)
+    more = f" ... (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
+    return ", ".join(keys[:_SHOWN]) + more
+
+
+def _not_sam(state: Mapping[str, torch.Tensor], source: str, missing) -> SambenchError:
+    unexpected = [k for k in state if not k.startswith(PREFIXES)]
+    msg = f"{source} is not a SAM v1 checkpoint: missing keys {_names(missing)}"
+    if unexpected:
+        msg += f"; unexpected keys {_names(unexpected)}"
+    return SambenchError(msg)
+
+
+def _indexes(state: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
+
+
+def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                 decoder_num_heads: int = 8) -> SamConfig:
+    """The :class:`SamConfig` whose module shapes match ``state``."""
+    enc, pe, dec = PREFIXES
+    needed = [enc + "pos_embed", enc + "patch_embed.proj.weight", enc + "blocks.0.attn.rel_pos_h",
+              enc + "blocks.0.mlp.lin1.weight", enc + "neck.0.weight",
+              pe + "mask_downscaling.3.weight", dec + "mask_tokens.weight",
+              dec + "transformer.layers.0.mlp.lin1.weight",
+              dec + "transformer.final_attn_token_to_image.q_proj.weight",
+              dec + "iou_prediction_head.layers.0.weight"]
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise _not_sam(state, source, missing)
+
+    pos = state[enc + "pos_embed"]
+    patch = state[enc + "patch_embed.proj.weight"]
+    if pos.ndim != 4 or pos.shape[1] != pos.shape[2] or patch.ndim != 4:
+        raise SambenchError(f"{source}: unexpected pos_embed {tuple(pos.shape)} / patch "
+                            f"embedding {tuple(patch.shape)} (square SAM v1 layout expected)")
+    grid, embed_dim, patch_size = pos.shape[1], pos.shape[3], patch.shape[-1]
+    blocks = _indexes(state, enc + "blocks.")
+    if blocks != list(range(len(blocks))):
+        raise SambenchError(f"{source}: image encoder blocks are not numbered 0..n-1: {blocks}")
+    head_dim = state[enc + "blocks.0.attn.rel_pos_h"].shape[1]
+    global_blocks, windows = [], set()
+    for i in blocks:
+        key = f"{enc}blocks.{i}.attn.rel_pos_h"
+        if key not in state:
+            raise _not_sam(state, source, [key])
+        extent = (state[key].shape[0] + 1) // 2
+        if extent == grid:
+            global_blocks.append(i)
+        else:
+            windows.add(extent)
+    if len(windows) > 1:
+        raise SambenchError(f"{source}: blocks use different window sizes {sorted(windows)}")
+    iou_layers = _indexes(state, dec + "iou_prediction_head.layers.")
+    return SamConfig(
+        img_size=grid * patch_size,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=len(blocks),
+        num_heads=embed_dim // head_dim,
+        mlp_dim=state[enc + "blocks.0.mlp.lin1.weight"].shape[0],
+        window_size=windows.pop() if windows else 0,
+        global_attn_indexes=tuple(global_blocks),
+        qkv_bias=enc + "blocks.0.attn.qkv.bias" in state,
+        prompt_embed_dim=state[enc + "neck.0.weight"].shape[0],
+        mask_in_chans=state[pe + "mask_downscaling.3.weight"].shape[0],
+        num_multimask_outputs=state[dec + "mask_tokens.weight"].shape[0] - 1,
+        decoder_depth=len(_indexes(state, dec + "transformer.layers.")),
+        decoder_mlp_dim=state[dec + "transformer.layers.0.mlp.lin1.weight"].shape[0],
+        decoder_num_heads=decoder_num_heads,
+        attention_downsample_rate=(state[enc + "neck.0.weight"].shape[0]
+                                   // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0]),
+        iou_head_depth=len(iou_layers),
+        iou_head_hidden_dim=state[dec + "iou_prediction_head.layers.0.weight"].shape[0],
+    )
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise :class:`SambenchError` naming missing/unexpected keys and shape mismatches."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_names(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_names(unexpected)}")
+        raise SambenchError(f"{source} does not match the inferred SAM architecture: "
+                            + "; ".join(parts))
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+             for k, v in expected.items() if state[k].shape != v.shape]
+    if wrong:
+        raise SambenchError(f"{source}: tensors of the wrong shape: {_names(wrong)}")
+
+
+def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, dict[str, torch.Tensor]]:
+    """Build :class:`Sam` from a checkpoint file; returns the model (eval mode) and its state."""
+    state = read_state_dict(checkpoint)
+    sam = sam_from_state_dict(state, str(checkpoint), decoder_num_heads)
+    return sam, state
+
+
+def sam_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                        decoder_num_heads: int = 8) -> Sam:
+    config = infer_config(state, source, decoder_num_heads)
+    with torch.device("meta"):  # shapes only: no time spent on a random init
+        sam = Sam(config)
+    check_state_dict(sam, state, source)
+    sam.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, assign=True)
+    # non-persistent buffers are not in the state dict: make them real
+    sam.pixel_mean = torch.tensor(config.pixel_mean).view(-1, 1, 1)
+    sam.pixel_std = torch.tensor(config.pixel_std).view(-1, 1, 1)
+    return sam.eval()

@@ -1,0 +1,109 @@
+"""SAM's mask decoder: output tokens + prompt tokens → masks and predicted IoU.
+
+One IoU token and ``num_multimask_outputs + 1`` mask tokens are prepended to the prompt
+tokens; after the two-way transformer the image tokens are upscaled 4× (two stride-2
+transposed convs) and each mask token's 3-layer MLP output is dotted with every upscaled
+pixel. ``multimask`` returns tokens 1..3 (ambiguous prompts), otherwise token 0 (SAM paper
+App. A; official ``mask_decoder.py``).
+
+The transposed convs have kernel = stride = 2, so each is a per-pixel matrix product; they are
+computed channels-last on the transformer's ``(B, N, C)`` output and the pixel shuffle is
+folded into the final ``(B, K, 4h, 4w)`` view, which avoids the layout copies of a conv call.
+Only the K returned mask tokens are evaluated.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sambench.models.sam.common import LayerNorm2d
+from sambench.models.sam.transformer import TwoWayTransformer
+
+
+class MaskDecoder(nn.Module):
+    def __init__(self, *, transformer_dim: int, transformer: TwoWayTransformer,
+                 num_multimask_outputs: int = 3, iou_head_depth: int = 3,
+                 iou_head_hidden_dim: int = 256) -> None:
+        super().__init__()
+        self.transformer_dim = transformer_dim
+        self.transformer = transformer
+        self.num_multimask_outputs = num_multimask_outputs
+        self.iou_token = nn.Embedding(1, transformer_dim)
+        self.num_mask_tokens = num_multimask_outputs + 1
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
+            LayerNorm2d(transformer_dim // 4),
+            nn.GELU(),
+            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
+            nn.GELU(),
+        )
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+            for _ in range(self.num_mask_tokens)
+        )
+        self.iou_prediction_head = MLP(transformer_dim, iou_head_hidden_dim,
+                                       self.num_mask_tokens, iou_head_depth)
+
+    def forward(self, image_embeddings: Tensor, image_pe: Tensor, sparse_prompt_embeddings: Tensor,
+                dense_prompt_embeddings: Tensor, multimask_output: bool) -> tuple[Tensor, Tensor]:
+        """Low-res mask logits ``(B, K, 4h, 4w)`` and IoU predictions ``(B, K)``.
+
+        ``image_embeddings`` ``(1, C, h, w)`` (one image), ``image_pe`` ``(1, C, h, w)``,
+        ``sparse_prompt_embeddings`` ``(B, T, C)``, ``dense_prompt_embeddings`` ``(1 or B, C, h, w)``.
+        """
+        tokens_out = slice(1, None) if multimask_output else slice(0, 1)
+        batch = sparse_prompt_embeddings.shape[0]
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1),
+                            sparse_prompt_embeddings.to(output_tokens.dtype)], dim=1)
+
+        src = image_embeddings + dense_prompt_embeddings  # stays (1, C, h, w) without masks
+        _, channels, height, width = src.shape
+        src = src.flatten(2).transpose(1, 2).contiguous()
+        pos = image_pe.flatten(2).transpose(1, 2).contiguous()
+        hs, src = self.transformer(src, pos, tokens)
+        src = src.expand(batch, -1, -1)
+
+        iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]
+        token_ids = range(self.num_mask_tokens)[tokens_out]
+        hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :])
+                                for i in token_ids], dim=1)
+        masks = self._upscale_dot(src, hyper_in, height, width)
+        return masks, iou_pred
+
+    def _upscale_dot(self, src: Tensor, hyper_in: Tensor, height: int, width: int) -> Tensor:
+        """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)``, dotted with ``hyper_in``."""
+        up1, norm, act1, up2, act2 = self.output_upscaling
+        batch = src.shape[0]
+        c1, c2 = up1.out_channels, up2.out_channels
+        # ConvTranspose2d(k=2, s=2): output pixel (2i+di, 2j+dj) = W[:, :, di, dj]ᵀ x[i, j] + b
+        w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, 4 * c1)
+        x = torch.addmm(up1.bias.repeat(4), src.reshape(-1, src.shape[-1]), w1)
+        x = F.layer_norm(x.view(-1, c1), (c1,), norm.weight, norm.bias, norm.eps)
+        x = act1(x)
+        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
+        x = act2(torch.addmm(up2.bias.repeat(4), x, w2))
+        # x rows: (b, i, j, di, dj); columns: (ei, ej, c2) → pixel (4i+2di+ei, 4j+2dj+ej)
+        masks = x.view(batch, -1, c2) @ hyper_in.transpose(1, 2)
+        k = hyper_in.shape[1]
+        masks = masks.view(batch, height, width, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return masks.reshape(batch, k, 4 * height, 4 * width)
+
+
+class MLP(nn.Module):
+    """``num_layers`` linear layers with ReLU between them (MaskFormer-style head)."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < self.num_layers - 1:
+                x = F.relu(x)
+        return x

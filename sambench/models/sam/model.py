@@ -1,0 +1,233 @@
+"""The ``sam`` model: our SAM v1 behind the :class:`~sambench.models.base.PromptableModel` protocol.
+
+``embed`` runs the image encoder once per image (``embed_batch`` for several at once);
+``predict`` runs the prompt encoder and mask decoder for all prompts of an image in one call
+(chunked to bound memory) and returns masks, IoU predictions and low-res logits. Pre- and
+post-processing are the official ``SamPredictor``'s (:mod:`.transforms`).
+
+Options (``load_model("sam", checkpoint=..., **options)``):
+
+- ``device``: ``"cpu"`` / ``"cuda"``; ``dtype``: ``"float32"`` (default, the parity path) or
+  ``"bfloat16"`` / ``"float16"`` (``torch.autocast``; the neck and post-processing stay fp32);
+- ``attention``: ``"math"`` (default) or ``"sdpa"`` for the image encoder (same numbers);
+- ``compile``: ``torch.compile`` the image encoder;
+- ``decoder_num_heads``: the decoder's head count, which checkpoints do not record (8);
+- ``prompt_chunk``: prompts per decoder pass (memory vs. per-call overhead).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from sambench.errors import SambenchError
+from sambench.models.base import LOW_RES, ModelInfo, PromptBatch, batch_prompts
+from sambench.models.sam import transforms
+from sambench.models.sam.checkpoint import load_sam, sha256_file
+from sambench.models.sam.image_encoder import ATTENTION_MODES
+from sambench.models.sam.sam import Sam
+from sambench.types import Prediction
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PREPROCESS = "resize_longest_side(pil_bilinear)+normalize+pad"
+
+
+@dataclass
+class SamEmbedding:
+    """An image embedding and the sizes that map prompts and masks to and from it."""
+
+    features: torch.Tensor  # (1, C, S, S) float32
+    original_size: tuple[int, int]  # (H, W) of the image given to embed
+    input_size: tuple[int, int]  # (h, w) after the longest-side resize
+
+    def to_numpy(self) -> dict:
+        """Plain arrays for an on-disk embedding cache."""
+        return {"features": self.features.float().cpu().numpy(),
+                "original_size": np.asarray(self.original_size),
+                "input_size": np.asarray(self.input_size)}
+
+    @classmethod
+    def from_numpy(cls, data: dict, device: str = "cpu") -> "SamEmbedding":
+        return cls(torch.from_numpy(np.asarray(data["features"])).to(device),
+                   tuple(int(v) for v in data["original_size"]),
+                   tuple(int(v) for v in data["input_size"]))
+
+
+def resolve_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise SambenchError(f"bad device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SambenchError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise SambenchError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
+    return DTYPES[dtype]
+
+
+def prompt_tensors(batch: PromptBatch, original_size: tuple[int, int], img_size: int,
+                   native: int, device: torch.device):
+    """Protocol prompts → model-frame tensors: coordinates scaled, mask prompt in native frame."""
+    points = boxes = masks = None
+    if batch.points is not None:
+        coords = transforms.scale_coords(batch.points, original_size, img_size)
+        points = (torch.from_numpy(coords).to(device),
+                  torch.from_numpy(batch.labels.astype(np.int32)).to(device))
+    if batch.boxes is not None:
+        boxes = torch.from_numpy(transforms.scale_boxes(batch.boxes, original_size, img_size)).to(device)
+    if batch.mask_input is not None:
+        masks = transforms.from_protocol_frame(torch.from_numpy(batch.mask_input).to(device), native)
+    return points, boxes, masks
+
+
+def finish_prediction(masks: Optional[np.ndarray], scores: torch.Tensor, low_res: torch.Tensor,
+                      batch: PromptBatch) -> Prediction:
+    """Numpy :class:`Prediction`, without the batch axis for an unbatched call."""
+    scores_np = scores.float().cpu().numpy()
+    low_res_np = low_res.float().cpu().numpy()
+    if not batch.batched:
+        masks = None if masks is None else masks[0]
+        return Prediction(masks, scores_np[0], low_res_np[0])
+    return Prediction(masks, scores_np, low_res_np)
+
+
+class SamModel:
+    """Our SAM v1 implementation as a :class:`~sambench.models.base.PromptableModel`."""
+
+    family = "sam"
+
+    def __init__(self, sam: Sam, *, name: str = "sam", checkpoint: Optional[str] = None,
+                 sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
+                 attention: str = "math", compile: bool = False, prompt_chunk: int = 16) -> None:
+        if prompt_chunk < 1:
+            raise SambenchError(f"prompt_chunk must be >= 1, got {prompt_chunk}")
+        self.name = name
+        self.checkpoint = checkpoint
+        self.sha256 = sha256
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype)
+        self.attention = attention
+        self.prompt_chunk = prompt_chunk
+        self.sam = sam.to(self.device).eval()
+        self.config = sam.config
+        self.set_attention(attention)
+        self._encoder = torch.compile(self.sam.image_encoder) if compile else self.sam.image_encoder
+
+    def set_attention(self, mode: str) -> None:
+        """Switch the image encoder's attention kernel (``"math"`` / ``"sdpa"``)."""
+        if mode not in ATTENTION_MODES:
+            raise SambenchError(f"unknown attention {mode!r} (known: {', '.join(ATTENTION_MODES)})")
+        self.sam.image_encoder.set_attention(mode)
+        self.attention = mode
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def info(self) -> ModelInfo:
+        config = self.config.to_dict()
+        config.update(attention=self.attention, preprocess=PREPROCESS)
+        return ModelInfo(name=self.name, family=self.family, checkpoint=self.checkpoint,
+                         sha256=self.sha256, params=self.sam.num_parameters(), config=config)
+
+    # -- image encoder -----------------------------------------------------------------
+    def embed(self, image: np.ndarray) -> SamEmbedding:
+        """Encode one ``(H, W, 3)`` uint8 RGB image."""
+        return self.embed_batch([image])[0]
+
+    def embed_batch(self, images: Sequence[np.ndarray], batch_size: int = 4) -> list[SamEmbedding]:
+        """Encode several images, ``batch_size`` per encoder pass."""
+        out: list[SamEmbedding] = []
+        for start in range(0, len(images), batch_size):
+            group = images[start:start + batch_size]
+            inputs, sizes = [], []
+            for image in group:
+                x, input_size = transforms.preprocess(image, self.config.img_size, self.sam.pixel_mean,
+                                                      self.sam.pixel_std, self.device)
+                inputs.append(x)
+                sizes.append((tuple(image.shape[:2]), input_size))
+            with torch.inference_mode(), self._autocast():
+                features = self._encoder(torch.cat(inputs)).float()
+            out += [SamEmbedding(features[i:i + 1].clone(), original, resized)
+                    for i, (original, resized) in enumerate(sizes)]
+        return out
+
+    # -- prompt encoder + mask decoder -------------------------------------------------
+    def decode(self, embedding: SamEmbedding, batch: PromptBatch, multimask: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-res logits ``(B, K, 256, 256)`` (protocol frame) and IoU predictions ``(B, K)``."""
+        points, boxes, masks = prompt_tensors(batch, embedding.original_size, self.config.img_size,
+                                              self.config.low_res, self.device)
+        features = embedding.features.to(self.device)
+        low_res, scores = [], []
+        with torch.inference_mode(), self._autocast():
+            dense_pe = self.sam.prompt_encoder.get_dense_pe()
+            for start in range(0, batch.size, self.prompt_chunk):
+                part = slice(start, start + self.prompt_chunk)
+                sparse, dense = self.sam.prompt_encoder(
+                    None if points is None else (points[0][part], points[1][part]),
+                    None if boxes is None else boxes[part],
+                    None if masks is None else masks[part])
+                logits, iou = self.sam.mask_decoder(features, dense_pe, sparse, dense, multimask)
+                low_res.append(transforms.to_protocol_frame(logits.float(), LOW_RES))
+                scores.append(iou.float())
+        return torch.cat(low_res), torch.cat(scores)
+
+    def predict(self, embedding: SamEmbedding, points=None, labels=None, box=None,
+                mask_input=None, multimask: bool = True, return_masks: bool = True) -> Prediction:
+        """Masks for one prompt or a batch of prompts on one embedded image.
+
+        ``return_masks=False`` skips the full-resolution upsampling (``masks`` is None): use
+        :meth:`upsample` on the logits of the masks you keep.
+        """
+        batch = batch_prompts(points, labels, box, mask_input)
+        low_res, scores = self.decode(embedding, batch, multimask)
+        masks = self.upsample(embedding, low_res) if return_masks else None
+        return finish_prediction(masks, scores, low_res, batch)
+
+    def upsample(self, embedding: SamEmbedding, low_res_logits, threshold: Optional[float] = 0.0):
+        """Low-res logits ``(..., 256, 256)`` → masks at the original image size.
+
+        Returns bool masks (logit > ``threshold``), or float logits with ``threshold=None``.
+        """
+        logits = torch.as_tensor(low_res_logits, device=self.device).float()
+        lead = logits.shape[:-2]
+        flat = logits.reshape(-1, 1, *logits.shape[-2:])
+        with torch.inference_mode():
+            if threshold is None:
+                out = transforms.upsample_logits(flat, embedding.input_size, embedding.original_size,
+                                                 self.config.img_size)
+                return out.reshape(*lead, *embedding.original_size).cpu().numpy()
+            masks = transforms.logits_to_masks(flat, embedding.input_size, embedding.original_size,
+                                               self.config.img_size, threshold)
+        return masks.reshape(*lead, *embedding.original_size)
+
+
+def build_sam_model(checkpoint: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
+                    attention: str = "math", compile: bool = False, decoder_num_heads: int = 8,
+                    prompt_chunk: int = 16, **options) -> SamModel:
+    """The ``sam`` registry factory."""
+    if options:
+        raise SambenchError(f"unknown option(s) for model sam: {', '.join(sorted(options))}")
+    if checkpoint is None:
+        raise SambenchError("model sam needs a checkpoint: --model sam:PATH "
+                            "(a SAM v1 .pth or .safetensors, e.g. sam_vit_b_01ec64.pth)")
+    sam, _ = load_sam(checkpoint, decoder_num_heads)
+    return SamModel(sam, checkpoint=str(checkpoint), sha256=sha256_file(checkpoint), device=device,
+                    dtype=dtype, attention=attention, compile=compile, prompt_chunk=prompt_chunk)
+
+
+def describe(checkpoint: str | Path, decoder_num_heads: int = 8) -> dict:
+    """Inferred config, parameter count and sha256 of a checkpoint (``sambench models info``)."""
+    sam, _ = load_sam(checkpoint, decoder_num_heads)
+    info = SamModel(sam, checkpoint=str(checkpoint), sha256=sha256_file(checkpoint)).info()
+    return info.to_json()

@@ -1,0 +1,49 @@
+"""Helpers to compare two SAM implementations on the same inputs (tests and benchmarks).
+
+The bounds are the project's parity contract (DESIGN.md): fp32 low-res logits within 1e-4,
+IoU predictions within 1e-5, and full-resolution masks identical except at pixels whose logit
+is within 1e-3 of the 0 threshold (where any rounding may flip them).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+LOGIT_TOL = 1e-4
+SCORE_TOL = 1e-5
+MASK_MARGIN = 1e-3
+
+
+def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 image with smooth gradients, a few filled ellipses and noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32) / max(height, width)
+    image = np.stack([np.sin(2 * np.pi * (f * x + g * y) + p) for f, g, p in
+                      rng.uniform([-3, -3, 0], [3, 3, 6], size=(3, 3))], axis=-1) * 60 + 128
+    for _ in range(4):
+        cy, cx = rng.uniform(0, 1, 2) * (y.max(), x.max())
+        ry, rx = rng.uniform(0.05, 0.3, 2)
+        inside = ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 1
+        image[inside] = rng.uniform(0, 255, 3)
+    image += rng.normal(0, 8, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def prediction_diffs(ours, reference, reference_logits: np.ndarray) -> dict:
+    """Max differences of two Predictions; ``reference_logits`` are the reference's full-res logits.
+
+    ``mask_flips`` counts differing mask pixels, ``mask_flips_outside_margin`` those whose
+    reference logit is not within :data:`MASK_MARGIN` of 0 (must be 0 for parity).
+    """
+    flips = ours.masks != reference.masks
+    return {
+        "low_res_max_abs": float(np.abs(ours.low_res_logits - reference.low_res_logits).max()),
+        "scores_max_abs": float(np.abs(ours.scores - reference.scores).max()),
+        "mask_flips": int(flips.sum()),
+        "mask_flips_outside_margin": int((flips & (np.abs(reference_logits) >= MASK_MARGIN)).sum()),
+        "logit_scale": float(np.abs(reference.low_res_logits).mean()),
+    }
+
+
+def within_parity(diffs: dict) -> bool:
+    return (diffs["low_res_max_abs"] <= LOGIT_TOL and diffs["scores_max_abs"] <= SCORE_TOL
+            and diffs["mask_flips_outside_margin"] == 0)

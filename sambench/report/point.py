@@ -1,0 +1,163 @@
+"""Report sections of the point task: per-dataset table with CIs and published SA-23 rows,
+the Fig. 9a-style per-dataset chart, mIoU against the number of points (Fig. 9c/9d), and the
+paired comparison with other runs (``--compare``)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import pandas as pd
+
+from sambench.report import figures, reference
+from sambench.report.compare import compare_runs, run_label
+from sambench.report.sections import ReportContext, Section, section
+from sambench.report.tables import fmt, fmt_ci, is_number
+
+PROTOCOL_NOTE = (
+    "mIoU ×100 over masks. First point at the mask center (deepest interior point) or uniformly at "
+    "random; later points by the RITM error rule. At 1 point the most confident of 3 masks is scored; "
+    "the oracle scores the best of the 3. CI95: bootstrap over masks. The mean row is unweighted over "
+    "datasets, like the paper's headline. NoC@85/90: mean clicks to reach 85% / 90% IoU (capped at "
+    "the clicks run).")
+
+# (metric, header, with its CI column); "rnd" = random first point.
+COLUMNS = [("miou@1", "1 pt", True), ("miou@1_oracle", "oracle", False), ("miou@3", "3 pt", False),
+           ("miou@5", "5 pt", False), ("miou@9", "9 pt", False), ("random_miou@1", "rnd 1 pt", True),
+           ("random_miou@1_oracle", "rnd oracle", False), ("random_miou@5", "rnd 5 pt", False),
+           ("random_miou@9", "rnd 9 pt", False)]
+
+
+def _table(entries: list[dict]) -> pd.DataFrame:
+    rows = []
+    present = [e for e in entries if e.get("status") != "absent"]
+    for entry in entries:
+        m = entry.get("metrics", {})
+        row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
+        for metric, label, with_ci in COLUMNS:
+            row[label] = fmt(m.get(metric))
+            if with_ci:
+                row[f"{label.removesuffix('1 pt')}CI95"] = fmt_ci(m.get(f"{metric}_ci95"))
+        row["NoC85"] = fmt(m.get("noc@85"), 1, 2)
+        row["NoC90"] = fmt(m.get("noc@90"), 1, 2)
+        if entry.get("status") == "absent":
+            row["images"], row["masks"], row["1 pt"] = "", "", "absent"
+        rows.append(row)
+    if len(present) > 1:
+        mean = {"dataset": f"mean ({len(present)} datasets)",
+                "images": sum(e["n_images"] for e in present), "masks": sum(e["n_masks"] for e in present),
+                "_kind": "mean"}
+        for metric, label, _ in COLUMNS + [("noc@85", "NoC85", False), ("noc@90", "NoC90", False)]:
+            values = [e["metrics"].get(metric) for e in present]
+            if all(is_number(v) for v in values):
+                mean[label] = fmt(sum(values) / len(values), *((1, 2) if metric.startswith("noc") else ()))
+        rows.append(mean)
+    frame = pd.DataFrame(rows).fillna("")
+    return frame.loc[:, [c for c in frame.columns if c == "_kind" or (frame[c] != "").any()]]
+
+
+def _reference_table(present: list[dict]) -> Optional[tuple[pd.DataFrame, str]]:
+    names = [e["dataset"] for e in present]
+    for ref, members in reference.aggregate_refs("point", names):
+        runs = [e for e in present if e["dataset"] in members]
+        row = {"": f"this run: mean over {len(members)} of {len(ref['datasets'])} SA-23 datasets",
+               "_kind": "run"}
+        for metric in ("miou@1", "miou@5"):
+            vals = [e["metrics"].get(metric) for e in runs]
+            row[f"mIoU {metric[-1]} pt"] = fmt(sum(vals) / len(vals)) if all(is_number(v) for v in vals) else ""
+        rows = [row] + [{"": f"published: {r['model']}", "mIoU 1 pt": fmt(r.get("miou@1")),
+                         "mIoU 5 pt": fmt(r.get("miou@5")), "_kind": "ref"} for r in ref["rows"]]
+        caption = f"Published reference: {ref['source']}."
+        if len(members) < len(ref["datasets"]):
+            caption += " The run covers only part of the suite, so its mean is not directly comparable."
+        return pd.DataFrame(rows), caption
+    return None
+
+
+def _curve(entries: list[dict], label: str, n_points: list[int], **style) -> dict:
+    """The unweighted mean over datasets per number of points (or one dataset's values)."""
+    curve = {"label": label, **style}
+    for mode, prefix in (("center", ""), ("random", "random_")):
+        per_n = [[e["metrics"].get(f"{prefix}miou@{n}") for e in entries] for n in n_points]
+        if all(is_number(v) for vals in per_n for v in vals):
+            curve[mode] = [sum(vals) / len(vals) for vals in per_n]
+        oracle = [e["metrics"].get(f"{prefix}miou@1_oracle") for e in entries]
+        if all(is_number(v) for v in oracle):
+            curve[f"{mode}_oracle"] = sum(oracle) / len(oracle)
+    return curve
+
+
+@section("point", order=0)
+def point_section(ctx: ReportContext) -> Optional[Section]:
+    entries = ctx.entries("point", present=False)
+    if not entries:
+        return None
+    sec = Section("Point task: single-point valid mask", "point")
+    sec.note(PROTOCOL_NOTE)
+    sec.table(_table(entries), "Per-dataset mIoU (×100) with 95% CIs; \"rnd\": random first point.")
+    present = ctx.entries("point")
+    ref = _reference_table(present)
+    if ref is not None:
+        sec.table(*ref)
+    scored = [e for e in present if is_number(e["metrics"].get("miou@1"))]
+    if not scored:
+        return sec
+    sec.figure(figures.per_dataset_bars([e["dataset"] for e in scored], [e["metrics"]["miou@1"] for e in scored],
+                                        [e["metrics"].get("miou@1_ci95") for e in scored],
+                                        [e["metrics"].get("miou@1_oracle") for e in scored],
+                                        "mIoU, 1 center point"),
+               "Per-dataset mIoU at 1 center point, sorted (cf. paper Fig. 9a); bars: 95% bootstrap CI; "
+               "circles: oracle (best of the 3 output masks).")
+    n_points = scored[0]["protocol"]["n_points"]
+    curves = []
+    if not ctx.others and len(scored) <= 8:
+        curves += [_curve([e], e["dataset"], n_points) for e in scored]
+    if len(scored) > 1 or ctx.others:
+        curves.append(_curve(scored, f"mean ({len(scored)} datasets)" if not ctx.others
+                             else run_label(ctx.results, ctx.run_dir), n_points, bold=True))
+    for other_dir, other in ctx.others:
+        others = [e for e in other["results"] if e["task"] == "point" and e.get("status") != "absent"
+                  and e["dataset"] in {s["dataset"] for s in scored}]
+        if others:
+            curves.append(_curve(others, run_label(other, other_dir), n_points, dashed=True))
+    sec.figure(figures.miou_vs_points(curves, n_points),
+               "mIoU against number of points, center and random first point (cf. paper Fig. 9c/9d)"
+               + ("; means over the datasets of each run." if ctx.others else "."))
+    return sec
+
+
+@section("point", order=10)
+def point_compare_section(ctx: ReportContext) -> Optional[Section]:
+    """Paired comparison with each ``--compare`` run on the same masks."""
+    if not ctx.others or not ctx.entries("point"):
+        return None
+    sec = Section("Point task: paired comparison", "point-compare")
+    sec.note("Δ = this run − the other run, mIoU ×100 at 1 center point on identical prompts (same masks, "
+             "same first point). CI95: paired bootstrap over masks (stratified by dataset for the mean); "
+             "p: two-sided sign test over masks (over datasets for the mean row), ties dropped.")
+    paper = reference.delta_ref("point", "miou@1")
+    for other_dir, _ in ctx.others:
+        result = compare_runs(ctx.run_dir, other_dir, "miou@1")
+        rows = []
+        for r in result["datasets"]:
+            rows.append({"dataset": r["dataset"], "masks": r["n_masks"], "this": fmt(r["a"]), "other": fmt(r["b"]),
+                         "Δ": f"{100 * r['delta']:+.1f}", "Δ CI95": fmt_ci(r["delta_ci95"], signed=True),
+                         "wins / losses": f"{r['wins']} / {r['losses']}", "p (sign)": f"{r['p_sign']:.2g}",
+                         "paper Δ SAM−RITM": fmt(paper["values"].get(r["dataset"])) if paper else ""})
+        m = result["mean"]
+        rows.append({"dataset": f"mean ({m['n_datasets']} datasets)", "masks": "", "this": fmt(m["a"]),
+                     "other": fmt(m["b"]), "Δ": f"{100 * m['delta']:+.1f}", "Δ CI95": fmt_ci(m["delta_ci95"], signed=True),
+                     "wins / losses": f"{m['datasets_better']} / {m['datasets_worse']} datasets",
+                     "p (sign)": f"{m['p_sign_datasets']:.2g}", "paper Δ SAM−RITM": "", "_kind": "mean"})
+        frame = pd.DataFrame(rows)
+        if not (frame["paper Δ SAM−RITM"] != "").any():
+            frame = frame.drop(columns="paper Δ SAM−RITM")
+        sec.table(frame, f"This run: {result['a']['label']}; other: {result['b']['label']}."
+                  + (f" Paper Δ: {paper['source']}, for orientation only." if "paper Δ SAM−RITM" in frame else ""))
+        names = [r["dataset"] for r in result["datasets"]]
+        sec.figure(figures.delta_bars(names, [r["delta"] for r in result["datasets"]],
+                                      [r["delta_ci95"] for r in result["datasets"]],
+                                      f"Δ mIoU, 1 center point: {result['a']['label']} − {result['b']['label']}",
+                                      reference=paper["values"] if paper else None,
+                                      reference_label="paper Fig. 9a: SAM − RITM"),
+                   "Per-dataset Δ mIoU at 1 center point, sorted like the paper's Fig. 9a; whiskers: paired "
+                   "bootstrap 95% CI.")
+    return sec

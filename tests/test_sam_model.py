@@ -1,0 +1,165 @@
+"""The ``sam`` adapter: protocol shapes, batching, chunking, upsampling and pre/post-processing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sambench
+from sambench.errors import SambenchError
+from sambench.models.base import PromptableModel
+from sambench.models.sam import SamEmbedding, write_random_checkpoint
+from sambench.models.sam.parity import synthetic_image
+from sambench.models.sam.transforms import resize_image, upsample_logits
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    return write_random_checkpoint(tmp_path_factory.mktemp("sam") / "tiny.pth", "tiny", seed=5)
+
+
+@pytest.fixture(scope="module")
+def grid64_path(tmp_path_factory):
+    """Native 256² low-res frame (like the released models) with a narrow, cheap decoder."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("sam") / "g64.pth", "tiny", seed=6,
+                                   img_size=256, patch_size=4, embed_dim=32, window_size=7,
+                                   prompt_embed_dim=64, mask_in_chans=8, decoder_mlp_dim=128)
+
+
+@pytest.fixture(scope="module")
+def model(grid64_path):
+    return sambench.load_model("sam", checkpoint=str(grid64_path))
+
+
+@pytest.fixture(scope="module")
+def embedding(model):
+    return model.embed(synthetic_image(240, 320, seed=1))
+
+
+def test_protocol_and_shapes(model, embedding):
+    assert isinstance(model, PromptableModel)
+    assert embedding.original_size == (240, 320) and embedding.input_size == (192, 256)
+    single = model.predict(embedding, points=[[10, 20]], labels=[1])
+    assert single.masks.shape == (3, 240, 320) and single.masks.dtype == bool
+    assert single.scores.shape == (3,) and single.low_res_logits.shape == (3, 256, 256)
+    one = model.predict(embedding, box=[5, 5, 100, 80], multimask=False)
+    assert one.masks.shape == (1, 240, 320)
+    batch = model.predict(embedding, points=np.zeros((4, 2, 2)), labels=np.ones((4, 2)))
+    assert batch.masks.shape == (4, 3, 240, 320) and batch.scores.shape == (4, 3)
+    assert batch.low_res_logits.dtype == np.float32 and batch.scores.dtype == np.float32
+
+
+def test_batch_equals_one_call_per_prompt(model, embedding):
+    """Batched prompts share the image-side work; results must equal separate calls."""
+    rng = np.random.default_rng(0)
+    points, labels = rng.uniform(0, 240, (3, 3, 2)), rng.integers(-1, 2, (3, 3))
+    boxes = np.sort(rng.uniform(0, 240, (3, 2, 2)), axis=1).reshape(3, 4)
+    masks = rng.normal(0, 3, (3, 1, 256, 256)).astype(np.float32)
+    for kwargs in (dict(points=points, labels=labels), dict(box=boxes),
+                   dict(points=points, labels=labels, box=boxes, mask_input=masks)):
+        batched = model.predict(embedding, **kwargs, return_masks=False)
+        for i in range(3):
+            single = model.predict(embedding, **{k: v[i] for k, v in kwargs.items()},
+                                   return_masks=False)
+            np.testing.assert_allclose(batched.low_res_logits[i], single.low_res_logits, atol=2e-5)
+            np.testing.assert_allclose(batched.scores[i], single.scores, atol=2e-6)
+
+
+def test_chunking_and_long_prompts(grid64_path, model, embedding):
+    """Chunks of 2 give the same numbers; 20 points (≥ 16 tokens) take the plain path."""
+    chunked = sambench.load_model("sam", checkpoint=str(grid64_path), prompt_chunk=2)
+    rng = np.random.default_rng(1)
+    for n_points in (1, 20):
+        kwargs = dict(points=rng.uniform(0, 300, (3, n_points, 2)), labels=np.ones((3, n_points)))
+        a, b = model.predict(embedding, **kwargs), chunked.predict(embedding, **kwargs)
+        np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=2e-5)
+        assert (a.masks == b.masks).mean() > 0.9999
+
+
+def test_upsample_only_what_you_keep(model, embedding):
+    pred = model.predict(embedding, points=np.ones((3, 1, 2)) * 50, labels=np.ones((3, 1)))
+    lean = model.predict(embedding, points=np.ones((3, 1, 2)) * 50, labels=np.ones((3, 1)),
+                         return_masks=False)
+    assert lean.masks is None
+    np.testing.assert_array_equal(lean.low_res_logits, pred.low_res_logits)
+    best = pred.scores.argmax(1)
+    chosen = lean.low_res_logits[np.arange(3), best]
+    np.testing.assert_array_equal(model.upsample(embedding, chosen), pred.masks[np.arange(3), best])
+    logits = model.upsample(embedding, chosen, threshold=None)
+    assert logits.dtype == np.float32 and np.array_equal(logits > 0, pred.masks[np.arange(3), best])
+    single = model.predict(embedding, points=[[50, 50]], labels=[1], return_masks=False)
+    assert single.masks is None and single.low_res_logits.shape == (3, 256, 256)
+
+
+def test_embed_batch_and_cache_round_trip(model):
+    images = [synthetic_image(240, 320, seed=1), synthetic_image(50, 400, seed=2),
+              synthetic_image(300, 200, seed=3)]
+    batched = model.embed_batch(images, batch_size=2)
+    for image, emb in zip(images, batched):
+        alone = model.embed(image)
+        assert emb.original_size == alone.original_size and emb.input_size == alone.input_size
+        torch.testing.assert_close(emb.features, alone.features, atol=1e-5, rtol=0)
+    restored = SamEmbedding.from_numpy(batched[1].to_numpy())
+    assert restored.original_size == (50, 400) and restored.input_size == (32, 256)
+    assert torch.equal(restored.features, batched[1].features)
+
+
+def test_tiny_preset_uses_the_protocol_frame(tiny_path):
+    """Native 64² logits are presented in the protocol's 256² frame and mask prompts go back."""
+    model = sambench.load_model("sam", checkpoint=str(tiny_path))
+    emb = model.embed(synthetic_image(100, 150, seed=4))
+    first = model.predict(emb, points=[[30, 40]], labels=[1])
+    assert first.low_res_logits.shape == (3, 256, 256)
+    again = model.predict(emb, points=[[30, 40]], labels=[1], mask_input=first.low_res_logits[:1],
+                          multimask=False)
+    assert again.masks.shape == (1, 100, 150) and np.isfinite(again.low_res_logits).all()
+
+
+def test_bfloat16_and_sdpa_options(grid64_path, model, embedding):
+    image = synthetic_image(240, 320, seed=1)
+    for options in (dict(attention="sdpa"), dict(dtype="bfloat16"),
+                    dict(dtype="bfloat16", attention="sdpa")):
+        other = sambench.load_model("sam", checkpoint=str(grid64_path), **options)
+        emb = other.embed(image)
+        assert emb.features.dtype == torch.float32
+        rel = ((emb.features - embedding.features).norm() / embedding.features.norm()).item()
+        assert rel < (1e-5 if "dtype" not in options else 3e-2), (options, rel)
+        pred = other.predict(emb, points=[[60, 70]], labels=[1])
+        assert pred.low_res_logits.dtype == np.float32 and np.isfinite(pred.low_res_logits).all()
+
+
+@pytest.mark.parametrize("original", [(37, 250), (480, 640), (1024, 1024), (1500, 2000), (700, 90)])
+def test_upsampling_matches_the_reference_chain(original):
+    """The crop-first first upsampling is bit-identical to interpolate-then-crop."""
+    from sambench.models.base import resized_shape
+
+    input_size = resized_shape(*original, 1024)
+    low = torch.randn(2, 3, 256, 256)
+    ref = F.interpolate(low, (1024, 1024), mode="bilinear", align_corners=False)
+    ref = F.interpolate(ref[..., : input_size[0], : input_size[1]], original, mode="bilinear",
+                        align_corners=False)
+    assert torch.equal(upsample_logits(low, input_size, original, 1024), ref)
+
+
+def test_resize_is_pil_bilinear_with_official_rounding():
+    from PIL import Image
+
+    image = synthetic_image(37, 250, seed=0)
+    out = resize_image(image, 1024)
+    assert out.shape == (152, 1024, 3)  # int(37 * 4.096 + 0.5) = 152
+    expected = np.asarray(Image.fromarray(image).resize((1024, 152), Image.BILINEAR))
+    np.testing.assert_array_equal(out, expected)
+    same = synthetic_image(1024, 512, seed=0)
+    np.testing.assert_array_equal(resize_image(same, 1024), same)
+
+
+def test_bad_inputs(model, embedding):
+    with pytest.raises(SambenchError, match="uint8 RGB"):
+        model.embed(np.zeros((10, 10), np.uint8))
+    with pytest.raises(SambenchError, match="uint8 RGB"):
+        model.embed(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(SambenchError, match="points or a box"):
+        model.predict(embedding)
+    with pytest.raises(SambenchError, match="mask_input"):
+        model.predict(embedding, points=[[1, 1]], labels=[1], mask_input=np.zeros((1, 64, 64)))

@@ -1,0 +1,143 @@
+"""Training: prompt simulation, losses by hand, min over masks, a short run, save/load, resume."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sambench.datasets import CocoDataset
+from sambench.models.sam.model import SamModel
+from sambench.models.sam.random_checkpoint import make_config
+from sambench.models.sam.sam import Sam
+from sambench.train import simulate
+from sambench.train.data import load_examples
+from sambench.train.losses import dice_loss, focal_loss, sam_loss
+from sambench.train.loop import TrainConfig, save_checkpoint, train
+
+MICRO = dict(img_size=64, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_dim=64, window_size=4,
+             global_attn_indexes=(1,), prompt_embed_dim=32, decoder_mlp_dim=64, iou_head_hidden_dim=32)
+
+
+def micro_sam(seed=0):
+    torch.manual_seed(seed)
+    return Sam(make_config("tiny", **MICRO))
+
+
+def test_schedule_has_8_points_and_2_refinement_only_iterations():
+    for seed in range(20):
+        plan = simulate.schedule(torch.Generator().manual_seed(seed))
+        assert len(plan) == 10 and sum(plan) == 8 and plan[-1] is False
+    assert simulate.schedule(torch.Generator().manual_seed(0), 2) == [True]
+
+
+def test_box_noise_is_bounded_and_scaled():
+    gen = torch.Generator().manual_seed(0)
+    small = torch.zeros(4000, 300, 300, dtype=torch.bool)
+    small[:, 100:150, 100:200] = True  # 100 wide, 50 high: std 10 px in x, 5 px in y
+    boxes = simulate.noisy_boxes(small, gen)
+    noise = boxes - torch.tensor([100.0, 100.0, 199.0, 149.0])
+    std = noise.std(dim=0)
+    assert std[0] == pytest.approx(10, rel=0.1) and std[1] == pytest.approx(5, rel=0.1)
+    big = torch.zeros(2000, 600, 600, dtype=torch.bool)
+    big[:, 50:550, 50:550] = True  # 10% would be 50 px: capped at 20
+    noise = simulate.noisy_boxes(big, gen) - torch.tensor([50.0, 50.0, 549.0, 549.0])
+    assert noise.std(dim=0).max() == pytest.approx(20, rel=0.1)
+    assert boxes.min() >= 0 and boxes[:, [0, 2]].max() <= 299 and boxes[:, [1, 3]].max() <= 299
+
+
+def test_corrective_points_sign_and_location():
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.zeros(3, 20, 20, dtype=torch.bool)
+    pred = torch.zeros_like(gt)
+    gt[0, 5:10, 5:10] = True  # mask 0: pure false negative
+    pred[1, 0:4, 0:4] = True  # mask 1: pure false positive (gt empty there)
+    gt[1, 15:18, 15:18] = True
+    pred[1, 15:18, 15:18] = True
+    gt[2, 2:6, 2:6] = True  # mask 2: perfect -> falls back to a positive point in the mask
+    pred[2] = gt[2]
+    for _ in range(20):
+        xy, labels = simulate.corrective_points(gt, pred, gen)
+        x, y = xy.long().T
+        assert labels.tolist() == [1, 0, 1]
+        assert gt[0, y[0], x[0]] and pred[1, y[1], x[1]] and not gt[1, y[1], x[1]] and gt[2, y[2], x[2]]
+
+
+def test_first_point_prompt_is_in_mask():
+    gen = torch.Generator().manual_seed(1)
+    gt = torch.zeros(5, 30, 30, dtype=torch.bool)
+    for i in range(5):
+        gt[i, i:i + 4, 2 * i:2 * i + 3] = True
+    p = simulate.first_prompts(gt, use_box=False, generator=gen)
+    assert p.points.shape == (5, 1, 2) and p.labels.tolist() == [[1]] * 5 and p.boxes is None
+    assert all(gt[i, int(p.points[i, 0, 1]), int(p.points[i, 0, 0])] for i in range(5))
+
+
+def test_losses_by_hand():
+    zero = torch.zeros(1, 1, 2)
+    target = torch.tensor([[[1.0, 0.0]]])
+    # logit 0: p = .5, ce = ln 2, (1 - p_t)^2 = .25; alpha .25 for the positive, .75 for the negative
+    expected_focal = (0.25 * 0.25 * math.log(2) + 0.75 * 0.25 * math.log(2)) / 2
+    assert focal_loss(zero, target).item() == pytest.approx(expected_focal)
+    assert dice_loss(zero, target).item() == pytest.approx(1 - (2 * 0.5 + 1) / (1.0 + 1 + 1))
+    perfect = torch.tensor([[[50.0, -50.0]]])
+    assert dice_loss(perfect, target).item() == pytest.approx(0, abs=1e-6)
+    assert focal_loss(perfect, target).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_minimum_over_masks_and_iou_target():
+    gt = torch.zeros(1, 4, 4)
+    gt[0, :2, :2] = 1
+    logits = torch.full((1, 3, 4, 4), -10.0)
+    logits[0, 0] = 10.0  # everything: IoU 4/16
+    logits[0, 1][gt[0] > 0] = 10.0  # exact: IoU 1
+    # output 2 empty: IoU 0
+    iou_pred = torch.tensor([[0.25, 1.0, 0.0]])
+    loss, best, iou = sam_loss(logits, iou_pred, gt)
+    assert best.tolist() == [1]
+    assert iou[0].tolist() == pytest.approx([0.25, 1.0, 0.0])
+    t = gt[:, None].expand_as(logits)
+    only_best = 20 * focal_loss(logits[:, 1], t[:, 1]) + dice_loss(logits[:, 1], t[:, 1])
+    assert loss.item() == pytest.approx(only_best.item(), rel=1e-6)  # IoU MSE is 0 here
+
+
+@pytest.fixture(scope="module")
+def examples(synth_dir):
+    return load_examples([CocoDataset("s", synth_dir / "annotations.json", synth_dir / "images")], 64)
+
+
+def test_short_training_run_lowers_the_loss(examples, tmp_path):
+    sam = micro_sam()
+    cfg = TrainConfig(steps=24, batch_images=2, masks_per_image=3, lr=3e-3, warmup=4, iterations=2,
+                      save_every=100, seed=0)
+    train(sam, examples, cfg, tmp_path)
+    losses = [float(l.split('"loss": ')[1].split(",")[0]) for l in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert len(losses) == 24
+    assert np.mean(losses[-6:]) < 0.8 * np.mean(losses[:6])
+
+
+def test_checkpoint_round_trip_through_load_model(examples, tmp_path):
+    import sambench
+
+    sam = micro_sam(3)
+    save_checkpoint(sam, tmp_path)
+    image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    direct = SamModel(sam)
+    ref = direct.predict(direct.embed(image), points=[[20, 30]], labels=[1])
+    for name in ("model.pth", "model.safetensors"):
+        model = sambench.load_model("sam", checkpoint=str(tmp_path / name))
+        pred = model.predict(model.embed(image), points=[[20, 30]], labels=[1])
+        assert np.array_equal(pred.low_res_logits, ref.low_res_logits)
+        assert np.array_equal(pred.masks, ref.masks)
+
+
+def test_resume_equals_uninterrupted(examples, tmp_path):
+    cfg = dict(batch_images=2, masks_per_image=3, lr=1e-3, warmup=2, iterations=3, seed=5)
+    straight = micro_sam(7)
+    train(straight, examples, TrainConfig(steps=4, save_every=100, **cfg), tmp_path / "a")
+    resumed = micro_sam(7)
+    train(resumed, examples, TrainConfig(steps=2, save_every=2, **cfg), tmp_path / "b")
+    fresh = micro_sam(99)  # a new process would build a new model: the state must win
+    train(fresh, examples, TrainConfig(steps=4, save_every=2, **cfg), tmp_path / "b")
+    for (k, a), (_, b) in zip(straight.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert len((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()) == 4
