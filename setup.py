@@ -8,7 +8,8 @@ from setuptools import find_packages, setup
 ASSETS = {}
 for top in ("tasks", "dataset_adapters", "reports"):
     for folder, _, _ in os.walk(top):
-        if "__pycache__" not in folder:
+        # reports/demo holds the committed example runs: documentation, not package data
+        if "__pycache__" not in folder and not folder.startswith(os.path.join("reports", "demo")):
             ASSETS["sambench.assets." + folder.replace(os.sep, ".")] = folder
 
 setup(packages=find_packages(include=["sambench", "sambench.*"]) + sorted(ASSETS), package_dir=ASSETS)

@@ -116,12 +116,13 @@ class Prompt:
 class Prediction:
     """What a model returns for a batch of B prompts on one image.
 
-    ``masks`` is ``(B, K, H, W)`` bool at the original size, ``scores`` ``(B, K)`` predicted
+    ``masks`` is ``(B, K, H, W)`` bool at the original size (None when the caller asked the
+    model not to upsample, e.g. SAM's ``return_masks=False``), ``scores`` ``(B, K)`` predicted
     IoU, ``low_res_logits`` ``(B, K, 256, 256)`` for feeding back as ``mask_input``. For a single
     prompt (unbatched call) the leading B axis is absent.
     """
 
-    masks: np.ndarray
+    masks: Optional[np.ndarray]
     scores: np.ndarray
     low_res_logits: np.ndarray
 

@@ -9,21 +9,23 @@
 # reports/demo/leaderboard.{csv,md,html}. Runs go to a temporary folder (records are not
 # committed); set KEEP_RUNS=DIR to keep them there instead.
 #
-# Until the bundled tiny SAM exists, the defaults are GrabCut and the tests' stand-in model
-# `test-disk` (tests/stand_in.py), which is registered by importing it before the CLI runs.
+# The defaults: the GrabCut baseline, and a random-weights tiny SAM (written here with
+# seed 0) run through our implementation and through the official code: a leaderboard row
+# for each, and two SAM rows that must agree (parity). The bundled trained tiny SAM joins
+# them once it exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(grabcut test-disk)
-
-sambench() {  # the CLI, with the test stand-in registered
-    "$PYTHON" -c 'import sys; sys.path.insert(0, "tests"); import stand_in; from sambench.cli import main; sys.exit(main(sys.argv[1:]))' "$@"
-}
-
 runs=${KEEP_RUNS:-$(mktemp -d)}
 mkdir -p "$runs" reports/demo
+random_ckpt="$runs/sam_tiny_random.pth"
+"$PYTHON" -c "from sambench.models.sam import write_random_checkpoint as w; w('$random_ckpt', 'tiny', seed=0)"
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(grabcut "sam:$random_ckpt" "sam-official:$random_ckpt")
+
+sambench() { "$PYTHON" -m sambench "$@"; }
+
 dirs=()
 for model in "${models[@]}"; do
     name=${model%%:*}

@@ -110,3 +110,22 @@ def test_size_cap_evicts_least_recently_used(tmp_path):
     assert cache.get("k", "a" * 64) is not None and cache.get("k", "c" * 64) is not None
     assert cache.stats.evicted == 1 and cache.size() <= 10_000
     assert cache.clear() == 2 and cache.size() == 0
+
+
+def test_sam_embeddings_round_trip_through_the_cache(tmp_path):
+    import sambench
+    from sambench.cache import supports_cache
+    from sambench.models.sam import write_random_checkpoint
+
+    ckpt = write_random_checkpoint(tmp_path / "tiny.pth", "tiny", seed=0)
+    model = sambench.load_model("sam", checkpoint=str(ckpt))
+    assert supports_cache(model)
+    other = sambench.load_model("sam", checkpoint=str(ckpt), dtype="bfloat16")
+    assert other.embedding_key() != model.embedding_key()  # dtype is part of the key
+    cached = CachedModel(model, EmbeddingCache(tmp_path / "cache"))
+    image = images()[0]
+    fresh, again = cached.embed(image), cached.embed(image)
+    assert cached.cache.stats.hits == 1
+    a = model.predict(fresh, points=[[3, 4]], labels=[1])
+    b = model.predict(again, points=[[3, 4]], labels=[1])
+    assert np.array_equal(a.low_res_logits, b.low_res_logits) and np.array_equal(a.masks, b.masks)

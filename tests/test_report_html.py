@@ -18,7 +18,7 @@ from test_report_support import (base_run, copy_run, data_uri_pngs, edit_results
                                  needs_chromium, needs_poppler, render, worse_copy)
 
 SECTION_IDS = ["summary", "point", "point-compare", "point-examples", "edges", "proposals", "instances",
-               "instances-gtbox", "statistics"]
+               "instances-gtbox", "custom-task"]
 
 
 # 2 point figures (per-dataset bars, mIoU vs points), the compare Δ chart, 1 examples grid per
@@ -49,7 +49,7 @@ def test_report_renders_in_chromium_with_every_section_and_figure(full_run, base
                   "SAM Table 3", "SAM Table 4", "SAM Table 5"):
         assert label in dom, label
     assert "published: SAM ViT-H" not in dom  # SA-23 rows only for runs on SA-23 datasets
-    gtbox = dom[dom.index('id="instances-gtbox"'):dom.index('id="statistics"')]
+    gtbox = dom[dom.index('id="instances-gtbox"'):dom.index('id="custom-task"')]
     assert "Ground-truth box + centre point prompts" in gtbox and "75.0–79.0" in gtbox and "published" not in gtbox
     assert "wins / losses" in dom and "disk-worse" in dom  # the paired comparison table
 
@@ -80,7 +80,7 @@ def test_pdf_has_the_expected_pages_and_they_render(full_run, base_run, tmp_path
     for sec in sections:
         sec.close()
     # summary page, then per section (point, compare, examples, edges, proposals, instances,
-    # instances-gtbox, statistics) every table and figure on its own page
+    # instances-gtbox, an unknown task) every table and figure on its own page
     assert expected == 1 + (1 + 2) + (1 + 1) + 1 + 1 + (1 + 1) + 1 + 2 + 1
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert int(re.search(r"Pages:\s+(\d+)", info)[1]) == expected
@@ -160,7 +160,7 @@ def test_a_new_task_section_is_one_registered_function(base_run, tmp_path):
 
 def test_unknown_tasks_get_the_generic_table(full_run):
     html = write_report(full_run).read_text()
-    stats = html[html.index('id="statistics"'):]
+    stats = html[html.index('id="custom-task"'):]
     assert "masks_per_image" in stats and "12.3" in stats and "[0.5, 0.49]" in stats
 
 

@@ -1,7 +1,7 @@
 """Fixtures and helpers shared by the report tests (imported by test_report_*.py; no tests here).
 
 Runs come from the fast ``test-disk`` stand-in on three synthetic images; the edges, proposals,
-instances and statistics results are hand-written entries, since those tasks are built
+instances and an unknown task's results are hand-written entries, since those tasks are built
 elsewhere and only their metric names (DESIGN.md) matter to the report.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ OTHER_TASKS = [
      "metrics": {"gtbox_miou": 0.77, "gtbox_miou_ci95": [0.75, 0.79], "gtbox_miou_small": 0.65,
                  "gtbox_miou_medium": 0.79, "gtbox_miou_large": 0.84, "gtbox+point_miou": 0.80,
                  "gtbox+point_miou_ci95": [0.78, 0.82], "gtbox+point_miou_small": 0.70}},
-    {"task": "statistics", "task_version": 1, "dataset": "synth-shapes", "split": "val", "n_images": 3,
+    {"task": "custom-task", "task_version": 1, "dataset": "synth-shapes", "split": "val", "n_images": 3,
      "n_masks": 0, "protocol": {}, "status": "ok",
      "metrics": {"masks_per_image": 12.3, "mean_area_fraction": 0.041, "center_bias": [0.5, 0.49]}},
 ]

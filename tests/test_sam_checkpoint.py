@@ -14,6 +14,16 @@ from sambench.models.sam import (PRESETS, Sam, SamConfig, describe, infer_config
 from sambench.models.sam.random_checkpoint import random_state_dict
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(request):
+    """Small models gain nothing from threads, and on a shared CI core every small op would
+    wait for a descheduled peer thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _meta_state(config: SamConfig) -> dict:
     """Shapes only: lets us check ViT-L/H inference without 1-2.5 GB of weights."""
     with torch.device("meta"):
@@ -80,7 +90,7 @@ def test_info_records_hash_params_and_config(tmp_path):
     assert info.params == 4_839_792
     assert info.config["variant"] == "tiny" and info.config["global_attn_indexes"] == [1]
     assert info.config["pixel_mean"] == [123.675, 116.28, 103.53]
-    assert describe(path) == info.to_json()
+    assert describe(path) == info.to_json() == describe(f"sam:{path}")
 
 
 def test_vit_b_parameter_count_matches_the_released_model():
@@ -176,3 +186,24 @@ def test_unknown_options_are_errors(tmp_path):
         sambench.load_model("sam", checkpoint=str(path), attention="flash")
     with pytest.raises(SambenchError, match="unknown dtype"):
         sambench.load_model("sam", checkpoint=str(path), dtype="int8")
+
+
+def test_official_package_is_imported_lazily_and_its_absence_is_clear(monkeypatch, tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+
+    code = ("import sys, sambench.models.official, sambench.models.sam; "
+            "print('segment_anything' in sys.modules, 'torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+    import sambench.models.official as official
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(official, "_official", None)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "segment_anything" else real(name, *a))
+    path = write_random_checkpoint(tmp_path / "tiny.pth", "tiny")
+    with pytest.raises(SambenchError, match="pip install segment-anything==1.0"):
+        sambench.load_model("sam-official", checkpoint=str(path))

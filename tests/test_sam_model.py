@@ -14,6 +14,16 @@ from sambench.models.sam.parity import synthetic_image
 from sambench.models.sam.transforms import resize_image, upsample_logits
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(request):
+    """Small models gain nothing from threads, and on a shared CI core every small op would
+    wait for a descheduled peer thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory):
     return write_random_checkpoint(tmp_path_factory.mktemp("sam") / "tiny.pth", "tiny", seed=5)
@@ -163,3 +173,48 @@ def test_bad_inputs(model, embedding):
         model.predict(embedding)
     with pytest.raises(SambenchError, match="mask_input"):
         model.predict(embedding, points=[[1, 1]], labels=[1], mask_input=np.zeros((1, 64, 64)))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_chunks_sharing_the_image_cache(grid64_path, model, embedding, chunk):
+    """Prompt chunks of any size (one prompt per chunk included) share only what is shared."""
+    other = sambench.load_model("sam", checkpoint=str(grid64_path), prompt_chunk=chunk)
+    rng = np.random.default_rng(2)
+    masks = rng.normal(0, 3, (5, 1, 256, 256)).astype(np.float32)
+    for kwargs in (dict(points=rng.uniform(0, 240, (5, 2, 2)), labels=np.ones((5, 2))),
+                   dict(box=np.array([[10, 10, 100, 90]] * 5) + np.arange(5)[:, None] * 7,
+                        mask_input=masks)):
+        ref = [model.predict(embedding, **{k: v[i] for k, v in kwargs.items()}, return_masks=False)
+               for i in range(5)]
+        got = other.predict(embedding, **kwargs, return_masks=False)
+        for i in range(5):
+            np.testing.assert_allclose(got.low_res_logits[i], ref[i].low_res_logits, atol=2e-5)
+
+
+@pytest.mark.parametrize("attention", ["math", "sdpa"])
+def test_modules_train(attention, tiny_path):
+    """The modules stay differentiable (sambench.train uses them): several images, per-mask
+    embeddings as the trainer passes them, mask prompts; in-place shortcuts only at inference."""
+    from sambench.models.sam import load_sam
+
+    sam, _ = load_sam(tiny_path)
+    sam.train()
+    sam.image_encoder.set_attention(attention)
+    images = torch.randn(2, 3, 256, 256)
+    features = sam.image_encoder(images)
+    per_mask = features[torch.tensor([0, 0, 1])]
+    points = (torch.rand(3, 2, 2) * 255, torch.tensor([[1, 0], [1, -1], [1, 1]]))
+    sparse, dense = sam.prompt_encoder(points, None, torch.randn(3, 1, 64, 64))
+    logits, iou = sam.mask_decoder(per_mask, sam.prompt_encoder.get_dense_pe(), sparse, dense, True)
+    assert logits.shape == (3, 3, 64, 64) and iou.shape == (3, 3)
+    (logits.mean() + iou.mean()).backward()
+    # a mask prompt and no boxes were given; multimask evaluates mask tokens 1-3 only
+    unused = ("prompt_encoder.no_mask_embed", "prompt_encoder.point_embeddings.2",
+              "prompt_encoder.point_embeddings.3", "mask_decoder.output_hypernetworks_mlps.0.")
+    for name, p in sam.named_parameters():
+        # token→image key biases shift all logits of a softmax equally: their gradient is
+        # exactly zero, and the folded form does not compute it at all
+        constant = "token_to_image.k_proj.bias" in name
+        assert (p.grad is None) == name.startswith(unused) or constant, name
+        assert p.grad is None or torch.isfinite(p.grad).all(), name
+    assert sam.image_encoder.blocks[1].attn.rel_pos_h.grad.abs().sum() > 0

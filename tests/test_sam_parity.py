@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import sambench
 from sambench.models.sam import write_random_checkpoint
 from sambench.models.sam.parity import LOGIT_TOL, SCORE_TOL, prediction_diffs, synthetic_image
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(request):
+    """Small models gain nothing from threads, and on a shared CI core every small op would
+    wait for a descheduled peer thread; the ViT-B test keeps torch's default."""
+    if request.node.name == "test_vit_b_1024":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 # Small architectures that still exercise every code path: padded windows (64 % 7, 20 % 6),
 # several / no / only global blocks, head dims 16 / 8, decoders of width 256 (released), 128
@@ -73,6 +87,7 @@ def _compare(ours, official, image, sets, label: str, mask_prompts: bool = True)
     emb_o, emb_r = ours.embed(image), official.embed(image)
     worst = {"embedding_max_abs": (emb_o.features - emb_r.features).abs().max().item()}
     assert emb_o.input_size == emb_r.input_size and emb_o.original_size == emb_r.original_size
+    assert worst["embedding_max_abs"] <= 1e-5, worst
 
     def check(name, kwargs):
         pred_o, pred_r = ours.predict(emb_o, **kwargs), official.predict(emb_r, **kwargs)
@@ -149,7 +164,11 @@ def test_small_configs_bf16_reported(config, tmp_path):
 
 
 def test_vit_b_1024(tmp_path_factory):
-    """ViT-B at 1024 (the released architecture), fp32 math and SDPA paths against official."""
+    """ViT-B at 1024 (the released architecture), fp32 against official.
+
+    The SDPA path is checked on the small configs, one of which has ViT-B's attention
+    geometry (64² grid, 14² windows padded to 70²); benchmarks/bench_sam.py reports it on ViT-B.
+    """
     path = write_random_checkpoint(tmp_path_factory.mktemp("vitb") / "sam_vit_b_random.pth",
                                    "vit_b", seed=3)
     official = _load(path, "sam-official")
@@ -162,9 +181,6 @@ def test_vit_b_1024(tmp_path_factory):
                                         "batch of 6, 2 points + padding", "batch of 4 boxes")]
     worst = _compare(ours, official, image, sets, "vit_b/math")
     print(f"\n[parity fp32 ViT-B] {worst}")
-    ours.set_attention("sdpa")
-    worst = _compare(ours, official, image, sets[:1], "vit_b/sdpa")
-    print(f"\n[parity sdpa ViT-B] {worst}")
 
 
 def test_official_loader_needs_no_torchvision():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
+from sambench.report import statistics as _statistics  # noqa: F401 (registers its section)
 from sambench.report.sections import SECTIONS, ReportContext, Section, build_sections, section
 from sambench.results import load_results
 

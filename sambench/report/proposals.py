@@ -1,8 +1,11 @@
-"""Report section of the proposals task (LVIS v1, SAM §7.3): AR@1000 by object size and
-frequency group, as a table and as bars next to the paper's Table 4 rows."""
+"""Report section of the proposals tasks (LVIS v1, SAM §7.3): AR@1000 by object size and
+frequency group, as a table and as bars next to the paper's Table 4 rows, and the AMG settings
+and proposal counts behind them (``proposals`` and ``proposals-single-output``)."""
 from __future__ import annotations
 
 from typing import Optional
+
+import pandas as pd
 
 from sambench.report import figures, reference
 from sambench.report.sections import ReportContext, Section, section
@@ -11,18 +14,36 @@ from sambench.report.tables import is_number, task_table
 METRICS = [("ar@1000", "all"), ("ar@1000_small", "small"), ("ar@1000_medium", "medium"),
            ("ar@1000_large", "large"), ("ar@1000_frequent", "frequent"), ("ar@1000_common", "common"),
            ("ar@1000_rare", "rare")]
+SETTINGS = ("points_per_side", "multimask_output", "box_nms_thresh", "crop_n_layers", "rank_by",
+            "max_proposals")
 
 
-@section("proposals")
-def proposals_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("proposals", present=False)
+def proposals_sections(task: str, title: str):
+    def build(ctx: ReportContext) -> Optional[Section]:
+        return proposals_section(ctx, task, title)
+
+    return build
+
+
+def proposals_section(ctx: ReportContext, task: str = "proposals",
+                      title: str = "Object proposals") -> Optional[Section]:
+    entries = ctx.entries(task, present=False)
     if not entries:
         return None
-    sec = Section("Object proposals", "proposals")
+    sec = Section(title, task)
     frame, sources = task_table("proposals", entries, METRICS)
     sec.table(frame, "Mask AR@1000 ×100, overall, by object size and by LVIS frequency group."
                      + "".join(f" Published rows: {s}." for s in sources))
-    for entry in ctx.entries("proposals"):
+    settings = [(e["dataset"], e.get("protocol", {}), e.get("metrics", {})) for e in ctx.entries(task)
+                if "points_per_side" in e.get("protocol", {})]  # results of older runs lack them
+    if settings:
+        sec.table(pd.DataFrame([{"dataset": name, **{k: str(p.get(k, "")) for k in SETTINGS},
+                                 "proposals / image": f"{m['proposals_per_image']:.0f}"
+                                 if is_number(m.get("proposals_per_image")) else ""}
+                                for name, p, m in settings]),
+                  "AMG settings of the run (all in results.json's protocol) and the mean number of "
+                  "proposals kept per image (the paper: about 900).")
+    for entry in ctx.entries(task):
         m = entry["metrics"]
         used = [(metric, label) for metric, label in METRICS if is_number(m.get(metric))]
         if not used:
@@ -34,3 +55,8 @@ def proposals_section(ctx: ReportContext) -> Optional[Section]:
                    f"{entry['dataset']}: AR@1000 breakdown"
                    + (" (hatched: published, SAM Table 4)." if len(series) > 1 else "."))
     return sec
+
+
+section("proposals")(proposals_sections("proposals", "Object proposals"))
+section("proposals-single-output")(proposals_sections("proposals-single-output",
+                                                      "Object proposals (single-output ablation)"))

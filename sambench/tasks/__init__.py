@@ -116,7 +116,8 @@ def load_suite(name_or_file: str) -> Suite:
 def _import_runners() -> None:
     import importlib
 
-    for module in ("sambench.tasks.point", "sambench.tasks.instances"):
+    for module in ("sambench.tasks.point", "sambench.tasks.instances", "sambench.tasks.proposals",
+                   "sambench.tasks.statistics"):
         importlib.import_module(module)
 
 

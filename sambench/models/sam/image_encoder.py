@@ -27,7 +27,7 @@ from torch import nn
 from sambench.models.sam.common import LayerNorm2d, MLPBlock
 
 ATTENTION_MODES = ("math", "sdpa")
-FOLD_MIN_TOKENS = 1024  # low-precision SDPA folds rel-pos into q/k from this many tokens on
+ATTN_CHUNK_ELEMS = 1 << 28  # attention scores (or mask) materialised at once: 1 GiB in fp32
 
 
 class ImageEncoderViT(nn.Module):
@@ -106,6 +106,9 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.norm1(x)
+        if torch.is_autocast_enabled(x.device.type):
+            # qkv would cast anyway; casting first halves the window-partition copies
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         if self.window_size > 0:
             height, width = x.shape[1], x.shape[2]
             x, padded = window_partition(x, self.window_size)
@@ -113,8 +116,13 @@ class Block(nn.Module):
             x = window_unpartition(x, self.window_size, padded, (height, width))
         else:
             x = self.attn(x)
-        x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+        if torch.is_grad_enabled():
+            x = shortcut + x.to(shortcut.dtype)
+            return x + self.mlp(self.norm2(x)).to(x.dtype)
+        # Inference: accumulate into the residual stream in place (the encoder owns it). Under
+        # autocast the branches are bf16 and the stream fp32, as with the reference's adds.
+        x = shortcut.add_(x)
+        return x.add_(self.mlp(self.norm2(x)))
 
 
 class Attention(nn.Module):
@@ -139,24 +147,32 @@ class Attention(nn.Module):
         tokens = height * width
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.reshape(3, batch * self.num_heads, tokens, -1).unbind(0)
-        if self.mode == "sdpa":
-            out = self._sdpa(q, k, v, batch, (height, width))
-        else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            if self.use_rel_pos:
-                add_decomposed_rel_pos_(attn, q, self.rel_pos_h, self.rel_pos_w, (height, width))
-            out = softmax_(attn) @ v
+        # A few images at a time: a global block's scores are heads·4096² floats per image.
+        group = max(1, ATTN_CHUNK_ELEMS // (self.num_heads * tokens * tokens))
+        outs = []
+        for start in range(0, batch, group):
+            rows = slice(start * self.num_heads, min(batch, start + group) * self.num_heads)
+            outs.append(self._attend(q[rows], k[rows], v[rows], (height, width)))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
         out = out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4)
         return self.proj(out.reshape(batch, height, width, -1))
+
+    def _attend(self, q, k, v, size: tuple[int, int]) -> torch.Tensor:
+        """Attention for ``(images·heads, tokens, head_dim)`` q, k, v."""
+        if self.mode == "sdpa":
+            return self._sdpa(q, k, v, q.shape[0] // self.num_heads, size)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        if self.use_rel_pos:
+            add_decomposed_rel_pos_(attn, q, self.rel_pos_h, self.rel_pos_w, size)
+        return softmax_(attn) @ v
 
     def _sdpa(self, q, k, v, batch: int, size: tuple[int, int]) -> torch.Tensor:
         """Fused attention with the rel-pos terms as an additive mask.
 
         Under autocast the kernel runs outside autocast with low-precision q/k/v (autocast
-        would also cast the fp32 mask, which selects a far slower kernel). Large (global)
-        low-precision attention folds the rel-pos terms into q/k instead of a mask, see
-        :func:`rel_pos_folded_qkv`: the dense mask would cost more memory traffic than the
-        extra matrix work on bf16 units.
+        would also cast the fp32 mask, which selects a far slower kernel), and the rel-pos terms
+        are folded into q/k instead of a mask (:func:`rel_pos_folded_qkv`): for a global block
+        the dense mask costs more memory traffic than the extra matrix work on bf16 units.
         """
         dtype = q.dtype
         device = q.device.type
@@ -168,7 +184,7 @@ class Attention(nn.Module):
             if not self.use_rel_pos:
                 out = F.scaled_dot_product_attention(q.to(dtype).view(shape), k.to(dtype).view(shape),
                                                      v.to(dtype).view(shape), scale=self.scale)
-            elif dtype != torch.float32 and tokens >= FOLD_MIN_TOKENS:
+            elif dtype != torch.float32:
                 qa, ka, va = rel_pos_folded_qkv(q, k, v, self.rel_pos_h, self.rel_pos_w, size,
                                                 self.scale, dtype)
                 out = F.scaled_dot_product_attention(qa.view(shape), ka.view(shape), va.view(shape),
@@ -183,7 +199,7 @@ class Attention(nn.Module):
 
 
 def softmax_(attn: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last axis, in place where that is safe (plain fp32).
+    """Softmax over the last axis, in place where that is safe (plain fp32, no autograd).
 
     The attention matrix of a global block is B·heads·4096² floats (805 MB for ViT-B); a second
     copy doubles the peak memory and the memory traffic for identical values.
@@ -290,7 +306,10 @@ def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w:
     height, width = size
     rel_h, rel_w = _rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
     batch = q.shape[0]
-    bias = torch.empty(batch, height, width, height, width, dtype=rel_h.dtype, device=q.device)
-    torch.add(rel_h[:, :, :, :, None], rel_w[:, :, :, None, :], out=bias)
-    return bias.view(batch, height * width, height * width)
+    if rel_h.requires_grad:  # training: out= variants have no autograd
+        bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
+    else:
+        bias = torch.empty(batch, height, width, height, width, dtype=rel_h.dtype, device=q.device)
+        torch.add(rel_h[:, :, :, :, None], rel_w[:, :, :, None, :], out=bias)
+    return bias.reshape(batch, height * width, height * width)
 

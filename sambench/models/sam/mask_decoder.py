@@ -13,12 +13,14 @@ Only the K returned mask tokens are evaluated.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sambench.models.sam.common import LayerNorm2d
-from sambench.models.sam.transformer import TwoWayTransformer
+from sambench.models.sam.transformer import TwoWayTransformer, cached
 
 
 class MaskDecoder(nn.Module):
@@ -47,11 +49,15 @@ class MaskDecoder(nn.Module):
                                        self.num_mask_tokens, iou_head_depth)
 
     def forward(self, image_embeddings: Tensor, image_pe: Tensor, sparse_prompt_embeddings: Tensor,
-                dense_prompt_embeddings: Tensor, multimask_output: bool) -> tuple[Tensor, Tensor]:
+                dense_prompt_embeddings: Tensor, multimask_output: bool,
+                cache: Optional[dict] = None) -> tuple[Tensor, Tensor]:
         """Low-res mask logits ``(B, K, 4h, 4w)`` and IoU predictions ``(B, K)``.
 
         ``image_embeddings`` ``(1, C, h, w)`` (one image), ``image_pe`` ``(1, C, h, w)``,
         ``sparse_prompt_embeddings`` ``(B, T, C)``, ``dense_prompt_embeddings`` ``(1 or B, C, h, w)``.
+        Calls for chunks of one image's prompts without mask prompts (the same dense embedding
+        for all) may share a ``cache`` dict: the image-side work that does not depend on the
+        prompts is then done once.
         """
         tokens_out = slice(1, None) if multimask_output else slice(0, 1)
         batch = sparse_prompt_embeddings.shape[0]
@@ -59,11 +65,17 @@ class MaskDecoder(nn.Module):
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1),
                             sparse_prompt_embeddings.to(output_tokens.dtype)], dim=1)
 
-        src = image_embeddings + dense_prompt_embeddings  # stays (1, C, h, w) without masks
-        _, channels, height, width = src.shape
-        src = src.flatten(2).transpose(1, 2).contiguous()
-        pos = image_pe.flatten(2).transpose(1, 2).contiguous()
-        hs, src = self.transformer(src, pos, tokens)
+        height, width = image_embeddings.shape[-2:]
+
+        def image_tokens():  # (1, h·w, C) without mask prompts: shared by every prompt
+            src = image_embeddings + dense_prompt_embeddings
+            return src.flatten(2).transpose(1, 2).contiguous()
+
+        pos = cached(cache, "image pe", lambda: image_pe.flatten(2).transpose(1, 2).contiguous())
+        if dense_prompt_embeddings.shape[0] == 1:
+            hs, src = self.transformer(cached(cache, "image tokens", image_tokens), pos, tokens, cache)
+        else:  # mask prompts: every prompt has its own image tokens, nothing to share
+            hs, src = self.transformer(image_tokens(), pos, tokens)
         src = src.expand(batch, -1, -1)
 
         iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]

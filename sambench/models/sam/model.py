@@ -106,7 +106,7 @@ class SamModel:
 
     def __init__(self, sam: Sam, *, name: str = "sam", checkpoint: Optional[str] = None,
                  sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
-                 attention: str = "math", compile: bool = False, prompt_chunk: int = 16) -> None:
+                 attention: str = "math", compile: bool = False, prompt_chunk: int = 2) -> None:
         if prompt_chunk < 1:
             raise SambenchError(f"prompt_chunk must be >= 1, got {prompt_chunk}")
         self.name = name
@@ -139,6 +139,30 @@ class SamModel:
         return ModelInfo(name=self.name, family=self.family, checkpoint=self.checkpoint,
                          sha256=self.sha256, params=self.sam.num_parameters(), config=config)
 
+    # -- embedding cache (sambench.cache) ------------------------------------------------
+    def embedding_key(self) -> str:
+        """What an embedding depends on: weights, architecture, dtype, attention path and
+        preprocessing (the SDPA path differs from the math path by ~1e-6)."""
+        import hashlib
+        import json
+
+        info = self.info().to_json()
+        blob = json.dumps({"sha256": self.sha256, "config": info["config"], "dtype": str(self.dtype)},
+                          sort_keys=True)
+        if self.sha256 is None:  # weights not from a file (e.g. in training): hash them
+            h = hashlib.sha256()
+            for name, tensor in sorted(self.sam.image_encoder.state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().float().cpu().numpy().tobytes())
+            blob += h.hexdigest()
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def embedding_to_arrays(self, embedding: SamEmbedding) -> dict:
+        return embedding.to_numpy()
+
+    def embedding_from_arrays(self, arrays: dict) -> SamEmbedding:
+        return SamEmbedding.from_numpy(arrays, str(self.device))
+
     # -- image encoder -----------------------------------------------------------------
     def embed(self, image: np.ndarray) -> SamEmbedding:
         """Encode one ``(H, W, 3)`` uint8 RGB image."""
@@ -168,7 +192,7 @@ class SamModel:
         points, boxes, masks = prompt_tensors(batch, embedding.original_size, self.config.img_size,
                                               self.config.low_res, self.device)
         features = embedding.features.to(self.device)
-        low_res, scores = [], []
+        low_res, scores, cache = [], [], {}
         with torch.inference_mode(), self._autocast():
             dense_pe = self.sam.prompt_encoder.get_dense_pe()
             for start in range(0, batch.size, self.prompt_chunk):
@@ -177,7 +201,8 @@ class SamModel:
                     None if points is None else (points[0][part], points[1][part]),
                     None if boxes is None else boxes[part],
                     None if masks is None else masks[part])
-                logits, iou = self.sam.mask_decoder(features, dense_pe, sparse, dense, multimask)
+                logits, iou = self.sam.mask_decoder(features, dense_pe, sparse, dense, multimask,
+                                                    cache=cache if masks is None else None)
                 low_res.append(transforms.to_protocol_frame(logits.float(), LOW_RES))
                 scores.append(iou.float())
         return torch.cat(low_res), torch.cat(scores)
@@ -214,7 +239,7 @@ class SamModel:
 
 def build_sam_model(checkpoint: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
                     attention: str = "math", compile: bool = False, decoder_num_heads: int = 8,
-                    prompt_chunk: int = 16, **options) -> SamModel:
+                    prompt_chunk: int = 2, **options) -> SamModel:
     """The ``sam`` registry factory."""
     if options:
         raise SambenchError(f"unknown option(s) for model sam: {', '.join(sorted(options))}")
@@ -226,8 +251,14 @@ def build_sam_model(checkpoint: Optional[str] = None, device: str = "cpu", dtype
                     dtype=dtype, attention=attention, compile=compile, prompt_chunk=prompt_chunk)
 
 
-def describe(checkpoint: str | Path, decoder_num_heads: int = 8) -> dict:
-    """Inferred config, parameter count and sha256 of a checkpoint (``sambench models info``)."""
+def describe(spec: str | Path, decoder_num_heads: int = 8) -> dict:
+    """Inferred config, parameter count and sha256 of a checkpoint (``sambench models info``).
+
+    ``spec`` is a checkpoint path or ``"sam:PATH"``.
+    """
+    checkpoint = str(spec)
+    if checkpoint.startswith(("sam:", "sam-official:")):
+        checkpoint = checkpoint.split(":", 1)[1]
     sam, _ = load_sam(checkpoint, decoder_num_heads)
     info = SamModel(sam, checkpoint=str(checkpoint), sha256=sha256_file(checkpoint)).info()
     return info.to_json()

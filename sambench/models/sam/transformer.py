@@ -21,11 +21,21 @@ sums differs, far inside the parity bounds):
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from sambench.models.sam.common import MLPBlock
+
+
+def cached(cache: Optional[dict], key, compute):
+    """``compute()``, memoised in ``cache`` (one decode call: one image, chunks of prompts)."""
+    if cache is None:
+        return compute()
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 class TwoWayTransformer(nn.Module):
@@ -45,19 +55,25 @@ class TwoWayTransformer(nn.Module):
                                                    downsample_rate=attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
-    def forward(self, image_embedding: Tensor, image_pe: Tensor, point_embedding: Tensor
-                ) -> tuple[Tensor, Tensor]:
+    def forward(self, image_embedding: Tensor, image_pe: Tensor, point_embedding: Tensor,
+                cache: Optional[dict] = None) -> tuple[Tensor, Tensor]:
         """Run the layers.
 
         ``image_embedding`` is channels-last ``(Bi, N, C)`` with Bi = 1 (shared by all prompts)
         or B; ``image_pe`` ``(1, N, C)``; ``point_embedding`` ``(B, T, C)``. Returns the tokens
         ``(B, T, C)`` and the image tokens ``(B, N, C)`` (still ``(1, N, C)`` if depth is 0).
+        ``cache`` (a dict per image, only when ``image_embedding`` is the one shared by all
+        prompts) keeps its projections across prompt chunks.
         """
         queries, keys = point_embedding, image_embedding
         for layer in self.layers:
-            queries, keys = layer(queries, keys, point_embedding, image_pe)
+            # only the unchanged image is shared: the first image update depends on the prompt
+            queries, keys = layer(queries, keys, point_embedding, image_pe,
+                                  cache if keys is image_embedding else None)
+        cache = cache if keys is image_embedding else None
+        keys_pe = cached(cache, (id(self), "keys+pe"), lambda: keys + image_pe)
         attn_out = self.final_attn_token_to_image.tokens_to_image(
-            queries + point_embedding, keys + image_pe, keys)
+            queries + point_embedding, keys_pe, keys, cache)
         return self.norm_final_attn(queries + attn_out), keys
 
 
@@ -77,8 +93,8 @@ class TwoWayAttentionBlock(nn.Module):
                                                    downsample_rate=attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor
-                ) -> tuple[Tensor, Tensor]:
+    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor,
+                cache: Optional[dict] = None) -> tuple[Tensor, Tensor]:
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
@@ -86,14 +102,14 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
 
-        keys_pe = keys + key_pe  # the image with PE serves both cross-attentions
+        # the image with PE serves both cross-attentions
+        keys_pe = cached(cache, (id(self), "keys+pe"), lambda: keys + key_pe)
         queries = self.norm2(queries + self.cross_attn_token_to_image.tokens_to_image(
-            queries + query_pe, keys_pe, keys))
+            queries + query_pe, keys_pe, keys, cache))
         queries = self.norm3(queries + self.mlp(queries))
 
-        attn_out = self.cross_attn_image_to_token.image_to_tokens(
-            keys_pe, queries + query_pe, queries)
-        keys = self.norm4(keys + attn_out)
+        keys = self.norm4(self.cross_attn_image_to_token.image_to_tokens(
+            keys_pe, queries + query_pe, queries, residual=keys, cache=cache))
         return queries, keys
 
 
@@ -128,7 +144,7 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).flatten(2)
         return self.out_proj(out)
 
-    def tokens_to_image(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def tokens_to_image(self, q: Tensor, k: Tensor, v: Tensor, cache: Optional[dict] = None) -> Tensor:
         """Tokens ``q`` ``(B, T, C)`` attend to image tokens ``k``, ``v`` ``(Bi, N, C)``."""
         batch, n_tok, _ = q.shape
         heads, head_dim = self.num_heads, self.head_dim
@@ -138,8 +154,10 @@ class Attention(nn.Module):
                 return self.forward(q, k, v)
             # Project the shared image once; all prompts' queries go into one product per head.
             n_img = k.shape[1]
-            kh = self.k_proj(k[0]).view(n_img, heads, head_dim).permute(1, 2, 0)
-            vh = self.v_proj(v[0]).view(n_img, heads, head_dim).transpose(0, 1)
+            kh = cached(cache, (id(self), "k"), lambda: self.k_proj(k[0]))
+            vh = cached(cache, (id(self), "v"), lambda: self.v_proj(v[0]))
+            kh = kh.view(n_img, heads, head_dim).permute(1, 2, 0)
+            vh = vh.view(n_img, heads, head_dim).transpose(0, 1)
             qh = self.q_proj(q).view(batch * n_tok, heads, head_dim).transpose(0, 1)
             attn = torch.softmax((qh @ kh) / math.sqrt(head_dim), dim=-1)
             out = (attn @ vh).view(heads, batch, n_tok, head_dim).permute(1, 2, 0, 3)
@@ -148,37 +166,46 @@ class Attention(nn.Module):
         qh = self.q_proj(q).view(batch, n_tok, heads, head_dim)
         w_k = self.k_proj.weight.view(heads, head_dim, -1)
         w_v = self.v_proj.weight.view(heads, head_dim, -1)
-        r = torch.einsum("bthd,hdc->bhtc", qh, w_k).reshape(batch, heads * n_tok, -1)
-        attn = torch.softmax((r @ k.transpose(1, 2)) / math.sqrt(head_dim), dim=-1)
+        r = torch.einsum("bthd,hdc->bhtc", qh / math.sqrt(head_dim), w_k)
+        attn = torch.softmax(r.reshape(batch, heads * n_tok, -1) @ k.transpose(1, 2), dim=-1)
         z = (attn @ v).view(batch, heads, n_tok, -1)
         out = torch.einsum("bhtc,hdc->bthd", z, w_v).reshape(batch, n_tok, -1) + self.v_proj.bias
         return self.out_proj(out)
 
-    def image_to_tokens(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Image tokens ``q`` ``(Bi, N, C)`` attend to tokens ``k``, ``v`` ``(B, T, C)``."""
+    def image_to_tokens(self, q: Tensor, k: Tensor, v: Tensor, residual: Tensor,
+                        cache: Optional[dict] = None) -> Tensor:
+        """``residual`` + image tokens ``q`` ``(Bi, N, C)`` attending to tokens ``k``, ``v`` ``(B, T, C)``.
+
+        Returns ``(B, N, C)``. The residual is added inside the final product, saving a pass
+        over the B·N·C image tokens.
+        """
         batch, n_tok, _ = k.shape
         n_img = q.shape[1]
         heads, head_dim = self.num_heads, self.head_dim
         shared = q.shape[0] == 1 and batch > 1
         if not shared and heads * n_tok >= self.internal_dim:
-            return self.forward(q, k, v)
+            return residual + self.forward(q, k, v)
         kh = self.k_proj(k).view(batch, n_tok, heads, head_dim)
         vh = self.v_proj(v).view(batch, n_tok, heads, head_dim)
         if shared:
             # Project the shared image once; one product per head covers every prompt's keys.
-            qh = self.q_proj(q[0]).view(n_img, heads, head_dim).transpose(0, 1)
-            logits = qh @ kh.permute(2, 3, 0, 1).reshape(heads, head_dim, batch * n_tok)
-            attn = torch.softmax(logits.view(heads, n_img, batch, n_tok) / math.sqrt(head_dim), -1)
-            attn = attn.permute(2, 1, 0, 3).reshape(batch, n_img, heads * n_tok)
+            qh = cached(cache, (id(self), "q"), lambda: self.q_proj(q[0]))
+            qh = qh.view(n_img, heads, head_dim).permute(1, 2, 0)
+            kk = kh.permute(2, 0, 1, 3).reshape(heads, batch * n_tok, head_dim) / math.sqrt(head_dim)
+            logits = (kk @ qh).view(heads, batch, n_tok, n_img)
+            attn = torch.softmax(logits, dim=2).transpose(0, 1).reshape(batch, heads * n_tok, n_img)
         else:
             # Fold W_q into the keys; its bias gives a per-key offset that does not cancel.
             w_q = self.q_proj.weight.view(heads, head_dim, -1)
-            r = torch.einsum("bthd,hdc->bcht", kh, w_q).reshape(batch, -1, heads * n_tok)
-            offset = torch.einsum("bthd,hd->bht", kh, self.q_proj.bias.view(heads, head_dim))
-            logits = torch.baddbmm(offset.reshape(batch, 1, heads * n_tok), q, r)
-            attn = torch.softmax(logits.view(batch, n_img, heads, n_tok) / math.sqrt(head_dim), -1)
-            attn = attn.view(batch, n_img, heads * n_tok)
-        # W_o applied to each token's values before the weighted sum over tokens and heads.
+            kh_scaled = kh / math.sqrt(head_dim)
+            r = torch.einsum("bthd,hdc->bhtc", kh_scaled, w_q).reshape(batch, heads * n_tok, -1)
+            offset = torch.einsum("bthd,hd->bht", kh_scaled, self.q_proj.bias.view(heads, head_dim))
+            logits = torch.baddbmm(offset.reshape(batch, heads * n_tok, 1), r, q.transpose(1, 2))
+            attn = torch.softmax(logits.view(batch, heads, n_tok, n_img), dim=2)
+            attn = attn.view(batch, heads * n_tok, n_img)
+        # W_o applied to each token's values before the weighted sum over tokens and heads; the
+        # weights of each head sum to 1, so b_o / heads per row adds exactly b_o.
         w_o = self.out_proj.weight.view(-1, heads, head_dim)
         u = torch.einsum("bthd,chd->bhtc", vh, w_o).reshape(batch, heads * n_tok, -1)
-        return torch.baddbmm(self.out_proj.bias, attn, u)
+        u = u + self.out_proj.bias / heads
+        return torch.baddbmm(residual, attn.transpose(1, 2), u)

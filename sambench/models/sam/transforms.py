@@ -91,25 +91,30 @@ def upsample_logits(low_res: torch.Tensor, input_size: tuple[int, int],
             x = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False,
                               recompute_scale_factor=False)
     x = x[..., : input_size[0], : input_size[1]]
+    if tuple(input_size) == tuple(original_size):
+        # a same-size bilinear resize samples every pixel at weight 1 (and 0 for its neighbour)
+        return x.contiguous()
     return F.interpolate(x, original_size, mode="bilinear", align_corners=False)
 
 
 def logits_to_masks(low_res: torch.Tensor, input_size: tuple[int, int],
                     original_size: tuple[int, int], img_size: int,
-                    threshold: float = 0.0, max_floats: int = 1 << 26) -> np.ndarray:
+                    threshold: float = 0.0, max_floats: int = 1 << 23) -> np.ndarray:
     """Threshold :func:`upsample_logits` into bool masks, a few masks at a time.
 
-    Chunking bounds the float intermediates (``max_floats`` ≈ 256 MB) however many masks a
-    prompt batch has; the result is ``(B, K, H, W)`` bool numpy.
+    Chunking bounds the float intermediates (``max_floats`` ≈ 32 MB) however many masks a
+    prompt batch has, and buffers of that size are recycled by the allocator instead of being
+    mapped (and page-faulted) afresh for every chunk; the result is ``(B, K, H, W)`` bool numpy.
     """
     batch, k = low_res.shape[:2]
     flat = low_res.reshape(batch * k, 1, *low_res.shape[-2:]).float()
     out = np.empty((batch * k, *original_size), dtype=bool)
     per_mask = img_size * img_size + original_size[0] * original_size[1]
     step = max(1, max_floats // per_mask)
+    target = torch.from_numpy(out)
     for start in range(0, batch * k, step):
         logits = upsample_logits(flat[start:start + step], input_size, original_size, img_size)
-        out[start:start + step] = (logits[:, 0] > threshold).cpu().numpy()
+        torch.gt(logits[:, 0].cpu(), threshold, out=target[start:start + step])
     return out.reshape(batch, k, *original_size)
 
 
