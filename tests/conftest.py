@@ -10,6 +10,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SAMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture
+def one_thread():
+    """Small models gain nothing from threads, and on a shared CI core every small op would
+    wait for a descheduled peer thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory):
     from sambench.datasets import synth

@@ -14,14 +14,7 @@ from sambench.models.sam import (PRESETS, Sam, SamConfig, describe, infer_config
 from sambench.models.sam.random_checkpoint import random_state_dict
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(request):
-    """Small models gain nothing from threads, and on a shared CI core every small op would
-    wait for a descheduled peer thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _meta_state(config: SamConfig) -> dict:

@@ -14,14 +14,7 @@ from sambench.models.sam.parity import synthetic_image
 from sambench.models.sam.transforms import resize_image, upsample_logits
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(request):
-    """Small models gain nothing from threads, and on a shared CI core every small op would
-    wait for a descheduled peer thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

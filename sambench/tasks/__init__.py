@@ -121,6 +121,15 @@ def _import_runners() -> None:
         importlib.import_module(module)
 
 
+def parse_protocol(protocol_class, options: dict, task: str):
+    """Build a runner's protocol dataclass from task options; unknown keys are a user error."""
+    known = set(protocol_class.__dataclass_fields__)
+    unknown = set(options) - known
+    if unknown:
+        raise SambenchError(f"{task} task: unknown options {sorted(unknown)} (known: {sorted(known)})")
+    return protocol_class(**options)
+
+
 def decode_instances(sample: Sample, record: SampleRecord, include_crowd: bool):
     """Decode the instances a mask task scores; count crowd/ignore and adapter problems."""
     for problem in sample.problems:
@@ -145,4 +154,4 @@ def load_image_or_record(sample: Sample, record: SampleRecord) -> Optional[np.nd
 
 
 __all__ = ["RUNNERS", "TaskSpec", "Suite", "load_task", "load_suite", "task_names",
-           "suite_names", "decode_instances", "load_image_or_record"]
+           "suite_names", "parse_protocol", "decode_instances", "load_image_or_record"]

@@ -27,7 +27,7 @@ from sambench.metrics.coco_eval import COCO_MAX_DETS, LVIS_MAX_DETS, RESULT_KEYS
 from sambench.metrics.iou import bootstrap_ci, mask_iou
 from sambench.prompts import center_point
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record
+from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, parse_protocol
 from sambench.tasks.detections import load_detections, match_detections
 from sambench.types import Sample, SampleRecord
 
@@ -131,11 +131,7 @@ class InstancesTask:
     """
 
     def __init__(self, options: dict):
-        known = set(InstancesProtocol.__dataclass_fields__)
-        unknown = set(options) - known
-        if unknown:
-            raise SambenchError(f"instances task: unknown options {sorted(unknown)} (known: {sorted(known)})")
-        self.proto = InstancesProtocol(**options)
+        self.proto = parse_protocol(InstancesProtocol, options, "instances")
         self._states: dict[str, DatasetState] = {}
         self._current: Optional[DatasetState] = None
 

@@ -14,9 +14,8 @@ import numpy as np
 
 from sambench import masks as mask_codec
 from sambench.metrics.iou import batch_iou, bootstrap_ci, noc
-from sambench.errors import SambenchError
 from sambench.prompts import next_click, random_point, stable_rng
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record
+from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, parse_protocol
 from sambench.types import Sample, SampleRecord
 
 METRIC_PREFIX = {"center": "", "random": "random_"}
@@ -162,11 +161,7 @@ class PointTask:
     """Runner for the point protocol (see module docstring)."""
 
     def __init__(self, options: dict):
-        known = set(PointProtocol.__dataclass_fields__)
-        unknown = set(options) - known
-        if unknown:
-            raise SambenchError(f"point task: unknown options {sorted(unknown)} (known: {sorted(known)})")
-        self.proto = PointProtocol(**options)
+        self.proto = parse_protocol(PointProtocol, options, "point")
 
     def protocol(self) -> dict:
         return self.proto.to_json()

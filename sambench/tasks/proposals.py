@@ -33,7 +33,7 @@ from sambench.amg import AutomaticMaskGenerator
 from sambench.errors import SambenchError
 from sambench.metrics.proposals import AREA_RANGES, FREQUENCY_GROUPS, average_recall, match_image
 from sambench.prompts import stable_rng
-from sambench.tasks import RUNNERS, load_image_or_record
+from sambench.tasks import RUNNERS, load_image_or_record, parse_protocol
 from sambench.types import Sample, SampleRecord
 
 RANKINGS = ("mean_iou_stability", "predicted_iou", "random")
@@ -103,11 +103,7 @@ class ProposalsTask:
     """Runner for the object-proposal task (see module docstring)."""
 
     def __init__(self, options: dict):
-        known = set(ProposalsProtocol.__dataclass_fields__)
-        unknown = set(options) - known
-        if unknown:
-            raise SambenchError(f"proposals task: unknown options {sorted(unknown)} (known: {sorted(known)})")
-        self.proto = ProposalsProtocol(**options)
+        self.proto = parse_protocol(ProposalsProtocol, options, "proposals")
         AutomaticMaskGenerator(None, **self.proto.amg_options())  # check the AMG options now
         self._states: dict[str, DatasetState] = {}
         self._current: Optional[DatasetState] = None

@@ -24,7 +24,7 @@ import numpy as np
 from sambench.errors import SambenchError
 from sambench.prompts import stable_rng
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS
+from sambench.tasks import RUNNERS, parse_protocol
 from sambench.types import Sample, SampleRecord
 
 # Fig. 6 (left): masks per image, bins as labelled in the paper.
@@ -126,11 +126,7 @@ class StatisticsTask:
     the arrays file goes."""
 
     def __init__(self, options: dict):
-        known = set(StatisticsProtocol.__dataclass_fields__)
-        unknown = set(options) - known
-        if unknown:
-            raise SambenchError(f"statistics task: unknown options {sorted(unknown)} (known: {sorted(known)})")
-        self.proto = StatisticsProtocol(**options)
+        self.proto = parse_protocol(StatisticsProtocol, options, "statistics")
         self._out: Optional[tuple[str, Path]] = None
 
     def protocol(self) -> dict:

@@ -44,8 +44,6 @@ def add_parser(sub) -> None:
 
 
 def build(model_spec: str, arch: str):
-    import torch
-
     from sambench.models import split_spec
     from sambench.models.sam.checkpoint import load_sam
     from sambench.models.sam.random_checkpoint import make_config
