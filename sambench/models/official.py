@@ -168,9 +168,9 @@ class OfficialSamModel:
         self.predictor = import_official().SamPredictor(self.sam)
 
     def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        from sambench.models.sam.model import autocast_for
+
+        return autocast_for(self.device, self.dtype)
 
     def info(self) -> ModelInfo:
         from sambench.models.sam.model import PREPROCESS

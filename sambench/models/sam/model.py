@@ -73,6 +73,13 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def autocast_for(device: torch.device, dtype: torch.dtype):
+    """No-op for fp32 (the parity path), else ``torch.autocast`` to ``dtype``."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def prompt_tensors(batch: PromptBatch, original_size: tuple[int, int], img_size: int,
                    native: int, device: torch.device):
     """Protocol prompts → model-frame tensors: coordinates scaled, mask prompt in native frame."""
@@ -129,9 +136,7 @@ class SamModel:
         self.attention = mode
 
     def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        return autocast_for(self.device, self.dtype)
 
     def info(self) -> ModelInfo:
         config = self.config.to_dict()
