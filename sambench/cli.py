@@ -47,6 +47,13 @@ def _add_run(sub) -> None:
                    help="instances task: detector boxes to prompt with (COCO results JSON)")
     p.add_argument("--prompt", choices=["detections", "gt-box"],
                    help="instances task: prompt with the detections or the ground-truth boxes")
+    p.add_argument("--text-detections", metavar="FILE",
+                   help="text task: prompt with a text-conditioned detector's boxes instead of text "
+                        "(JSON [{image_id, phrase, box: [x0, y0, x1, y1], score}], docs/text.md)")
+    p.add_argument("--text-encoder", metavar="NAME[:ARG]",
+                   help="text task: text encoder (minilm, clip:DIR, hash; default: the checkpoint's)")
+    p.add_argument("--phrases", choices=["auto", "expressions", "description", "category"],
+                   help="text task: where phrases come from (default auto)")
     p.set_defaults(func=cmd_run)
 
 
@@ -62,6 +69,27 @@ def _instances_options(args, suite) -> None:
     tasks = [t for t in suite.tasks if t.runner == "instances"]
     if not tasks:
         raise SambenchError("--detections and --prompt apply to the instances task, which this run does not include")
+    for task in tasks:
+        task.options.update(options)
+
+
+def _text_options(args, suite) -> None:
+    """--text-detections / --text-encoder / --phrases become options of the run's text tasks;
+    with detections the task scores the detector's boxes (modes det, det+point)."""
+    options = {}
+    if args.text_detections:
+        options["text_detections"] = str(Path(args.text_detections).expanduser().resolve())
+        options["modes"] = ["det", "det+point"]
+    if args.text_encoder:
+        options["text_encoder"] = args.text_encoder
+    if args.phrases:
+        options["phrases"] = args.phrases
+    if not options:
+        return
+    tasks = [t for t in suite.tasks if t.runner == "text"]
+    if not tasks:
+        raise SambenchError("--text-detections, --text-encoder and --phrases apply to the text task, "
+                            "which this run does not include")
     for task in tasks:
         task.options.update(options)
 
@@ -103,6 +131,7 @@ def cmd_run(args) -> int:
 
     suite = _plan(args)
     _instances_options(args, suite)
+    _text_options(args, suite)
     model = args.model or suite.model
     if not model:
         raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")

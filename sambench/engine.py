@@ -101,6 +101,15 @@ def run(config: RunConfig) -> Optional[dict]:
             plan.append((task, runner, ref))
     model = load_model(config.model, device=dist.device(config.device), dtype=config.dtype,
                        **(config.model_options or {}))
+    unsupported = {}  # runner id -> why this model cannot answer the task (reported, not scored)
+    for task, runner, _ in plan:
+        reason = runner.unsupported(model) if hasattr(runner, "unsupported") else None
+        if reason and id(runner) not in unsupported:
+            unsupported[id(runner)] = reason
+            if dist.is_main:
+                log.warning("task %s not run: %s", task.name, reason)
+    if unsupported and all(id(runner) in unsupported for _, runner, _ in plan):
+        raise SambenchError("nothing to run: " + "; ".join(dict.fromkeys(unsupported.values())))
     cache = None
     if config.use_cache and supports_cache(model):
         cache = EmbeddingCache(Path(config.cache) if config.cache else datasets.cache_dir() / "embeddings")
@@ -110,11 +119,13 @@ def run(config: RunConfig) -> Optional[dict]:
         _check_resume(config)
     dist.barrier()
     for task, runner, ref in plan:
-        _score_shard(config, task, runner, model, ref, dist)
+        if id(runner) not in unsupported:
+            _score_shard(config, task, runner, model, ref, dist)
     dist.barrier()
     if not dist.is_main:
         return None
-    results = [_aggregate_dataset(config, task, runner, ref) for task, runner, ref in plan]
+    results = [_aggregate_dataset(config, task, runner, ref, unsupported.get(id(runner)))
+               for task, runner, ref in plan]
     info = model.info().to_json()
     if info.get("checkpoint"):
         info["checkpoint"] = str(info["checkpoint"])
@@ -196,12 +207,16 @@ def _begin_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
     return begin(ref, config.out / task.name) or {}
 
 
-def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
+def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref,
+                       unsupported: Optional[str] = None) -> dict:
     """Read every record of a dataset in dataset order and compute its result entry."""
-    dataset_counts = _begin_dataset(config, task, runner, ref)
     entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
              "split": ref.card.split, "root": str(ref.root), "n_images": 0, "n_masks": 0,
              "protocol": runner.protocol(), "metrics": {}}
+    if unsupported:
+        entry.update(status="unsupported", reason=unsupported)
+        return entry
+    dataset_counts = _begin_dataset(config, task, runner, ref)
     if not ref.root.exists():
         entry["status"] = "absent"
         return entry
@@ -221,5 +236,8 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
     counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)
     entry["counts"] = dict(sorted(counts.items()))
     entry["metrics"] = runner.aggregate(records, config.seed)
+    extra = getattr(runner, "result_fields", None)  # optional: arrays for the report (edges: PR curve)
+    if extra is not None:
+        entry.update({k: v for k, v in extra(records).items() if k not in entry})
     entry["seconds"] = round(sum(r.seconds for r in records), 2)
     return entry

@@ -162,7 +162,7 @@ def test_bad_inputs(model, embedding):
         model.embed(np.zeros((10, 10), np.uint8))
     with pytest.raises(SambenchError, match="uint8 RGB"):
         model.embed(np.zeros((10, 10, 3), np.float32))
-    with pytest.raises(SambenchError, match="points or a box"):
+    with pytest.raises(SambenchError, match="points, a box or text"):
         model.predict(embedding)
     with pytest.raises(SambenchError, match="mask_input"):
         model.predict(embedding, points=[[1, 1]], labels=[1], mask_input=np.zeros((1, 64, 64)))

@@ -23,12 +23,18 @@ is asked for low-res logits only (``predict(..., return_masks=False)``) and upsa
 ones. Any other model gives binary masks, used as logits of ±``FALLBACK_LOGIT``: every
 non-empty mask then has stability 1, so the stability filter only removes empty masks.
 
+``return_logits=True`` (the edges task) adds the field ``logits`` to :meth:`generate_data`'s
+output: per kept mask a zero-argument function giving its full-resolution logits (crop frame,
+float32). They are recomputed on demand, so only masks that survive NMS are upsampled again;
+until then each batch's low-res logits stay in memory (16x16 grid: ~200 MB).
+
 Two options serve the proposal protocol (paper App. D.3): ``multimask_output=False`` prompts
 for one mask per point (the single-output ablation) and ``nms_score="random"`` ranks masks
 randomly for NMS (that ablation has no IoU score; pass ``rng`` to :meth:`generate_data`).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import numpy as np
@@ -46,8 +52,8 @@ MASK_THRESHOLD = 0.0  # logits > 0 is the mask, for every model of the protocol
 
 class AutomaticMaskGenerator:
     """Masks for a whole image (see the module docstring); parameters as the official
-    ``SamAutomaticMaskGenerator``'s, plus ``multimask_output``, ``nms_score`` and
-    ``max_mask_area_fraction``."""
+    ``SamAutomaticMaskGenerator``'s, plus ``multimask_output``, ``nms_score``,
+    ``max_mask_area_fraction`` and ``return_logits``."""
 
     def __init__(self, model, points_per_side: Optional[int] = 32, points_per_batch: int = 64,
                  pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95,
@@ -56,7 +62,8 @@ class AutomaticMaskGenerator:
                  crop_overlap_ratio: float = 512 / 1500, crop_n_points_downscale_factor: int = 1,
                  point_grids: Optional[list[np.ndarray]] = None, min_mask_region_area: int = 0,
                  output_mode: str = "binary_mask", *, multimask_output: bool = True,
-                 nms_score: str = "predicted_iou", max_mask_area_fraction: Optional[float] = None) -> None:
+                 nms_score: str = "predicted_iou", max_mask_area_fraction: Optional[float] = None,
+                 return_logits: bool = False) -> None:
         if (points_per_side is None) == (point_grids is None):
             raise SambenchError("AMG needs exactly one of points_per_side and point_grids")
         if points_per_side is not None:
@@ -89,6 +96,7 @@ class AutomaticMaskGenerator:
         self.multimask_output = multimask_output
         self.nms_score = nms_score
         self.max_mask_area_fraction = max_mask_area_fraction
+        self.return_logits = return_logits
         self.has_logits = callable(getattr(model, "upsample", None))
 
     # -- public ---------------------------------------------------------------------------
@@ -208,9 +216,12 @@ class AutomaticMaskGenerator:
             if self.max_mask_area_fraction is not None:
                 keep &= areas < self.max_mask_area_fraction * orig_h * orig_w
             masks = utils.uncrop_masks(masks[keep], crop_box, orig_h, orig_w)
-            out.cat(utils.MaskData(rles=utils.encode_masks(masks), areas=areas[keep], boxes=boxes[keep],
-                                   iou_preds=iou_preds[index[keep]], stability_score=stability[keep],
-                                   points=points[index[keep] // per_point]))
+            fields = dict(rles=utils.encode_masks(masks), areas=areas[keep], boxes=boxes[keep],
+                          iou_preds=iou_preds[index[keep]], stability_score=stability[keep],
+                          points=points[index[keep] // per_point])
+            if self.return_logits:
+                fields["logits"] = [functools.partial(_one_mask, logits_of, i) for i in index[keep]]
+            out.cat(utils.MaskData(**fields))
         return out
 
     def _remove_small_regions(self, data: utils.MaskData, nms_thresh: float) -> None:
@@ -231,6 +242,11 @@ class AutomaticMaskGenerator:
                 data["boxes"][i] = boxes[i]
                 data["areas"][i] = int(changed[i].sum())
         data.filter(keep)
+
+
+def _one_mask(logits_of, index: int) -> np.ndarray:
+    """Full-resolution logits ``(H, W)`` of one mask of a batch (``return_logits``)."""
+    return logits_of(np.array([index]))[0]
 
 
 __all__ = ["AutomaticMaskGenerator", "OUTPUT_MODES", "NMS_SCORES"]

@@ -14,7 +14,7 @@ from typing import Optional
 
 # Each format module registers its opener in FORMATS when imported.
 from sambench.datasets import (ade20k, bbbc038, bsds, cityscapes, hf, hypersim, labelmap,  # noqa: F401
-                               lvis, polygons, sa1b, ytvis)
+                               lvis, polygons, refcoco, sa1b, ytvis)
 from sambench.datasets.base import FORMATS, open_format
 from sambench.datasets.cards import DatasetCard, load_cards
 from sambench.datasets.coco import CocoDataset, find_coco_files

@@ -15,7 +15,8 @@ MODELS: Registry[Callable[..., PromptableModel]] = Registry("model")
 MODEL_DESCRIPTIONS: dict[str, str] = {}
 
 # Modules that register models on import; optional ones may fail for a missing extra.
-_MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.sam", "sambench.models.official")
+_MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", "sambench.models.sam",
+                  "sambench.models.official")
 
 
 def register_model(name: str, description: str):

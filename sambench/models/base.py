@@ -42,6 +42,12 @@ class PromptableModel(Protocol):
     ``(1, 256, 256)``) or a batch of B (``(B, N, 2)``, ``(B, N)``, ``(B, 4)``,
     ``(B, 1, 256, 256)``) and returns a :class:`~sambench.types.Prediction` with K = 3 masks
     when ``multimask`` else 1.
+
+    Text prompts are optional: a model that takes them has ``text_dim > 0`` (the embedding
+    size it expects) and ``text_encoder`` (the encoder's name it was trained with, or None
+    when unrecorded), and its ``predict`` accepts ``text=`` an ℓ2-normalised embedding
+    ``(D,)`` or a batch ``(B, D)``, alone or with points / a box. Models without text reject
+    ``text`` with :class:`SambenchError` (see :func:`reject_text`, :func:`supports_text`).
     """
 
     def embed(self, image: np.ndarray) -> Any: ...
@@ -62,30 +68,49 @@ class PromptBatch:
     mask_input: Optional[np.ndarray]  # (B, 1, 256, 256) float32
     batched: bool
     size: int
+    text: Optional[np.ndarray] = None  # (B, D) float32 text embeddings
 
 
-def batch_prompts(points=None, labels=None, box=None, mask_input=None) -> PromptBatch:
+def supports_text(model) -> bool:
+    """Whether ``model.predict`` takes ``text=`` embeddings (the protocol's optional part)."""
+    return int(getattr(model, "text_dim", 0) or 0) > 0
+
+
+def reject_text(text, model_name: str) -> None:
+    """The clear error of a model without a text path that was given a text prompt."""
+    if text is not None:
+        raise SambenchError(f"model {model_name} takes no text prompts (points, boxes and masks "
+                            "only); score a text-conditioned detector's boxes with it instead "
+                            "(--text-detections, docs/text.md)")
+
+
+def batch_prompts(points=None, labels=None, box=None, mask_input=None, text=None) -> PromptBatch:
     """Check prompt shapes and add the batch axis to an unbatched prompt.
 
-    A prompt is batched when points are 3-D or a box is 2-D; every given field must then
+    A prompt is points, a box or text (an embedding), alone or together, plus an optional mask
+    input. It is batched when points are 3-D, a box or text 2-D; every given field must then
     agree on B. Shape mistakes raise :class:`SambenchError` with the offending shapes.
     """
     pts = None if points is None else np.asarray(points, np.float32)
     lbl = None if labels is None else np.asarray(labels, np.int64)
     bxs = None if box is None else np.asarray(box, np.float32)
     msk = None if mask_input is None else np.asarray(mask_input, np.float32)
+    txt = None if text is None else np.asarray(text, np.float32)
     if (pts is None) != (lbl is None):
         raise SambenchError("points and labels must be given together")
-    if pts is None and bxs is None:
-        raise SambenchError("a prompt needs points or a box")
-    batched = (pts is not None and pts.ndim == 3) or (bxs is not None and bxs.ndim == 2)
+    if pts is None and bxs is None and txt is None:
+        raise SambenchError("a prompt needs points, a box or text")
+    batched = ((pts is not None and pts.ndim == 3) or (bxs is not None and bxs.ndim == 2)
+               or (txt is not None and txt.ndim == 2))
     if not batched:
         pts = None if pts is None else pts[None]
         lbl = None if lbl is None else lbl[None]
         bxs = None if bxs is None else bxs[None]
         msk = None if msk is None else msk[None]
+        txt = None if txt is None else txt[None]
     sizes = {name: a.shape[0] for name, a in
-             (("points", pts), ("labels", lbl), ("box", bxs), ("mask_input", msk)) if a is not None}
+             (("points", pts), ("labels", lbl), ("box", bxs), ("mask_input", msk), ("text", txt))
+             if a is not None}
     if len(set(sizes.values())) != 1:
         raise SambenchError(f"prompt batch sizes disagree: {sizes}")
     if pts is not None and (pts.ndim != 3 or pts.shape[-1] != 2 or lbl.shape != pts.shape[:2]):
@@ -94,7 +119,9 @@ def batch_prompts(points=None, labels=None, box=None, mask_input=None) -> Prompt
         raise SambenchError(f"boxes must be (B, 4) XYXY; got {bxs.shape}")
     if msk is not None and msk.shape[1:] != (1, LOW_RES, LOW_RES):
         raise SambenchError(f"mask_input must be (B, 1, {LOW_RES}, {LOW_RES}); got {msk.shape}")
-    return PromptBatch(pts, lbl, bxs, msk, batched, next(iter(sizes.values())))
+    if txt is not None and (txt.ndim != 2 or txt.shape[1] < 1 or not np.isfinite(txt).all()):
+        raise SambenchError(f"text must be finite embeddings (D,) or (B, D); got {txt.shape}")
+    return PromptBatch(pts, lbl, bxs, msk, batched, next(iter(sizes.values())), txt)
 
 
 def unbatch(pred: Prediction, batch: PromptBatch) -> Prediction:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from sambench.models import register_model
-from sambench.models.base import LOW_RES, ModelInfo, batch_prompts, resized_shape, unbatch
+from sambench.models.base import LOW_RES, ModelInfo, batch_prompts, reject_text, resized_shape, unbatch
 from sambench.types import Prediction
 
 SCALES = (0.04, 0.10, 0.20)  # probable-foreground disk radius as a fraction of the long side
@@ -54,7 +54,8 @@ class GrabCut:
         return GrabCutEmbedding(np.ascontiguousarray(image[..., ::-1]), (h, w))  # GrabCut wants BGR
 
     def predict(self, embedding: GrabCutEmbedding, points=None, labels=None, box=None,
-                mask_input=None, multimask: bool = True) -> Prediction:
+                mask_input=None, multimask: bool = True, text=None) -> Prediction:
+        reject_text(text, "grabcut")
         batch = batch_prompts(points, labels, box, mask_input)
         scales = range(len(SCALES)) if multimask else [SINGLE_SCALE]
         h, w = embedding.original_size

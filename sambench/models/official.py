@@ -31,7 +31,7 @@ import torch
 
 from sambench.errors import SambenchError
 from sambench.models import register_model
-from sambench.models.base import LOW_RES, ModelInfo, batch_prompts
+from sambench.models.base import LOW_RES, ModelInfo, batch_prompts, reject_text
 
 _INSTALL_HINT = "pip install segment-anything==1.0"
 _official: Optional[types.SimpleNamespace] = None
@@ -226,9 +226,10 @@ class OfficialSamModel:
         return to_protocol_frame(low_res.float(), LOW_RES), iou.float()
 
     def predict(self, embedding, points=None, labels=None, box=None, mask_input=None,
-                multimask: bool = True, return_masks: bool = True):
+                multimask: bool = True, return_masks: bool = True, text=None):
         from sambench.models.sam.model import finish_prediction
 
+        reject_text(text, "sam-official (segment-anything 1.0 has no text path)")
         batch = batch_prompts(points, labels, box, mask_input)
         low_res, iou = self.decode(embedding, batch, multimask)
         masks = self.upsample(embedding, low_res) if return_masks else None

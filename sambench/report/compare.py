@@ -23,7 +23,7 @@ TIE = 1e-9
 
 def _point_entries(results: dict, run_dir: Path) -> dict[str, dict]:
     entries = {e["dataset"]: e for e in results["results"]
-               if e["task"] == "point" and e.get("status") != "absent"}
+               if e["task"] == "point" and e.get("status", "ok") == "ok"}
     if not entries:
         raise SambenchError(f"{run_dir}: no scored point-task datasets to compare")
     return entries

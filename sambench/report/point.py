@@ -28,7 +28,7 @@ COLUMNS = [("miou@1", "1 pt", True), ("miou@1_oracle", "oracle", False), ("miou@
 
 def _table(entries: list[dict]) -> pd.DataFrame:
     rows = []
-    present = [e for e in entries if e.get("status") != "absent"]
+    present = [e for e in entries if e.get("status", "ok") == "ok"]
     for entry in entries:
         m = entry.get("metrics", {})
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
@@ -38,8 +38,8 @@ def _table(entries: list[dict]) -> pd.DataFrame:
                 row[f"{label.removesuffix('1 pt')}CI95"] = fmt_ci(m.get(f"{metric}_ci95"))
         row["NoC85"] = fmt(m.get("noc@85"), 1, 2)
         row["NoC90"] = fmt(m.get("noc@90"), 1, 2)
-        if entry.get("status") == "absent":
-            row["images"], row["masks"], row["1 pt"] = "", "", "absent"
+        if entry.get("status", "ok") != "ok":
+            row["images"], row["masks"], row["1 pt"] = "", "", entry["status"]
         rows.append(row)
     if len(present) > 1:
         mean = {"dataset": f"mean ({len(present)} datasets)",
@@ -114,7 +114,7 @@ def point_section(ctx: ReportContext) -> Optional[Section]:
         curves.append(_curve(scored, f"mean ({len(scored)} datasets)" if not ctx.others
                              else run_label(ctx.results, ctx.run_dir), n_points, bold=True))
     for other_dir, other in ctx.others:
-        others = [e for e in other["results"] if e["task"] == "point" and e.get("status") != "absent"
+        others = [e for e in other["results"] if e["task"] == "point" and e.get("status", "ok") == "ok"
                   and e["dataset"] in {s["dataset"] for s in scored}]
         if others:
             curves.append(_curve(others, run_label(other, other_dir), n_points, dashed=True))

@@ -78,7 +78,7 @@ class ReportContext:
 
     def entries(self, task: str, present: bool = True) -> list[dict]:
         return [e for e in self.results["results"] if e["task"] == task
-                and (not present or e.get("status") != "absent")]
+                and (not present or e.get("status", "ok") == "ok")]
 
     @property
     def seed(self) -> int:
@@ -103,6 +103,7 @@ def section(task: str, order: int = 0) -> Callable[[SectionFn], SectionFn]:
 def build_sections(ctx: ReportContext) -> list[Section]:
     """Summary, then each task's sections in the order the run lists its tasks, then problems."""
     from sambench.report import edges, examples, instances, point, proposals  # noqa: F401 (register)
+    from sambench.report import text  # noqa: F401 (register)
 
     out = [summary_section(ctx)]
     for task in dict.fromkeys(e["task"] for e in ctx.results["results"]):
@@ -158,8 +159,8 @@ def generic_section_for(task: str) -> SectionFn:
         rows = []
         for entry in ctx.entries(task, present=False):
             row = {"dataset": entry["dataset"], "images": entry.get("n_images", "")}
-            if entry.get("status") == "absent":
-                row["status"] = "absent"
+            if entry.get("status", "ok") != "ok":
+                row["status"] = entry["status"]
             for name, value in entry.get("metrics", {}).items():
                 if name.endswith("_ci95"):
                     continue
@@ -178,7 +179,9 @@ def problems_section(ctx: ReportContext) -> Optional[Section]:
     rows = [(f"{e['task']}/{e['dataset']}", ", ".join(f"{k}: {v}" for k, v in e["counts"].items()))
             for e in ctx.results["results"] if e.get("counts")]
     absent = [f"{e['task']}/{e['dataset']}" for e in ctx.results["results"] if e.get("status") == "absent"]
-    if not rows and not absent:
+    unsupported = [f"{e['task']}/{e['dataset']} ({e.get('reason', 'not supported by the model')})"
+                   for e in ctx.results["results"] if e.get("status") == "unsupported"]
+    if not rows and not absent and not unsupported:
         return None
     sec = Section("Not scored", "problems")
     if rows:
@@ -187,4 +190,6 @@ def problems_section(ctx: ReportContext) -> Optional[Section]:
     if absent:
         sec.note("Absent datasets (no folder under the data root; reported, never scored as zero): "
                  + ", ".join(absent) + ".")
+    if unsupported:
+        sec.note("Tasks this model cannot answer (reported, never scored as zero): " + "; ".join(unsupported) + ".")
     return sec

@@ -93,8 +93,8 @@ def statistics_section(ctx: ReportContext) -> Optional[Section]:
     for entry in entries:
         m = entry.get("metrics", {})
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
-        if entry.get("status") == "absent":
-            row["images"] = "absent"
+        if entry.get("status", "ok") != "ok":
+            row["images"] = entry["status"]
         for metric, label, digits in COLUMNS:
             row[label] = f"{m[metric]:.{digits}f}" if is_number(m.get(metric)) else ""
         rows.append(row)

@@ -17,7 +17,8 @@ HEADLINE: dict[str, list[tuple[str, str]]] = {
     "proposals": [("ar@1000", "AR@1000")],
     "instances": [("ap", "AP")],
     "instances-gtbox": [("gtbox_miou", "GT-box mIoU")],
-    "text": [("text_miou", "mIoU")],
+    "text": [("text_miou", "mIoU"), ("text+point_miou", "text + 1 pt mIoU"), ("det_miou", "det. box mIoU"),
+             ("chance_miou", "chance mIoU")],
 }
 # Edge metrics are printed as fractions with 3 digits, as in the paper's Table 3.
 FRACTION_TASKS = {"edges"}
@@ -54,7 +55,7 @@ def headline_values(results: dict) -> list[tuple[str, str, str, float, int]]:
     for task in tasks:
         for metric, label in HEADLINE.get(task, []):
             values = [e["metrics"][metric] for e in results["results"]
-                      if e["task"] == task and e.get("status") != "absent"
+                      if e["task"] == task and e.get("status", "ok") == "ok"
                       and is_number(e.get("metrics", {}).get(metric))]
             if values:
                 out.append((task, metric, label, sum(values) / len(values), len(values)))
@@ -74,8 +75,8 @@ def point_table(results: dict) -> pd.DataFrame:
         if entry["task"] != "point":
             continue
         row = {"dataset": entry["dataset"], "images": entry["n_images"], "masks": entry["n_masks"]}
-        if entry.get("status") == "absent":
-            row["status"] = "absent"
+        if entry.get("status", "ok") != "ok":
+            row["status"] = entry["status"]
         for col in POINT_COLUMNS:
             value = entry["metrics"].get(col)
             if value is not None:
@@ -84,7 +85,7 @@ def point_table(results: dict) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    present = table[table.get("status", pd.Series(index=table.index, dtype=object)).ne("absent")]
+    present = table[table.get("status", pd.Series(index=table.index, dtype=object)).isna()]
     if len(present) > 1:
         mean = {"dataset": f"mean ({len(present)} datasets)", "images": present["images"].sum(),
                 "masks": present["masks"].sum()}
@@ -127,8 +128,8 @@ def task_table(task: str, entries: list[dict], metrics: list[tuple[str, str]]) -
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", "")}
         for metric, label in metrics:
             row[label] = fmt_task(task, m.get(metric))
-        if entry.get("status") == "absent":
-            row["images"] = "absent"
+        if entry.get("status", "ok") != "ok":
+            row["images"] = entry["status"]
         rows.append(row)
         for ref, ref_row in reference.rows_for(task, entry["dataset"]):
             if not any(is_number(ref_row.get(metric)) for metric, _ in metrics):

@@ -1,9 +1,13 @@
 """Task runners and suites.
 
 A runner (``TaskRunner``) knows how to score one sample and how to aggregate records into
-metrics. Tasks and suites themselves are data: ``tasks/<name>.yaml`` names a runner, a version
-and default options; a suite lists (task, datasets, option overrides). A task's version goes
-into every result so old and new numbers are visibly comparable or not.
+metrics. Optional hooks: ``begin_dataset(ref, out_dir)`` before a dataset is scored or
+aggregated (``out_dir`` = ``<run>/<task>``, for files a runner writes), and
+``result_fields(records) -> dict`` for extra keys of the dataset's results entry (arrays the
+report draws, e.g. the edges task's ``pr_curve``). Tasks and suites themselves are data:
+``tasks/<name>.yaml`` names a runner, a version and default options; a suite lists (task,
+datasets, option overrides). A task's version goes into every result so old and new numbers are
+visibly comparable or not.
 """
 from __future__ import annotations
 
@@ -117,7 +121,7 @@ def _import_runners() -> None:
     import importlib
 
     for module in ("sambench.tasks.point", "sambench.tasks.instances", "sambench.tasks.proposals",
-                   "sambench.tasks.statistics"):
+                   "sambench.tasks.statistics", "sambench.tasks.edges", "sambench.tasks.text"):
         importlib.import_module(module)
 
 

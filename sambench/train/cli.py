@@ -25,16 +25,30 @@ def add_parser(sub) -> None:
     p.add_argument("--val-images", type=int, default=6, help="images per validation dataset")
     p.add_argument("--data-root")
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=2000, help="length of the run (sets the lr schedule)")
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="stop after this step and write the checkpoint (resume later to go on)")
     p.add_argument("--batch-images", type=int, default=4)
     p.add_argument("--masks-per-image", type=int, default=8)
     p.add_argument("--lr", type=float, default=8e-4)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--layer-decay", type=float, default=1.0)
+    p.add_argument("--drop-path", type=float, default=0.0,
+                   help="stochastic depth rate of the last encoder block (linear in depth)")
     p.add_argument("--freeze-encoder", action="store_true")
     p.add_argument("--iterations", type=int, default=11, help="prompt iterations per mask (paper: 11)")
     p.add_argument("--p-box", type=float, default=0.5)
+    p.add_argument("--text-encoder", default="",
+                   help="train text prompts with this encoder (sambench.text: minilm, clip:DIR, hash[:DIM]); "
+                        "adds a text path to a model without one")
+    p.add_argument("--p-text", type=float, default=0.0,
+                   help="probability that a step's first prompt is each mask's phrase (needs --text-encoder)")
+    p.add_argument("--no-rephrase", dest="rephrase", action="store_false",
+                   help="train on the datasets' phrases as they are, not on rephrasings of the synthetic "
+                        "descriptions (sambench/train/phrasing.py)")
+    p.add_argument("--loss-size", type=int, default=0,
+                   help="side at which masks are scored (0: the model input, the paper; smaller is cheaper)")
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
@@ -44,6 +58,7 @@ def add_parser(sub) -> None:
 
 
 def build(model_spec: str, arch: str):
+    """The model to train: a checkpoint, or a fresh architecture."""
     from sambench.models import split_spec
     from sambench.models.sam.checkpoint import load_sam
     from sambench.models.sam.random_checkpoint import make_config
@@ -53,37 +68,67 @@ def build(model_spec: str, arch: str):
     if name != "sam":
         raise SambenchError(f"training supports SAM-layout models (sam[:CHECKPOINT]), not {name!r}")
     if checkpoint:
-        sam, _ = load_sam(checkpoint)
-        return sam
+        return load_sam(checkpoint)[0]
     if arch in ARCHITECTURES:
-        config = make_config("tiny", **ARCHITECTURES[arch])
-    elif arch in PRESETS:
-        config = make_config(arch)
-    else:
-        raise SambenchError(f"unknown architecture {arch!r} (known: {', '.join([*ARCHITECTURES, *PRESETS])})")
-    return Sam(config)
+        return Sam(make_config("tiny", **ARCHITECTURES[arch]))
+    if arch in PRESETS:
+        return Sam(make_config(arch))
+    raise SambenchError(f"unknown architecture {arch!r} (known: {', '.join([*ARCHITECTURES, *PRESETS])})")
+
+
+def with_text_path(sam, text_dim: int):
+    """``sam`` with a text path for ``text_dim``-d embeddings: itself if it has one, else a copy
+    with every weight kept and a freshly initialised ``prompt_encoder.text_proj``."""
+    from dataclasses import replace
+
+    from sambench.models.sam.sam import Sam
+
+    if sam.config.text_dim == text_dim:
+        return sam
+    if sam.config.text_dim:
+        raise SambenchError(f"the model's text path takes {sam.config.text_dim}-d embeddings, the "
+                            f"text encoder gives {text_dim}-d")
+    new = Sam(replace(sam.config, text_dim=text_dim))
+    missing, unexpected = new.load_state_dict(sam.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("prompt_encoder.text_proj.") for k in missing)
+    return new
 
 
 def run(args) -> int:
     import torch
 
     from sambench import datasets
-    from sambench.train.data import load_examples
-    from sambench.train.loop import TrainConfig, train
+    from sambench.train.data import attach_text, load_examples
+    from sambench.train.loop import TrainConfig, train, whiten_text_projection
 
-    torch.manual_seed(args.seed)  # the from-scratch initialisation
+    encoder = None
+    if args.text_encoder:
+        from sambench.text import load_text_encoder
+
+        encoder = load_text_encoder(args.text_encoder)
+    elif args.p_text > 0:
+        raise SambenchError("--p-text needs --text-encoder")
+    torch.manual_seed(args.seed)  # the from-scratch initialisation (and a new text path's)
     sam = build(args.model, args.arch)
+    new_text_path = encoder is not None and not sam.config.text_dim
+    if encoder is not None:
+        sam = with_text_path(sam, encoder.dim)
     train_sets = [datasets.resolve(d, args.data_root).open() for d in args.dataset]
     examples = load_examples(train_sets, sam.config.img_size)
+    if encoder is not None and args.p_text > 0:
+        attach_text(examples, encoder, args.rephrase)
+        if new_text_path:
+            whiten_text_projection(sam, examples)
     val = []
     for d in args.val_dataset:
         val += list(datasets.resolve(d, args.data_root).open())[: args.val_images]
-    cfg = TrainConfig(steps=args.steps, batch_images=args.batch_images,
-                      masks_per_image=args.masks_per_image, lr=args.lr,
-                      weight_decay=args.weight_decay, warmup=args.warmup,
-                      layer_decay=args.layer_decay, freeze_encoder=args.freeze_encoder,
-                      iterations=args.iterations, p_box=args.p_box, val_every=args.val_every,
-                      save_every=args.save_every, seed=args.seed, device=args.device, bf16=args.bf16)
+    cfg = TrainConfig(
+        steps=args.steps, batch_images=args.batch_images, masks_per_image=args.masks_per_image,
+        lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, layer_decay=args.layer_decay,
+        drop_path=args.drop_path, freeze_encoder=args.freeze_encoder, iterations=args.iterations,
+        p_box=args.p_box, p_text=args.p_text, text_encoder=args.text_encoder, rephrase=args.rephrase,
+        loss_size=args.loss_size, val_every=args.val_every, save_every=args.save_every,
+        stop_at=args.stop_at, seed=args.seed, device=args.device, bf16=args.bf16)
     out = Path(args.out)
     summary = train(sam, examples, cfg, out, val)
     (out / "train_data.json").write_text(json.dumps(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -25,6 +26,8 @@ class Example:
     image: np.ndarray  # (h, w, 3) uint8, long side = img_size
     masks: list[dict]  # RLE in the resized frame
     texts: list[str]
+    # (M, K, D): K phrasings per mask, embedded (text-prompt training only; see attach_text)
+    text_embeddings: Optional[np.ndarray] = None
 
 
 def load_examples(datasets, img_size: int, min_area: int = 16) -> list[Example]:
@@ -54,10 +57,24 @@ def load_examples(datasets, img_size: int, min_area: int = 16) -> list[Example]:
     return examples
 
 
+def attach_text(examples: list[Example], encoder, rephrase: bool) -> None:
+    """Embed each mask's phrase once: its rephrasings (:mod:`.phrasing`) when ``rephrase``,
+    so the original wording stays unseen for evaluation, else the phrase itself."""
+    from sambench.train.phrasing import rephrasings
+
+    for ex in examples:
+        variants = [rephrasings(t) if rephrase else [t] for t in ex.texts]
+        k = max(len(v) for v in variants)
+        variants = [(v * k)[:k] for v in variants]  # same K for every mask
+        flat = encoder.encode([p for v in variants for p in v])
+        ex.text_embeddings = flat.reshape(len(variants), k, -1)
+
+
 def batch(examples: list[Example], indices: list[int], masks_per_image: int, img_size: int,
           pixel_mean: torch.Tensor, pixel_std: torch.Tensor, rng: np.random.Generator):
-    """Normalised padded images ``(B, 3, S, S)`` and, per image, GT masks ``(M, S, S)`` bool."""
-    images, targets = [], []
+    """Normalised padded images ``(B, 3, S, S)``, per image GT masks ``(M, S, S)`` bool, and
+    per image the indices of the chosen masks."""
+    images, targets, picked = [], [], []
     for i in indices:
         ex = examples[i]
         x = torch.from_numpy(ex.image).permute(2, 0, 1).float()
@@ -65,8 +82,10 @@ def batch(examples: list[Example], indices: list[int], masks_per_image: int, img
         h, w = ex.image.shape[:2]
         images.append(torch.nn.functional.pad(x, (0, img_size - w, 0, img_size - h)))
         chosen = rng.choice(len(ex.masks), size=min(masks_per_image, len(ex.masks)), replace=False)
+        chosen = sorted(chosen)
         m = np.zeros((len(chosen), img_size, img_size), bool)
-        for j, k in enumerate(sorted(chosen)):
+        for j, k in enumerate(chosen):
             m[j, :h, :w] = mask_codec.decode(ex.masks[k])
         targets.append(torch.from_numpy(m))
-    return torch.stack(images), targets
+        picked.append(chosen)
+    return torch.stack(images), targets, picked

@@ -7,8 +7,14 @@ the paper's 60k and 86.7k of 90k), optional layer-wise lr decay and a frozen ima
 (the usual cheap fine-tune).
 
 Determinism: every random draw of step ``t`` comes from generators seeded with
-``(seed, t)``, so a resumed run (model + optimizer + step restored) continues exactly as an
-uninterrupted one. Checkpoints are written in the official SAM layout (``model.pth``, a plain
+``(seed, t, rank)`` (drop path's draws too: the global generator is reseeded each step), so a
+resumed run (model + optimizer + step restored) continues exactly as an uninterrupted one.
+
+Data parallel (``torchrun``): each rank draws its own ``batch_images`` images per step (the
+effective batch is ``world_size × batch_images``) and the gradients are averaged with one
+all-reduce before the optimizer step. A step calls the encoder once and the decoder once per
+prompt iteration, so the averaging is done explicitly rather than through
+``DistributedDataParallel``'s forward hooks. Validation, logs and checkpoints are rank 0's. Checkpoints are written in the official SAM layout (``model.pth``, a plain
 state dict) and as ``model.safetensors``.
 """
 from __future__ import annotations
@@ -19,7 +25,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -47,19 +53,26 @@ class TrainConfig:
     warmup: int = 100
     decay_at: list[float] = field(default_factory=lambda: [2 / 3, 26 / 27])
     layer_decay: float = 1.0  # < 1: earlier encoder blocks learn slower
+    drop_path: float = 0.0  # stochastic depth of the last encoder block (linear in depth)
     freeze_encoder: bool = False
     iterations: int = simulate.N_ITERATIONS
     p_box: float = 0.5  # probability that the first prompt is a box
+    p_text: float = 0.0  # probability that the first prompt is the masks' phrases (text path)
+    text_encoder: str = ""  # the text encoder (sambench.text) for p_text > 0
+    rephrase: bool = True  # train on rephrasings of synthetic descriptions (train/phrasing.py)
+    loss_size: int = 0  # side at which masks are scored; 0: the model input (the paper)
     val_every: int = 250
     save_every: int = 250
+    stop_at: int = 0  # > 0: stop after this step (the lr schedule still follows ``steps``)
     seed: int = 0
     device: str = "cpu"
     bf16: bool = False  # autocast (CUDA or AMX CPUs)
 
 
-def _step_generators(seed: int, step: int) -> tuple[torch.Generator, np.random.Generator]:
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return gen, np.random.default_rng([seed, step])
+def _step_generators(seed: int, step: int, rank: int = 0) -> tuple[torch.Generator, np.random.Generator]:
+    torch.manual_seed(seed * 1_000_003 + step * 1009 + rank)  # drop path
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step + rank * 7_919_333)
+    return gen, np.random.default_rng([seed, step] + ([rank] if rank else []))
 
 
 def param_groups(sam: Sam, cfg: TrainConfig) -> list[dict]:
@@ -91,25 +104,37 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * 0.1 ** drops
 
 
-def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int) -> float:
+def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int, rank: int = 0) -> float:
     """Loss of one batch (backward included); returns its value.
 
     All masks of all images of the batch go through the decoder together (each with its
     image's embedding), one call per prompt iteration; the first prompt (box or point) is
     drawn once per step so the batch shares one prompt layout.
     """
-    gen, rng = _step_generators(cfg.seed, step)
+    gen, rng = _step_generators(cfg.seed, step, rank)
     indices = list(rng.choice(len(examples), size=min(cfg.batch_images, len(examples)), replace=False))
     size = sam.config.img_size
-    images, targets = batch(examples, indices, cfg.masks_per_image, size, sam.pixel_mean, sam.pixel_std, rng)
+    images, targets, picked = batch(examples, indices, cfg.masks_per_image, size, sam.pixel_mean,
+                                    sam.pixel_std, rng)
     owner = torch.cat([torch.full((len(t),), i) for i, t in enumerate(targets)])
     gt = torch.cat(targets)
     device = torch.device(cfg.device)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext())
     use_box = bool(rng.random() < cfg.p_box)
-    prompts = simulate.first_prompts(gt, use_box, gen)
+    text = None
+    if cfg.p_text > 0 and rng.random() < cfg.p_text:  # text first, then corrective points
+        rows_text = [examples[i].text_embeddings[c] for i, c in zip(indices, picked)]
+        table = np.concatenate(rows_text)  # (B, K, D)
+        variant = rng.integers(0, table.shape[1], size=len(table))
+        text = torch.from_numpy(table[np.arange(len(table)), variant]).to(device)
+        prompts = simulate.Prompts(torch.zeros(len(gt), 0, 2), torch.zeros(len(gt), 0, dtype=torch.long), None)
+    else:
+        prompts = simulate.first_prompts(gt, use_box, gen)
     plan = simulate.schedule(gen, cfg.iterations)
     gt_dev = gt.to(device).float()
+    loss_size = cfg.loss_size or size
+    gt_loss = gt_dev if loss_size == size else (
+        F.interpolate(gt_dev[:, None], (loss_size, loss_size), mode="area")[:, 0] >= 0.5).float()
     rows = torch.arange(len(gt), device=device)
     with autocast:
         if cfg.freeze_encoder:
@@ -120,22 +145,22 @@ def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int) -
         per_mask = features[owner.to(device)]
         dense_pe = sam.prompt_encoder.get_dense_pe()
         total = 0.0
-        mask_in, pred = None, None
+        mask_in = None
         for it in range(cfg.iterations):
             if it > 0 and plan[it - 1]:
+                pred = F.interpolate(mask_in.float(), (size, size), mode="bilinear", align_corners=False)[:, 0] > 0
                 prompts = prompts.add(*simulate.corrective_points(gt, pred.cpu(), gen))
             points = None
             if prompts.points.shape[1]:
                 points = (prompts.points.to(device), prompts.labels.to(device))
             boxes = None if prompts.boxes is None else prompts.boxes.to(device)
-            sparse, dense = sam.prompt_encoder(points, boxes, mask_in)
+            sparse, dense = sam.prompt_encoder(points, boxes, mask_in, text)
             logits, iou = sam.mask_decoder(per_mask, dense_pe, sparse, dense, it == 0)
-            full = F.interpolate(logits.float(), (size, size), mode="bilinear", align_corners=False)
-            loss, _, _ = sam_loss(full, iou.float(), gt_dev)
+            scored = F.interpolate(logits.float(), (loss_size, loss_size), mode="bilinear", align_corners=False)
+            loss, _, _ = sam_loss(scored, iou.float(), gt_loss)
             total = total + loss
             chosen = iou.detach().argmax(dim=1)
             mask_in = logits.detach()[rows, chosen][:, None]
-            pred = full.detach()[rows, chosen] > 0
         loss = total / cfg.iterations
     loss.backward()
     return float(loss.detach())
@@ -156,20 +181,98 @@ def validate(sam: Sam, samples: list, seed: int) -> dict:
     return {k: round(v, 4) for k, v in metrics.items() if not k.endswith("_ci95") and "noc" not in k}
 
 
-def save_checkpoint(sam: Sam, out: Path, stem: str = "model") -> None:
+def save_checkpoint(sam: Sam, out: Path, stem: str = "model", text_encoder: str = "") -> None:
+    """``<stem>.pth`` (official layout) and ``<stem>.safetensors``; a text-path model records
+    its text encoder in the safetensors header and in ``<stem>.pth.json``."""
+    from sambench.models.sam.checkpoint import write_sidecar
+    from sambench.text import split_encoder_spec
+
     state = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
     torch.save(state, out / f"{stem}.pth")
-    save_file(state, str(out / f"{stem}.safetensors"), metadata={"format": "sam-v1"})
+    metadata = {"format": "sam-v1"}
+    if sam.config.text_dim and text_encoder:
+        metadata["text_encoder"] = split_encoder_spec(text_encoder)[0]
+        write_sidecar(out / f"{stem}.pth", {"text_encoder": metadata["text_encoder"]})
+    save_file(state, str(out / f"{stem}.safetensors"), metadata=metadata)
+
+
+def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig) -> None:
+    from sambench.errors import SambenchError
+    from sambench.text import load_text_encoder
+    from sambench.train.data import attach_text
+
+    if not sam.config.text_dim:
+        raise SambenchError("text-prompt training (p_text > 0) needs a model with a text path "
+                            "(sambench train --text-encoder NAME adds one)")
+    if not cfg.text_encoder:
+        raise SambenchError("text-prompt training (p_text > 0) needs a text encoder (--text-encoder)")
+    if any(ex.text_embeddings is None for ex in examples):
+        attach_text(examples, load_text_encoder(cfg.text_encoder, dim=sam.config.text_dim), cfg.rephrase)
+
+
+def whiten_text_projection(sam: Sam, examples: list[Example]) -> None:
+    """Initialise a new text path from the training phrases: the projection whitens their
+    embeddings along the top principal directions (bias = −W·mean). Sentence embeddings of
+    short phrases differ little ("a red disc" vs "a blue disc": cosine ~0.9), so a random
+    projection leaves the tokens nearly equal and text learning starts very slowly."""
+    table = np.concatenate([ex.text_embeddings.reshape(-1, ex.text_embeddings.shape[-1]) for ex in examples])
+    table = np.unique(table, axis=0).astype(np.float64)
+    mean = table.mean(0)
+    _, sing, vt = np.linalg.svd(table - mean, full_matrices=False)
+    proj = sam.prompt_encoder.text_proj
+    k = min(proj.out_features, len(sing))
+    std = sing[:k] / np.sqrt(max(len(table) - 1, 1))
+    weight = np.zeros((proj.out_features, proj.in_features))
+    weight[:k] = vt[:k] / np.maximum(std, 1e-6)[:, None]
+    with torch.no_grad():
+        proj.weight.copy_(torch.from_numpy(weight))
+        proj.bias.copy_(torch.from_numpy(-weight @ mean))
+
+
+def _average_gradients(sam: Sam, world_size: int) -> None:
+    """Mean of every gradient over the ranks, in one flat all-reduce. A parameter a rank did
+    not use this step (a box embedding when its prompts were points) contributes zeros."""
+    import torch.distributed as tdist
+
+    params = [p for p in sam.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    tdist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _mean_over_ranks(value: float, world_size: int, device) -> float:
+    import torch.distributed as tdist
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    tdist.all_reduce(t)
+    return float(t) / world_size
 
 
 def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
           val_samples: Optional[list] = None) -> dict:
-    """Train ``sam`` in place; resumes from ``out/train_state.pt`` when present."""
+    """Train ``sam`` in place; resumes from ``out/train_state.pt`` when present.
+
+    Under ``torchrun`` every rank runs this; rank 0 validates, logs and writes checkpoints."""
+    from sambench import distributed
+
+    dist = distributed.init(cfg.device)
+    device = torch.device(dist.device(cfg.device))
+    cfg = replace(cfg, device=str(device))
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(cfg.device)
     sam.to(device).train()
+    sam.image_encoder.set_drop_path(cfg.drop_path)
     if cfg.freeze_encoder:
         sam.image_encoder.requires_grad_(False)
+    if cfg.p_text > 0:
+        _prepare_text(sam, examples, cfg)
     groups = param_groups(sam, cfg)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     state_path, log_path = out / "train_state.pt", out / "train_log.jsonl"
@@ -180,33 +283,44 @@ def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
         log.info("resuming training at step %d", start)
-        if log_path.is_file():  # drop log lines of steps after the saved state
+        if dist.is_main and log_path.is_file():  # drop log lines of steps after the saved state
             kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] <= start]
             log_path.write_text("".join(l + "\n" for l in kept))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    if dist.is_main:
+        (out / "train_config.json").write_text(json.dumps({**asdict(cfg), "world_size": dist.world_size},
+                                                          indent=1))
     t0 = time.time()
     last: dict = {}
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
-               disable=not sys.stderr.isatty())
+    end = min(cfg.steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.steps
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="train",
+               disable=not (dist.is_main and sys.stderr.isatty()))
     for step in bar:
         lr = learning_rate(cfg, step)
         for g in optimizer.param_groups:
             g["lr"] = lr * g["lr_scale"]
         optimizer.zero_grad(set_to_none=True)
-        loss = train_step(sam, examples, cfg, step)
+        loss = train_step(sam, examples, cfg, step, dist.rank)
+        if dist.world_size > 1:
+            _average_gradients(sam, dist.world_size)
+            loss = _mean_over_ranks(loss, dist.world_size, device)
         optimizer.step()
-        last = {"step": step + 1, "loss": round(loss, 5), "lr": lr}
         done = step + 1
-        if val_samples and (done % cfg.val_every == 0 or done == cfg.steps):
+        if not dist.is_main:
+            continue
+        last = {"step": done, "loss": round(loss, 5), "lr": lr, "seconds": round(time.time() - t0, 1)}
+        if val_samples and (done % cfg.val_every == 0 or done == end):
             last["val"] = validate(sam, val_samples, cfg.seed)
         bar.set_postfix(loss=f"{loss:.4f}", **({"val_miou1": last["val"]["miou@1"]} if "val" in last else {}))
         with open(log_path, "a") as f:
             f.write(json.dumps(last) + "\n")
-        if done % cfg.save_every == 0 or done == cfg.steps:
+        if done % cfg.save_every == 0 or done == end:
             torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(), "step": done},
                        state_path)
     sam.eval()
-    save_checkpoint(sam, out)
-    summary = {"steps": cfg.steps, "final": last, "seconds_this_session": round(time.time() - t0, 1)}
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    summary = {"steps": end, "schedule_steps": cfg.steps, "final": last, "world_size": dist.world_size,
+               "seconds_this_session": round(time.time() - t0, 1)}
+    if dist.is_main:
+        save_checkpoint(sam, out, text_encoder=cfg.text_encoder)
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    dist.barrier()
     return summary

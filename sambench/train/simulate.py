@@ -32,12 +32,20 @@ def schedule(generator: torch.Generator, n_iterations: int = N_ITERATIONS) -> li
 
 def uniform_points(region: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One pixel drawn uniformly from each region ``(B, H, W)`` bool → ``(B, 2)`` float (x, y)
-    and ``(B,)`` bool ``valid`` (False where the region is empty)."""
+    and ``(B,)`` bool ``valid`` (False where the region is empty: then the pixel is uniform
+    over the whole image).
+
+    The k-th set pixel with k uniform in [0, count): one draw per region and a cumulative sum,
+    rather than ``torch.multinomial``, which draws an exponential per pixel (a sixth of a CPU
+    training step at 256 px)."""
     b, h, w = region.shape
-    flat = region.reshape(b, -1).float()
-    valid = flat.sum(1) > 0
-    weights = torch.where(valid[:, None], flat, torch.ones_like(flat))
-    index = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    flat = region.reshape(b, -1)
+    count = flat.sum(1)
+    valid = count > 0
+    flat = torch.where(valid[:, None], flat, torch.ones_like(flat))
+    count = torch.where(valid, count, torch.full_like(count, h * w))
+    k = (torch.rand(b, generator=generator, dtype=torch.float64) * count).long().clamp(max=count - 1)
+    index = torch.searchsorted(flat.cumsum(1), (k + 1)[:, None]).squeeze(1)
     xy = torch.stack([index % w, index // w], dim=1).float()
     return xy, valid
 

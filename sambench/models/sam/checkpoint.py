@@ -15,10 +15,16 @@ naming a variant:
   (heads are a reshape); it is 8 in every released model and can be overridden.
 
 Pixel mean/std are not in checkpoints (non-persistent buffers upstream) and are set here.
+
+An optional text path (``prompt_encoder.text_proj.weight`` ``[C, text_dim]``) gives
+``text_dim``. Which text encoder it was trained with is checkpoint *metadata*, not a tensor:
+the ``text_encoder`` key of the safetensors header, or of a JSON sidecar ``<checkpoint>.json``
+(e.g. ``model.pth.json``; ``.pth`` files have no header). :func:`read_metadata` reads both.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import re
 import zipfile
@@ -32,6 +38,52 @@ from sambench.models.sam.sam import Sam, SamConfig
 
 PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 _SHOWN = 8  # key names quoted in an error message
+TEXT_PROJ = "prompt_encoder.text_proj.weight"
+TEXT_ENCODER_KEY = "text_encoder"  # metadata: the text encoder a text path was trained with
+SIDECAR_SUFFIX = ".json"  # metadata sidecar of a checkpoint: <checkpoint>.json
+
+
+def sidecar_path(checkpoint: str | Path) -> Path:
+    path = Path(checkpoint)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def read_metadata(checkpoint: str | Path) -> dict[str, str]:
+    """String metadata of a checkpoint: its safetensors header and/or ``<checkpoint>.json``.
+
+    A key given by both with different values is an error (which one would be meant?).
+    """
+    path = Path(checkpoint)
+    meta: dict[str, str] = {}
+    side = sidecar_path(path)
+    if side.is_file():
+        try:
+            data = json.loads(side.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SambenchError(f"unreadable checkpoint metadata {side}: {exc}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise SambenchError(f"{side}: checkpoint metadata is a JSON object of strings")
+        meta.update(data)
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as fh:
+                header = fh.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise SambenchError(f"unreadable safetensors checkpoint {path}: {exc}") from None
+        clash = sorted(k for k in header if k in meta and meta[k] != header[k])
+        if clash:
+            raise SambenchError(f"{path}: metadata {clash} differs between the file header and {side}")
+        meta.update(header)
+    return meta
+
+
+def write_sidecar(checkpoint: str | Path, metadata: Mapping[str, str]) -> Path:
+    """Write ``<checkpoint>.json`` (metadata for a ``.pth``, which has no header)."""
+    side = sidecar_path(checkpoint)
+    side.write_text(json.dumps({str(k): str(v) for k, v in metadata.items()}, indent=1, sort_keys=True))
+    return side
 
 
 def sha256_file(path: str | Path) -> str:
@@ -165,6 +217,7 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
                                    // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0]),
         iou_head_depth=len(iou_layers),
         iou_head_hidden_dim=state[dec + "iou_prediction_head.layers.0.weight"].shape[0],
+        text_dim=state[TEXT_PROJ].shape[1] if TEXT_PROJ in state and state[TEXT_PROJ].ndim == 2 else 0,
     )
 
 

@@ -58,6 +58,15 @@ class ImageEncoderViT(nn.Module):
             LayerNorm2d(out_chans),
         )
 
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth for training: block ``i`` drops its residual branches with
+        probability ``rate * i / (depth - 1)`` (the usual linear rule; no effect in eval)."""
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"drop path rate must be in [0, 1), got {rate}")
+        depth = len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            block.drop_path = rate * i / max(depth - 1, 1)
+
     def set_attention(self, mode: str) -> None:
         if mode not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {mode!r}")
@@ -102,6 +111,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = MLPBlock(dim, mlp_dim, nn.GELU)
         self.window_size = window_size
+        self.drop_path = 0.0  # stochastic depth, training only (ImageEncoderViT.set_drop_path)
+
+    def _drop(self, branch: torch.Tensor) -> torch.Tensor:
+        """Zero the residual branch of a random subset of samples, rescaling the rest."""
+        if not self.training or self.drop_path == 0.0:
+            return branch
+        keep = 1.0 - self.drop_path
+        mask = torch.rand((branch.shape[0],) + (1,) * (branch.ndim - 1), device=branch.device) < keep
+        return branch * mask.to(branch.dtype) / keep
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -117,8 +135,8 @@ class Block(nn.Module):
         else:
             x = self.attn(x)
         if torch.is_grad_enabled():
-            x = shortcut + x.to(shortcut.dtype)
-            return x + self.mlp(self.norm2(x)).to(x.dtype)
+            x = shortcut + self._drop(x.to(shortcut.dtype))
+            return x + self._drop(self.mlp(self.norm2(x)).to(x.dtype))
         # Inference: accumulate into the residual stream in place (the encoder owns it). Under
         # autocast the branches are bf16 and the stream fp32, as with the reference's adds.
         x = shortcut.add_(x)

@@ -12,7 +12,13 @@ Options (``load_model("sam", checkpoint=..., **options)``):
 - ``attention``: ``"math"`` (default) or ``"sdpa"`` for the image encoder (same numbers);
 - ``compile``: ``torch.compile`` the image encoder;
 - ``decoder_num_heads``: the decoder's head count, which checkpoints do not record (8);
-- ``prompt_chunk``: prompts per decoder pass (memory vs. per-call overhead).
+- ``prompt_chunk``: prompts per decoder pass (memory vs. per-call overhead);
+- ``text_encoder``: the text encoder's name for a text-path checkpoint that does not record it
+  (a ``.pth`` without a ``<checkpoint>.json`` sidecar); must agree with a recorded one.
+
+A checkpoint with the optional text path (``prompt_encoder.text_proj``) takes ``text=``
+embeddings ``(D,)`` / ``(B, D)`` in ``predict``, alone or with points / a box; ``text_dim`` and
+``text_encoder`` say what it expects (docs/text.md).
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import torch
 from sambench.errors import SambenchError
 from sambench.models.base import LOW_RES, ModelInfo, PromptBatch, batch_prompts
 from sambench.models.sam import transforms
-from sambench.models.sam.checkpoint import load_sam, sha256_file
+from sambench.models.sam.checkpoint import TEXT_ENCODER_KEY, load_sam, read_metadata, sha256_file
 from sambench.models.sam.image_encoder import ATTENTION_MODES
 from sambench.models.sam.sam import Sam
 from sambench.types import Prediction
@@ -95,6 +101,11 @@ def prompt_tensors(batch: PromptBatch, original_size: tuple[int, int], img_size:
     return points, boxes, masks
 
 
+def text_tensor(batch: PromptBatch, device: torch.device) -> Optional[torch.Tensor]:
+    """Text embeddings need no frame change: the ``(B, D)`` array as a tensor."""
+    return None if batch.text is None else torch.from_numpy(batch.text).to(device)
+
+
 def finish_prediction(masks: Optional[np.ndarray], scores: torch.Tensor, low_res: torch.Tensor,
                       batch: PromptBatch) -> Prediction:
     """Numpy :class:`Prediction`, without the batch axis for an unbatched call."""
@@ -113,10 +124,12 @@ class SamModel:
 
     def __init__(self, sam: Sam, *, name: str = "sam", checkpoint: Optional[str] = None,
                  sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
-                 attention: str = "math", compile: bool = False, prompt_chunk: int = 2) -> None:
+                 attention: str = "math", compile: bool = False, prompt_chunk: int = 2,
+                 text_encoder: Optional[str] = None) -> None:
         if prompt_chunk < 1:
             raise SambenchError(f"prompt_chunk must be >= 1, got {prompt_chunk}")
         self.name = name
+        self.text_encoder = text_encoder
         self.checkpoint = checkpoint
         self.sha256 = sha256
         self.device = resolve_device(device)
@@ -127,6 +140,24 @@ class SamModel:
         self.config = sam.config
         self.set_attention(attention)
         self._encoder = torch.compile(self.sam.image_encoder) if compile else self.sam.image_encoder
+
+    @property
+    def text_dim(self) -> int:
+        """Size of the text embeddings ``predict(text=...)`` takes; 0 without a text path."""
+        return self.config.text_dim
+
+    def _check_text(self, batch: PromptBatch) -> None:
+        if batch.text is None:
+            return
+        source = self.checkpoint or "this model"
+        if not self.text_dim:
+            raise SambenchError(f"{source} has no text path (no prompt_encoder.text_proj): it takes "
+                                "points, boxes and masks only; text prompts need a checkpoint "
+                                "trained with one (docs/text.md)")
+        if batch.text.shape[1] != self.text_dim:
+            encoder = f" (trained with text encoder {self.text_encoder})" if self.text_encoder else ""
+            raise SambenchError(f"text embeddings of size {batch.text.shape[1]} given to {source}, "
+                                f"whose text path takes {self.text_dim}{encoder}")
 
     def set_attention(self, mode: str) -> None:
         """Switch the image encoder's attention kernel (``"math"`` / ``"sdpa"``)."""
@@ -141,6 +172,8 @@ class SamModel:
     def info(self) -> ModelInfo:
         config = self.config.to_dict()
         config.update(attention=self.attention, preprocess=PREPROCESS)
+        if self.text_dim:
+            config.update(text_encoder=self.text_encoder)
         return ModelInfo(name=self.name, family=self.family, checkpoint=self.checkpoint,
                          sha256=self.sha256, params=self.sam.num_parameters(), config=config)
 
@@ -194,8 +227,10 @@ class SamModel:
     def decode(self, embedding: SamEmbedding, batch: PromptBatch, multimask: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Low-res logits ``(B, K, 256, 256)`` (protocol frame) and IoU predictions ``(B, K)``."""
+        self._check_text(batch)
         points, boxes, masks = prompt_tensors(batch, embedding.original_size, self.config.img_size,
                                               self.config.low_res, self.device)
+        text = text_tensor(batch, self.device)
         features = embedding.features.to(self.device)
         low_res, scores, cache = [], [], {}
         with torch.inference_mode(), self._autocast():
@@ -205,7 +240,8 @@ class SamModel:
                 sparse, dense = self.sam.prompt_encoder(
                     None if points is None else (points[0][part], points[1][part]),
                     None if boxes is None else boxes[part],
-                    None if masks is None else masks[part])
+                    None if masks is None else masks[part],
+                    None if text is None else text[part])
                 logits, iou = self.sam.mask_decoder(features, dense_pe, sparse, dense, multimask,
                                                     cache=cache if masks is None else None)
                 low_res.append(transforms.to_protocol_frame(logits.float(), LOW_RES))
@@ -213,13 +249,15 @@ class SamModel:
         return torch.cat(low_res), torch.cat(scores)
 
     def predict(self, embedding: SamEmbedding, points=None, labels=None, box=None,
-                mask_input=None, multimask: bool = True, return_masks: bool = True) -> Prediction:
+                mask_input=None, multimask: bool = True, return_masks: bool = True,
+                text=None) -> Prediction:
         """Masks for one prompt or a batch of prompts on one embedded image.
 
-        ``return_masks=False`` skips the full-resolution upsampling (``masks`` is None): use
-        :meth:`upsample` on the logits of the masks you keep.
+        ``text``: ℓ2-normalised text embeddings ``(D,)`` or ``(B, D)`` (text-path checkpoints
+        only), one extra prompt token each. ``return_masks=False`` skips the full-resolution
+        upsampling (``masks`` is None): use :meth:`upsample` on the logits of the masks you keep.
         """
-        batch = batch_prompts(points, labels, box, mask_input)
+        batch = batch_prompts(points, labels, box, mask_input, text)
         low_res, scores = self.decode(embedding, batch, multimask)
         masks = self.upsample(embedding, low_res) if return_masks else None
         return finish_prediction(masks, scores, low_res, batch)
@@ -244,7 +282,8 @@ class SamModel:
 
 def build_sam_model(checkpoint: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
                     attention: str = "math", compile: bool = False, decoder_num_heads: int = 8,
-                    prompt_chunk: int = 2, **options) -> SamModel:
+                    prompt_chunk: int = 2, text_encoder: Optional[str] = None,
+                    **options) -> SamModel:
     """The ``sam`` registry factory."""
     if options:
         raise SambenchError(f"unknown option(s) for model sam: {', '.join(sorted(options))}")
@@ -253,7 +292,17 @@ def build_sam_model(checkpoint: Optional[str] = None, device: str = "cpu", dtype
                             "(a SAM v1 .pth or .safetensors, e.g. sam_vit_b_01ec64.pth)")
     sam, _ = load_sam(checkpoint, decoder_num_heads)
     return SamModel(sam, checkpoint=str(checkpoint), sha256=sha256_file(checkpoint), device=device,
-                    dtype=dtype, attention=attention, compile=compile, prompt_chunk=prompt_chunk)
+                    dtype=dtype, attention=attention, compile=compile, prompt_chunk=prompt_chunk,
+                    text_encoder=recorded_text_encoder(checkpoint, text_encoder) if sam.config.text_dim else None)
+
+
+def recorded_text_encoder(checkpoint, given: Optional[str] = None) -> Optional[str]:
+    """The text encoder a checkpoint records (metadata ``text_encoder``), checked against
+    ``given``; ``given`` alone fills in for a checkpoint that records none."""
+    recorded = read_metadata(checkpoint).get(TEXT_ENCODER_KEY) or None
+    if given and recorded and given != recorded:
+        raise SambenchError(f"{checkpoint} was trained with text encoder {recorded!r}, not {given!r}")
+    return recorded or given
 
 
 def describe(spec: str | Path, decoder_num_heads: int = 8) -> dict:
@@ -265,5 +314,7 @@ def describe(spec: str | Path, decoder_num_heads: int = 8) -> dict:
     if checkpoint.startswith(("sam:", "sam-official:")):
         checkpoint = checkpoint.split(":", 1)[1]
     sam, _ = load_sam(checkpoint, decoder_num_heads)
-    info = SamModel(sam, checkpoint=str(checkpoint), sha256=sha256_file(checkpoint)).info()
+    text_encoder = recorded_text_encoder(checkpoint) if sam.config.text_dim else None
+    info = SamModel(sam, checkpoint=str(checkpoint), sha256=sha256_file(checkpoint),
+                    text_encoder=text_encoder).info()
     return info.to_json()

@@ -6,6 +6,13 @@ kind: negative point (0), positive point (1), box top-left (2), box bottom-right
 "not a point" (label −1) that replaces the positional part of padding points. A mask prompt
 (4× the embedding resolution) is downscaled by two stride-2 convs; without one, the learned
 ``no_mask_embed`` is used everywhere (SAM paper App. A; official ``prompt_encoder.py``).
+
+Optional text path (not in SAM v1; SAM paper §7.5 used one for its text-to-mask proof of
+concept): with ``text_dim > 0``, ``text_proj`` (one ``nn.Linear(text_dim, embed_dim)``, keys
+``prompt_encoder.text_proj.weight/bias``) turns an ℓ2-normalised text embedding into one extra
+sparse token, appended after the point/box tokens. Its bias is the token's learned "kind"
+embedding, like ``point_embeddings`` for points. Without the module, state-dict keys and
+outputs are exactly the official ones.
 """
 from __future__ import annotations
 
@@ -50,7 +57,7 @@ class PositionEmbeddingRandom(nn.Module):
 
 class PromptEncoder(nn.Module):
     def __init__(self, embed_dim: int, image_embedding_size: tuple[int, int],
-                 input_image_size: tuple[int, int], mask_in_chans: int) -> None:
+                 input_image_size: tuple[int, int], mask_in_chans: int, text_dim: int = 0) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.input_image_size = input_image_size
@@ -70,6 +77,9 @@ class PromptEncoder(nn.Module):
             nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1),
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
+        self.text_dim = text_dim
+        if text_dim > 0:
+            self.text_proj = nn.Linear(text_dim, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:
         """``(1, C, h, w)`` positional encoding of the image-embedding grid."""
@@ -93,18 +103,28 @@ class PromptEncoder(nn.Module):
         corner_kind = torch.cat([self.point_embeddings[2].weight, self.point_embeddings[3].weight])
         return embedding + corner_kind
 
+    def _embed_text(self, text: torch.Tensor) -> torch.Tensor:
+        if self.text_dim <= 0:
+            raise ValueError("this prompt encoder has no text path (text_dim = 0)")
+        if text.ndim != 2 or text.shape[1] != self.text_dim:
+            raise ValueError(f"text must be (B, {self.text_dim}); got {tuple(text.shape)}")
+        return self.text_proj(text.to(self.text_proj.weight.dtype))[:, None, :]
+
     def forward(self, points: Optional[tuple[torch.Tensor, torch.Tensor]],
-                boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor],
+                text: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse ``(B, T, C)`` tokens and the dense ``(B, C, h, w)`` mask embedding.
 
-        Without masks the dense embedding is ``(1, C, h, w)``: the same for every prompt, so
-        the decoder can share it instead of repeating it B times.
+        ``text`` ``(B, text_dim)`` adds one token per prompt (needs the text path). Without
+        masks the dense embedding is ``(1, C, h, w)``: the same for every prompt, so the decoder
+        can share it instead of repeating it B times.
         """
         if points is not None:
             batch = points[0].shape[0]
         elif boxes is not None:
             batch = boxes.shape[0]
+        elif text is not None:
+            batch = text.shape[0]
         elif masks is not None:
             batch = masks.shape[0]
         else:
@@ -115,6 +135,8 @@ class PromptEncoder(nn.Module):
             sparse.append(self._embed_points(points[0], points[1], pad=boxes is None))
         if boxes is not None:
             sparse.append(self._embed_boxes(boxes))
+        if text is not None:
+            sparse.append(self._embed_text(text))
         if masks is not None:
             dense = self.mask_downscaling(masks)
         else:

@@ -72,24 +72,32 @@ def random_state_dict(config: SamConfig, seed: int = 0) -> dict[str, torch.Tenso
 
 
 def write_random_checkpoint(path: Union[str, Path], config: Union[str, SamConfig, None] = "vit_b",
-                            *, seed: int = 0, nest: Optional[str] = None, **overrides) -> Path:
+                            *, seed: int = 0, nest: Optional[str] = None,
+                            text_encoder: Optional[str] = None, **overrides) -> Path:
     """Write a random SAM checkpoint; the format follows the suffix (``.safetensors`` or torch).
 
     ``config`` is a preset name or :class:`SamConfig`; keyword overrides change single fields,
-    e.g. ``write_random_checkpoint(p, "tiny", depth=3, global_attn_indexes=[2])``. ``nest``
-    wraps the torch state dict as ``{nest: state}`` (``"model"``, ``"state_dict"``). Saved with
+    e.g. ``write_random_checkpoint(p, "tiny", depth=3, global_attn_indexes=[2])``; ``text_dim=D``
+    adds the optional text path. ``text_encoder`` records the text encoder's name as metadata
+    (safetensors header, or the ``<path>.json`` sidecar of a torch file). ``nest`` wraps the
+    torch state dict as ``{nest: state}`` (``"model"``, ``"state_dict"``). Saved with
     ``torch.save(state_dict)`` like the released ``sam_vit_*.pth`` files.
     """
+    from sambench.models.sam.checkpoint import TEXT_ENCODER_KEY, write_sidecar
+
     path = Path(path)
     config = make_config(config, **overrides)
     state = random_state_dict(config, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {TEXT_ENCODER_KEY: text_encoder} if text_encoder else None
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
         if nest:
             raise ValueError("safetensors files hold a flat state dict; nest is for torch files")
-        save_file(state, str(path))
+        save_file(state, str(path), metadata=metadata)
     else:
         torch.save({nest: state} if nest else state, path)
+        if metadata:
+            write_sidecar(path, metadata)
     return path

