@@ -4,9 +4,13 @@
 #
 #   bash scripts/make_reference_reports.sh              # the default models below
 #   bash scripts/make_reference_reports.sh grabcut sam:path/to/ckpt.pth ...
+#   bash scripts/make_reference_reports.sh --example    # only the all-tasks example (below)
 #
 # Writes reports/demo/<model>/{results.json,report.html} and
-# reports/demo/leaderboard.{csv,md,html}. Runs go to a temporary folder (records are not
+# reports/demo/leaderboard.{csv,md,html}, and reports/demo/all-tasks/{results.json,
+# report.html,report.pdf}: a run of the example-all-tasks suite (every task once, on synthetic
+# data) by a random-weights tiny SAM with a text path (hash encoder): what a report of every
+# task looks like; its numbers mean nothing. Runs go to a temporary folder (records are not
 # committed); set KEEP_RUNS=DIR to keep them there instead.
 #
 # The defaults: the GrabCut baseline, and a random-weights tiny SAM (written here with
@@ -21,10 +25,18 @@ runs=${KEEP_RUNS:-$(mktemp -d)}
 mkdir -p "$runs" reports/demo
 random_ckpt="$runs/sam_tiny_random.pth"
 "$PYTHON" -c "from sambench.models.sam import write_random_checkpoint as w; w('$random_ckpt', 'tiny', seed=0)"
+sambench() { "$PYTHON" -m sambench "$@"; }
+
+example_ckpt="$runs/sam_tiny_text_random.pth"
+"$PYTHON" -c "from sambench.models.sam import write_random_checkpoint as w; w('$example_ckpt', 'tiny', seed=0, text_dim=32, text_encoder='hash')"
+sambench run --suite example-all-tasks --model "sam:$example_ckpt" --seed 0 --out "$runs/example-all-tasks" --no-report
+sambench report "$runs/example-all-tasks" --pdf
+mkdir -p reports/demo/all-tasks
+cp "$runs/example-all-tasks/"{results.json,report.html,report.pdf} reports/demo/all-tasks/
+[ "${1:-}" != "--example" ] || exit 0
+
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(grabcut "sam:$random_ckpt" "sam-official:$random_ckpt")
-
-sambench() { "$PYTHON" -m sambench "$@"; }
 
 dirs=()
 for model in "${models[@]}"; do

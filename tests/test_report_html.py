@@ -199,3 +199,40 @@ def test_sa23_sized_run_splits_long_tables_across_pdf_pages(base_run, tmp_path):
     info = subprocess.run(["pdfinfo", str(run / "report.pdf")], capture_output=True, text=True, check=True).stdout
     # summary; point: 24-row table on 2 pages, SA-23 reference table, 2 figures; examples notes only
     assert int(re.search(r"Pages:\s+(\d+)", info)[1]) == 1 + (2 + 1 + 2) + 1
+
+
+@needs_chromium
+@needs_poppler
+def test_a_run_of_every_task_renders_every_section(tmp_path):
+    """The example suite (one task of each kind on synthetic data) through a random tiny SAM
+    with a text path: one report with every task's section and figures, in Chromium and PDF."""
+    from sambench.models.sam import write_random_checkpoint
+
+    ckpt = write_random_checkpoint(tmp_path / "tiny_text.pth", "tiny", seed=0, text_dim=32, text_encoder="hash")
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "example-all-tasks", "--model", f"sam:{ckpt}", "--limit", "1",
+                 "--out", str(out), "--no-cache", "--no-report"]) == 0
+    assert main(["report", str(out), "--pdf"]) == 0
+    results = load_results(out)
+    assert {e["task"] for e in results["results"]} == {"point", "instances-gtbox", "proposals", "edges", "text",
+                                                      "statistics"}
+    assert all(e["status"] == "ok" for e in results["results"])
+    dom, shot, console = render(out / "report.html", tmp_path, height=9000)
+    assert console == []
+    ids = ["summary", "point", "point-examples", "instances-gtbox", "proposals", "edges", "text", "statistics"]
+    starts = [dom.index(f'id="{anchor}"') for anchor in ids]
+    assert starts == sorted(starts)
+    for anchor, start, end in zip(ids, starts, starts[1:] + [len(dom)]):
+        figures = len(data_uri_pngs(dom[start:end]))
+        # every task section but the text table draws at least one figure (edges: the PR curve)
+        assert figures >= (0 if anchor in ("summary", "instances-gtbox", "text") else 1), anchor
+    assert shot.std() > 20
+    ctx = ReportContext(out, results)
+    sections = build_sections(ctx)
+    expected = page_count(sections)
+    for sec in sections:
+        sec.close()
+    info = subprocess.run(["pdfinfo", str(out / "report.pdf")], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"Pages:\s+(\d+)", info)[1]) == expected > len(ids)
+    subprocess.run(["pdftoppm", "-r", "20", "-png", str(out / "report.pdf"), str(tmp_path / "page")], check=True)
+    assert len(list(tmp_path.glob("page-*.png"))) == expected

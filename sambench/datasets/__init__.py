@@ -108,7 +108,10 @@ def ensure_synthetic(card: DatasetCard) -> Path:
 
     settings = dict(card.synthetic or {})
     root = cache_dir() / "data" / f"{card.name}-v{synth.GENERATOR_VERSION}-{synth.settings_key(settings)}"
-    if not (root / "annotations.json").is_file():
+    if card.format == "bsds":  # the edges task's synthetic data, in the BSDS500 layout
+        if not (root / "groundTruth").is_dir():
+            synth.write_bsds_dataset(root, name=card.name, **settings)
+    elif not (root / "annotations.json").is_file():
         synth.write_dataset(root, name=card.name, **settings)
     return root
 

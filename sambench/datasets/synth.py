@@ -217,3 +217,47 @@ def write_dataset(root: Path, name: str, domain: str = "shapes", n_images: int =
         shutil.rmtree(root)
     tmp.rename(root)
     return root
+
+
+def write_bsds_dataset(root: Path, name: str, domain: str = "shapes", n_images: int = 4,
+                       seed: int = 0) -> Path:
+    """Write the same kind of images in the BSDS500 layout (``images/test/<id>.jpg``,
+    ``groundTruth/test/<id>.mat``), with two "annotators": one segments whole objects, the
+    other wholes and their parts (as BSDS annotators disagree on granularity). Boundaries are
+    ``thin(seg2bdry(Segmentation))``, as BSDS made them. The edges task's demo data."""
+    from PIL import Image
+    from scipy.io import savemat
+
+    from sambench.metrics.bsds import seg2bdry
+    from sambench.metrics.bsds_thin import thin
+
+    spec = DOMAINS[domain]
+    root = Path(root)
+    tmp = root.with_name(root.name + ".tmp")
+    for sub in ("images", "groundTruth"):
+        (tmp / sub / "test").mkdir(parents=True, exist_ok=True)
+    for index in range(n_images):
+        rng = np.random.default_rng([seed, index, sum(map(ord, domain))])
+        image, objects = make_image(spec, rng)
+        coarse = np.ones(image.shape[:2], np.int32)  # segments numbered from 1 (1: background)
+        fine = np.ones(image.shape[:2], np.int32)
+        for obj, masks in objects:
+            coarse[masks[0]] = coarse.max() + 1
+            for mask in masks[:2]:  # whole, then its part on top
+                if mask.any():
+                    fine[mask] = fine.max() + 1
+        cell = np.empty((1, 2), dtype=object)
+        for k, seg in enumerate((coarse, fine)):
+            _, seg = np.unique(seg, return_inverse=True)  # consecutive labels from 1
+            seg = seg.reshape(coarse.shape).astype(np.uint16) + 1
+            cell[0, k] = {"Segmentation": seg, "Boundaries": thin(seg2bdry(seg)).astype(np.uint8)}
+        image_id = f"{name}_{index:05d}"
+        Image.fromarray(image).save(tmp / "images" / "test" / f"{image_id}.jpg", quality=95)
+        savemat(str(tmp / "groundTruth" / "test" / f"{image_id}.mat"), {"groundTruth": cell})
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    tmp.rename(root)
+    return root
+
