@@ -27,24 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import TimedModel  # benchmarks/timing.py
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bsds500_bench_sample"
-
-
-class TimedModel:
-    """A model whose ``embed`` calls are timed; everything else is the wrapped model's."""
-
-    def __init__(self, model):
-        self.model, self.embed_s = model, 0.0
-
-    def embed(self, image):
-        t0 = time.perf_counter()
-        out = self.model.embed(image)
-        self.embed_s += time.perf_counter() - t0
-        return out
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
 
 
 def painted(mat: Path, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:

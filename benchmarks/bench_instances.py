@@ -26,22 +26,7 @@ import numpy as np
 from sambench.datasets import resolve
 from sambench.models import load_model
 from sambench.tasks.instances import InstancesTask
-
-
-class TimedModel:
-    """Counts the seconds spent in ``embed`` so the decoder-side cost can be told apart."""
-
-    def __init__(self, model):
-        self.model, self.embed_s = model, 0.0
-
-    def embed(self, image):
-        t0 = time.perf_counter()
-        out = self.model.embed(image)
-        self.embed_s += time.perf_counter() - t0
-        return out
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
+from timing import TimedModel  # benchmarks/timing.py
 
 
 def synthetic_case(folder: Path, n_images: int, boxes: int, seed: int) -> tuple[str, Path]:

@@ -57,6 +57,17 @@ def _add_run(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
+def _set_task_options(suite, runner: str, options: dict, flags: str) -> None:
+    """Task options given as run flags go to every task of that runner in the run."""
+    if not options:
+        return
+    tasks = [t for t in suite.tasks if t.runner == runner]
+    if not tasks:
+        raise SambenchError(f"{flags} apply to the {runner} task, which this run does not include")
+    for task in tasks:
+        task.options.update(options)
+
+
 def _instances_options(args, suite) -> None:
     """--detections / --prompt become options of the run's instances tasks."""
     options = {}
@@ -64,13 +75,7 @@ def _instances_options(args, suite) -> None:
         options["detections"] = str(Path(args.detections).expanduser().resolve())
     if args.prompt:
         options["prompt"] = args.prompt
-    if not options:
-        return
-    tasks = [t for t in suite.tasks if t.runner == "instances"]
-    if not tasks:
-        raise SambenchError("--detections and --prompt apply to the instances task, which this run does not include")
-    for task in tasks:
-        task.options.update(options)
+    _set_task_options(suite, "instances", options, "--detections and --prompt")
 
 
 def _text_options(args, suite) -> None:
@@ -84,14 +89,7 @@ def _text_options(args, suite) -> None:
         options["text_encoder"] = args.text_encoder
     if args.phrases:
         options["phrases"] = args.phrases
-    if not options:
-        return
-    tasks = [t for t in suite.tasks if t.runner == "text"]
-    if not tasks:
-        raise SambenchError("--text-detections, --text-encoder and --phrases apply to the text task, "
-                            "which this run does not include")
-    for task in tasks:
-        task.options.update(options)
+    _set_task_options(suite, "text", options, "--text-detections, --text-encoder and --phrases")
 
 
 def _plan(args):

@@ -34,27 +34,38 @@ class Detections:
     by_image: dict  # str(image_id) -> DTYPE array in file order
 
 
-def load_detections(path) -> Detections:
-    """Read and check a detections file (cached per path, size and modification time)."""
+def file_key(path, what: str) -> tuple[str, int, int]:
+    """``(resolved path, size, mtime)`` of an input file, the cache key of its parsed form;
+    a missing file is a clear error."""
     p = Path(path)
     if not p.is_file():
-        raise SambenchError(f"detections file not found: {p}")
+        raise SambenchError(f"{what} file not found: {p}")
     st = p.stat()
-    return _load(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    return str(p.resolve()), st.st_size, st.st_mtime_ns
 
 
-@functools.lru_cache(maxsize=2)
-def _load(path: str, size: int, mtime_ns: int) -> Detections:
+def read_json_list(path: str, what: str, expected: str) -> tuple[list, str]:
+    """The JSON list in ``path`` and the file's sha256 (recorded in results)."""
     import json
 
     raw = Path(path).read_bytes()
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SambenchError(f"malformed JSON in detections file {path}: {exc}") from None
+        raise SambenchError(f"malformed JSON in {what} file {path}: {exc}") from None
     if not isinstance(data, list):
-        raise SambenchError(f"{path}: a detections file is a JSON list of COCO results "
-                            "({image_id, category_id, bbox, score})")
+        raise SambenchError(f"{path}: a {what} file is a JSON list of {expected}")
+    return data, hashlib.sha256(raw).hexdigest()
+
+
+def load_detections(path) -> Detections:
+    """Read and check a detections file (cached per path, size and modification time)."""
+    return _load(*file_key(path, "detections"))
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, size: int, mtime_ns: int) -> Detections:
+    data, sha256 = read_json_list(path, "detections", "COCO results ({image_id, category_id, bbox, score})")
     rows = np.zeros(len(data), DTYPE)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, det in enumerate(data):
@@ -62,7 +73,7 @@ def _load(path: str, size: int, mtime_ns: int) -> Detections:
         rows[i] = (i, category_id, bbox, score)
         groups[str(image_id)].append(i)
     by_image = {key: rows[idx] for key, idx in groups.items()}
-    return Detections(path, hashlib.sha256(raw).hexdigest(), len(data), by_image)
+    return Detections(path, sha256, len(data), by_image)
 
 
 def _check(path: str, i: int, det) -> tuple:

@@ -14,13 +14,11 @@ lower-casing and collapsing white space. Per (image, phrase) the highest-scoring
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from sambench.errors import SambenchError
+from sambench.tasks.detections import file_key, read_json_list
 
 FIELDS = ("image_id", "phrase", "box", "score")
 
@@ -43,30 +41,19 @@ class TextDetections:
 
 def load_text_detections(path) -> TextDetections:
     """Read and check a text detections file (cached per path, size and modification time)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SambenchError(f"text detections file not found: {p}")
-    st = p.stat()
-    return _load(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    return _load(*file_key(path, "text detections"))
 
 
 @functools.lru_cache(maxsize=2)
 def _load(path: str, size: int, mtime_ns: int) -> TextDetections:
-    raw = Path(path).read_bytes()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SambenchError(f"malformed JSON in text detections file {path}: {exc}") from None
-    if not isinstance(data, list):
-        raise SambenchError(f"{path}: a text detections file is a JSON list of "
-                            "{image_id, phrase, box: [x0, y0, x1, y1], score}")
+    data, sha256 = read_json_list(path, "text detections", "{image_id, phrase, box: [x0, y0, x1, y1], score}")
     best: dict = {}
     for i, det in enumerate(data):
         image_id, phrase, box, score = _check(path, i, det)
         key = (str(image_id), phrase_key(phrase))
         if key not in best or score > best[key][1]:
             best[key] = ([float(v) for v in box], float(score), i)
-    return TextDetections(path, hashlib.sha256(raw).hexdigest(), len(data), best)
+    return TextDetections(path, sha256, len(data), best)
 
 
 def _check(path: str, i: int, det) -> tuple:
