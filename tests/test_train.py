@@ -221,17 +221,25 @@ def test_text_prompt_training_adds_a_text_path_and_records_the_encoder(synth_dir
     start = with_text_path(build(spec, "demo"), 32).state_dict()
     for key, value in micro_sam(2).state_dict().items():
         assert torch.equal(start[key], value), key
+    def train_text(out, lr):
+        return main(["train", "--model", spec, "--dataset", f"synth-shapes={synth_dir}", "--out", str(out),
+                     "--steps", "3", "--batch-images", "2", "--masks-per-image", "3", "--warmup", "1",
+                     "--iterations", "2", "--text-encoder", "hash:32", "--p-text", "1", "--seed", "4",
+                     "--lr", lr])
+
     out = tmp_path / "text"
-    code = main(["train", "--model", spec, "--dataset", f"synth-shapes={synth_dir}", "--out", str(out),
-                 "--steps", "3", "--batch-images", "2", "--masks-per-image", "3", "--warmup", "1",
-                 "--iterations", "2", "--text-encoder", "hash:32", "--p-text", "1", "--seed", "4"])
-    assert code == 0
+    assert train_text(out, "3e-3") == 0 and train_text(tmp_path / "still", "0") == 0
+    # lr 0 keeps the initialisation: the whitened projection, other weights as in the checkpoint
+    init = sambench.load_model("sam", checkpoint=str(tmp_path / "still" / "model.safetensors")).sam.state_dict()
+    assert not torch.equal(init["prompt_encoder.text_proj.weight"], start["prompt_encoder.text_proj.weight"])
+    for key, value in micro_sam(2).state_dict().items():
+        assert torch.equal(init[key], value), key
     assert read_metadata(out / "model.safetensors")["text_encoder"] == "hash"
     assert read_metadata(out / "model.pth")["text_encoder"] == "hash"
     model = sambench.load_model("sam", checkpoint=str(out / "model.safetensors"))
     assert model.sam.config.text_dim == 32
     trained = model.sam.state_dict()["prompt_encoder.text_proj.weight"]
-    assert not torch.equal(trained, start["prompt_encoder.text_proj.weight"])
+    assert not torch.equal(trained, init["prompt_encoder.text_proj.weight"])  # text steps moved it
     phrase = load_text_encoder("hash:32").encode(["the red disc"])[0]
     image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     pred = model.predict(model.embed(image), text=phrase)
