@@ -184,15 +184,15 @@ def validate(sam: Sam, samples: list, seed: int) -> dict:
 def save_checkpoint(sam: Sam, out: Path, stem: str = "model", text_encoder: str = "") -> None:
     """``<stem>.pth`` (official layout) and ``<stem>.safetensors``; a text-path model records
     its text encoder in the safetensors header and in ``<stem>.pth.json``."""
-    from sambench.models.sam.checkpoint import write_sidecar
+    from sambench.models.sam.checkpoint import TEXT_ENCODER_KEY, write_sidecar
     from sambench.text import split_encoder_spec
 
     state = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
     torch.save(state, out / f"{stem}.pth")
     metadata = {"format": "sam-v1"}
     if sam.config.text_dim and text_encoder:
-        metadata["text_encoder"] = split_encoder_spec(text_encoder)[0]
-        write_sidecar(out / f"{stem}.pth", {"text_encoder": metadata["text_encoder"]})
+        metadata[TEXT_ENCODER_KEY] = split_encoder_spec(text_encoder)[0]
+        write_sidecar(out / f"{stem}.pth", {TEXT_ENCODER_KEY: metadata[TEXT_ENCODER_KEY]})
     save_file(state, str(out / f"{stem}.safetensors"), metadata=metadata)
 
 
@@ -230,22 +230,23 @@ def whiten_text_projection(sam: Sam, examples: list[Example]) -> None:
 
 
 def _average_gradients(sam: Sam, world_size: int) -> None:
-    """Mean of every gradient over the ranks, in one flat all-reduce. A parameter a rank did
-    not use this step (a box embedding when its prompts were points) contributes zeros."""
+    """Mean of every gradient over the ranks, in one flat all-reduce (plus one for which
+    parameters any rank used). A rank that did not use a parameter this step (a box embedding
+    when its prompts were points) contributes zeros; one that no rank used keeps no gradient,
+    so the optimizer skips it as in a single process."""
     import torch.distributed as tdist
 
     params = [p for p in sam.parameters() if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    grads = [p.grad for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)
+    tdist.all_reduce(used)
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
     tdist.all_reduce(flat)
     flat /= world_size
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for p, any_rank in zip(params, used.tolist()):
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone() if any_rank else None
+        offset += n
 
 
 def _mean_over_ranks(value: float, world_size: int, device) -> float:
