@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from sambench.errors import SambenchError
 
 log = logging.getLogger("sambench")
@@ -37,6 +39,9 @@ def _add_run(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the model's loader, e.g. attention=sdpa or compile=true "
+                        "for sam (repeatable; recorded in results.json)")
     p.add_argument("--cache", help="embedding cache folder (default: $SAMBENCH_CACHE/embeddings)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
@@ -66,6 +71,22 @@ def _set_task_options(suite, runner: str, options: dict, flags: str) -> None:
         raise SambenchError(f"{flags} apply to the {runner} task, which this run does not include")
     for task in tasks:
         task.options.update(options)
+
+
+def parse_model_options(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings → loader keyword arguments; values are read as YAML scalars
+    (``true`` → True, ``4`` → 4, ``sdpa`` → "sdpa")."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SambenchError(f"--model-option wants KEY=VALUE, got {pair!r}")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        options[key.strip()] = parsed if isinstance(parsed, (bool, int, float, str)) else value
+    return options
 
 
 def _instances_options(args, suite) -> None:
@@ -141,6 +162,7 @@ def cmd_run(args) -> int:
         f"{suite.name}-{split_spec(model)[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
                        device=args.device, dtype=args.dtype, data_root=args.data_root,
+                       model_options=parse_model_options(args.model_option),
                        explicit_datasets=bool(args.dataset), cache=args.cache,
                        use_cache=not args.no_cache, sample_lists=_sample_lists(args, suite),
                        command=shlex.join(["sambench"] + sys.argv[1:]))

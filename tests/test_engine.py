@@ -93,6 +93,10 @@ def test_resume_with_other_settings_is_refused(synth_dir, tmp_path, capsys):
     (["run", "--model", "grabcut", "--task", "point", "--dataset", "coco2017=/no/such/dir"], "folder not found"),
     (["run", "--model", "grabcut", "--task", "point", "--dataset", "coco2017"], "--data-root"),
     (["run", "--suite", "nosuite"], "unknown suite"),
+    (["run", "--model", "grabcut", "--task", "point", "--dataset", "synth-shapes",
+      "--model-option", "iterations"], "--model-option wants KEY=VALUE"),
+    (["run", "--model", "grabcut", "--task", "point", "--dataset", "synth-shapes",
+      "--model-option", "iteration=2"], "unknown option(s) for model grabcut: iteration"),
     (["run", "--model", "grabcut", "--task", "point"], "--task needs --dataset"),
     (["report", "/no/such/run"], "no results.json"),
 ])
@@ -100,6 +104,18 @@ def test_user_mistakes_give_one_clear_line(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sambench: error:") and message in err[0]
+
+
+def test_model_options_reach_the_loader(synth_dir, tmp_path):
+    """``--model-option`` values are YAML scalars, reach the model and pin the run."""
+    from sambench.cli import parse_model_options
+
+    assert parse_model_options(["compile=true", "prompt_chunk=4", "attention=sdpa", "x=a=b"]) == {
+        "compile": True, "prompt_chunk": 4, "attention": "sdpa", "x": "a=b"}
+    out = tmp_path / "run"
+    assert main(["run", "--model", "grabcut", "--task", "point", "--dataset", str(synth_dir), "--limit", "1",
+                 "--model-option", "iterations=1", "--out", str(out), "--no-report"]) == 0
+    assert json.loads((out / "run.json").read_text())["model_options"] == {"iterations": 1}
 
 
 def test_malformed_annotations_give_one_clear_line(tmp_path, capsys):

@@ -132,6 +132,20 @@ def test_bfloat16_and_sdpa_options(grid64_path, model, embedding):
         assert pred.low_res_logits.dtype == np.float32 and np.isfinite(pred.low_res_logits).all()
 
 
+def test_compiled_encoder_matches_eager(grid64_path, model, embedding):
+    """``compile=True`` (inductor with freezing) gives the eager embedding within fp32
+    rounding, has its own cache key, and leaves the decoder path as it was."""
+    compiled = sambench.load_model("sam", checkpoint=str(grid64_path), compile=True)
+    emb = compiled.embed(synthetic_image(240, 320, seed=1))
+    rel = ((emb.features - embedding.features).norm() / embedding.features.norm()).item()
+    assert rel < 1e-5, rel
+    assert compiled.info().config["compile"] is True and "compile" not in model.info().config
+    assert compiled.embedding_key() != model.embedding_key()
+    ours = compiled.predict(emb, points=[[60, 70]], labels=[1])
+    ref = model.predict(embedding, points=[[60, 70]], labels=[1])
+    assert np.abs(ours.low_res_logits - ref.low_res_logits).max() < 1e-4
+
+
 @pytest.mark.parametrize("original", [(37, 250), (480, 640), (1024, 1024), (1500, 2000), (700, 90)])
 def test_upsampling_matches_the_reference_chain(original):
     """The crop-first first upsampling is bit-identical to interpolate-then-crop."""

@@ -12,11 +12,13 @@ click (or, box-only, the largest region), as classical interactive tools do.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from sambench.errors import SambenchError
 from sambench.models import register_model
 from sambench.models.base import LOW_RES, ModelInfo, batch_prompts, reject_text, resized_shape, unbatch
 from sambench.types import Prediction
@@ -153,4 +155,9 @@ def _from_low_res(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 @register_model("grabcut", "classical GrabCut seeded from the prompts (no weights)")
 def build_grabcut(checkpoint=None, device="cpu", dtype="float32", **options) -> GrabCut:
+    known = [name for name in inspect.signature(GrabCut).parameters]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SambenchError(f"unknown option(s) for model grabcut: {', '.join(unknown)} "
+                            f"(known: {', '.join(known)})")
     return GrabCut(**options)

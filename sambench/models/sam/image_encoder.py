@@ -324,7 +324,8 @@ def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w:
     height, width = size
     rel_h, rel_w = _rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
     batch = q.shape[0]
-    if rel_h.requires_grad:  # training: out= variants have no autograd
+    if rel_h.requires_grad or torch.compiler.is_compiling():
+        # training (out= variants have no autograd) or torch.compile (which fuses the add)
         bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
     else:
         bias = torch.empty(batch, height, width, height, width, dtype=rel_h.dtype, device=q.device)
