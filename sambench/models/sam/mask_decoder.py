@@ -68,13 +68,15 @@ class MaskDecoder(nn.Module):
         height, width = image_embeddings.shape[-2:]
 
         def image_tokens():  # (1, h·w, C) without mask prompts: shared by every prompt
+            # With channels-last inputs (mask embeddings come so) the sum is already in token
+            # order and the transpose is a view.
             src = image_embeddings + dense_prompt_embeddings
             return src.flatten(2).transpose(1, 2).contiguous()
 
         pos = cached(cache, "image pe", lambda: image_pe.flatten(2).transpose(1, 2).contiguous())
         if dense_prompt_embeddings.shape[0] == 1:
             hs, src = self.transformer(cached(cache, "image tokens", image_tokens), pos, tokens, cache)
-        else:  # mask prompts: every prompt has its own image tokens, nothing to share
+        else:  # mask prompts: every prompt has its own image tokens; only the PE is shared
             hs, src = self.transformer(image_tokens(), pos, tokens)
         src = src.expand(batch, -1, -1)
 

@@ -255,6 +255,8 @@ class SamModel:
                                               self.config.low_res, self.device)
         text = text_tensor(batch, self.device)
         features = embedding.features.to(self.device)
+        if masks is not None:  # the mask embeddings are channels-last: adding them needs no transpose
+            features = features.contiguous(memory_format=torch.channels_last)
         low_res, scores, cache = [], [], {}
         with torch.inference_mode(), self._autocast():
             dense_pe = self.sam.prompt_encoder.get_dense_pe()

@@ -20,6 +20,7 @@ import math
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sambench.models.sam.common import LayerNorm2d
@@ -110,6 +111,28 @@ class PromptEncoder(nn.Module):
             raise ValueError(f"text must be (B, {self.text_dim}); got {tuple(text.shape)}")
         return self.text_proj(text.to(self.text_proj.weight.dtype))[:, None, :]
 
+    def _downscale_masks(self, masks: torch.Tensor) -> torch.Tensor:
+        """``mask_downscaling`` computed channels-last: ``(B, 1, 4h, 4w)`` → ``(B, C, h, w)``
+        with channels-last strides.
+
+        The same maths as the module (a kernel-2 stride-2 conv is a matrix product on 2×2
+        patches, LayerNorm2d is a LayerNorm over channels) without its NCHW round trips; the
+        result's memory is already in the decoder's token order, so adding the image
+        embedding needs no transpose.
+        """
+        conv1, norm1, act1, conv2, norm2, act2, conv3 = self.mask_downscaling
+        batch, _, height, width = masks.shape
+        c1, c2 = conv1.out_channels, conv2.out_channels
+        x = masks.reshape(batch, height // 2, 2, width // 2, 2).permute(0, 1, 3, 2, 4)
+        x = F.linear(x.reshape(batch, height // 2, width // 2, 4), conv1.weight.reshape(c1, 4), conv1.bias)
+        x = act1(F.layer_norm(x, (c1,), norm1.weight, norm1.bias, norm1.eps))
+        x = x.reshape(batch, height // 4, 2, width // 4, 2, c1).permute(0, 1, 3, 2, 4, 5)
+        x = F.linear(x.reshape(batch, height // 4, width // 4, 4 * c1),
+                     conv2.weight.permute(0, 2, 3, 1).reshape(c2, 4 * c1), conv2.bias)
+        x = act2(F.layer_norm(x, (c2,), norm2.weight, norm2.bias, norm2.eps))
+        x = F.linear(x, conv3.weight.reshape(conv3.out_channels, c2), conv3.bias)
+        return x.permute(0, 3, 1, 2)
+
     def forward(self, points: Optional[tuple[torch.Tensor, torch.Tensor]],
                 boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor],
                 text: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +161,7 @@ class PromptEncoder(nn.Module):
         if text is not None:
             sparse.append(self._embed_text(text))
         if masks is not None:
-            dense = self.mask_downscaling(masks)
+            dense = self._downscale_masks(masks)
         else:
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
                 1, -1, *self.image_embedding_size)
