@@ -1,8 +1,9 @@
 """Benchmark our SAM (``sam``) against the official segment-anything code, same machine, same run.
 
 Image encoder (ViT-B at 1024 by default): official fp32 vs ours fp32 (``math``: the parity
-path, bit-identical embeddings; ``sdpa``) and ours bf16 autocast; the official under autocast
-too. Decoder: N single-point prompts on one image, multimask: the official predictor called
+path, bit-identical embeddings; ``sdpa``) and ours bf16 autocast, each ``sdpa`` variant also
+compiled (``compile=True``: inductor with freezing; the warm-up call compiles); the official
+under autocast too. Decoder: N single-point prompts on one image, multimask: the official predictor called
 once per prompt (how ``SamPredictor`` is used) vs ours with all prompts in one call, with and
 without full-resolution masks for every output. Accuracy is reported against official fp32.
 
@@ -104,6 +105,11 @@ def bench_encoder(ours_path: str, image: np.ndarray, args) -> list[dict]:
         "ours fp32 (sdpa)": lambda: ours["sdpa"].embed(image),
         "ours bf16 autocast (sdpa)": lambda: ours_bf16.embed(image),
     }
+    if not args.skip_compiled:  # the warm-up call compiles (tens of seconds each)
+        compiled = {dtype: sambench.load_model("sam", checkpoint=ours_path, attention="sdpa", dtype=dtype,
+                                               compile=True) for dtype in ("float32", "bfloat16")}
+        variants["ours fp32 (sdpa, compiled)"] = lambda: compiled["float32"].embed(image)
+        variants["ours bf16 autocast (sdpa, compiled)"] = lambda: compiled["bfloat16"].embed(image)
     if not args.skip_official_bf16:
         official_bf16 = sambench.load_model("sam-official", checkpoint=ours_path, dtype="bfloat16")
         variants["official bf16 autocast"] = lambda: official_bf16.embed(image)
@@ -226,6 +232,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-encoder", action="store_true")
     parser.add_argument("--skip-decoder", action="store_true")
     parser.add_argument("--skip-official-bf16", action="store_true")
+    parser.add_argument("--skip-compiled", action="store_true", help="no torch.compile variants")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     if args.threads:
