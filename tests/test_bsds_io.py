@@ -92,6 +92,8 @@ def test_in_memory_api_equals_the_directory_api(tiny):
     ("no_match", "no prediction"),
     ("one_missing", "1 of 2 images have no prediction"),
     ("bad_mat", "unreadable ground-truth file"),
+    ("truncated_mat", "unreadable ground-truth file"),
+    ("seg_bnd_sizes", "(2-D, equal expected)"),
     ("not_bsds_mat", "no 'groundTruth' variable"),
     ("size", "size mismatch for a"),
     ("rgb", "single-channel"),
@@ -111,6 +113,10 @@ def test_bad_input_is_one_clear_error(tiny, breakage, message):
         (pred_dir / "b.npy").unlink()
     elif breakage == "bad_mat":
         (gt_dir / "a.mat").write_bytes(b"not a mat file")
+    elif breakage == "truncated_mat":  # scipy raises IndexError on this one
+        (gt_dir / "a.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    elif breakage == "seg_bnd_sizes":
+        write_gt(gt_dir / "a.mat", maps=[np.zeros((40, 50))], segs=[np.ones((40, 51))])
     elif breakage == "not_bsds_mat":
         scipy.io.savemat(str(gt_dir / "a.mat"), {"something": np.zeros(3)})
     elif breakage == "size":

@@ -47,7 +47,7 @@ def test_bsds_segments_and_boundaries(tmp_path):
 
 @pytest.mark.skipif(not (BENCH / "groundTruth" / "2018.mat").is_file(), reason="BSDS bench sample not present")
 def test_bsds_reads_the_official_ground_truth(tmp_path):
-    from scipy.io import loadmat
+    from scipy.io import loadmat, savemat
 
     (tmp_path / "groundTruth" / "test").mkdir(parents=True)
     shutil.copy(BENCH / "groundTruth" / "2018.mat", tmp_path / "groundTruth" / "test" / "2018.mat")
@@ -62,6 +62,18 @@ def test_bsds_reads_the_official_ground_truth(tmp_path):
     assert len(first) == len(np.unique(seg0))
     assert np.array_equal(first["a0-1"].mask(), seg0 == 1)
     assert ds.sample("bad").problems[0]["kind"] == "unreadable_annotation"
+    # an annotator with Boundaries only: its boundaries count, it gives no masks (counted)
+    cell = np.empty((1, 2), dtype=object)
+    for k, fields in enumerate((("Segmentation", "Boundaries"), ("Boundaries",))):
+        entry = np.empty((1, 1), dtype=[(f, object) for f in fields])
+        entry[0, 0]["Boundaries"] = (seg0 == 1).astype(np.uint8)
+        if "Segmentation" in fields:
+            entry[0, 0]["Segmentation"] = seg0
+        cell[0, k] = entry
+    savemat(str(tmp_path / "groundTruth" / "test" / "half.mat"), {"groundTruth": cell})
+    half = ds.sample("half")
+    assert len(half.meta["boundaries"]) == 2 and {i.id[:3] for i in half.instances} == {"a0-"}
+    assert [p["kind"] for p in half.problems] == ["no_segmentation"]
 
 
 def png_bytes(array, mode=None):

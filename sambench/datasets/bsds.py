@@ -16,27 +16,8 @@ from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract
 from sambench.errors import SambenchError
+from sambench.metrics.bsds import read_annotators
 from sambench.types import Sample
-
-
-def read_ground_truth(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``[(segmentation, boundaries), ...]`` per annotator from a BSDS ``.mat`` file."""
-    from scipy.io import loadmat
-
-    if not path.is_file():
-        raise SambenchError(f"annotation file not found: {path}")
-    try:
-        cells = loadmat(str(path))["groundTruth"]
-        out = []
-        for k in range(cells.shape[1]):
-            entry = cells[0, k]
-            out.append((np.asarray(entry["Segmentation"][0, 0]).astype(np.int64),
-                        np.asarray(entry["Boundaries"][0, 0]).astype(bool)))
-    except (ValueError, KeyError, IndexError, TypeError, OSError) as exc:
-        raise SambenchError(f"unreadable BSDS ground truth {path}: {exc!r}") from None
-    if not out:
-        raise SambenchError(f"BSDS ground truth {path} has no annotator")
-    return out
 
 
 class BsdsDataset(IndexedDataset):
@@ -50,14 +31,18 @@ class BsdsDataset(IndexedDataset):
     def sample(self, image_id) -> Sample:
         image = self.root / "images" / self.split / f"{image_id}.jpg"
         try:
-            annotators = read_ground_truth(self._gt_dir / f"{image_id}.mat")
+            annotators = read_annotators(self._gt_dir / f"{image_id}.mat")
         except SambenchError as exc:
             return broken_sample(self.name, image_id, image, "unreadable_annotation", str(exc))
-        height, width = annotators[0][0].shape
+        height, width = annotators[0][1].shape
         instances, problems = [], []
         for k, (seg, bnd) in enumerate(annotators):
-            if seg.shape != (height, width) or bnd.shape != (height, width):
+            if bnd.shape != (height, width):
                 problems.append({"kind": "label_size", "detail": f"annotator {k} of {image_id} has another size"})
+                continue
+            if seg is None:
+                problems.append({"kind": "no_segmentation", "detail": f"annotator {k} of {image_id} has "
+                                 "Boundaries only: no masks from it"})
                 continue
             found, _ = extract(seg, LabelRule(mode="ids"), prefix=f"a{k}-")
             instances += found

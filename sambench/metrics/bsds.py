@@ -75,31 +75,41 @@ def _field(entry, name: str):
     return None if value is None else np.asarray(value)
 
 
-def load_ground_truth(path: str | os.PathLike) -> list[np.ndarray]:
-    """The annotators' boundary maps (bool, H x W) of one BSDS ``groundTruth`` .mat file.
+def read_annotators(path: str | os.PathLike) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(Segmentation, Boundaries), ...]`` per annotator of a BSDS ``groundTruth`` .mat file.
 
-    Uses ``groundTruth{i}.Boundaries``; an annotation with only ``Segmentation`` gets
-    ``thin(seg2bdry(Segmentation))``, which is how the BSDS500 boundaries were made.
+    The one reader of the format (the dataset adapter and the boundary benchmark both use it).
+    An annotation with only ``Segmentation`` gets ``thin(seg2bdry(Segmentation))``, which is how
+    the BSDS500 boundaries were made; one with only ``Boundaries`` has segmentation None.
     """
+    if not Path(path).is_file():
+        raise SambenchError(f"annotation file not found: {path}")
     try:
         mat = scipy.io.loadmat(str(path))
-    except (MatReadError, OSError, ValueError, NotImplementedError, TypeError) as e:  # v7.3, ...
+    except (MatReadError, OSError, ValueError, NotImplementedError, TypeError, IndexError,
+            KeyError) as e:  # truncated, v7.3, ...
         raise SambenchError(f"unreadable ground-truth file {path}: {e}") from None
     if "groundTruth" not in mat:
         raise SambenchError(f"{path}: no 'groundTruth' variable (not a BSDS ground-truth file)")
-    maps = []
+    annotators = []
     for entry in np.asarray(mat["groundTruth"]).flat:
-        bnd = _field(entry, "Boundaries")
+        seg, bnd = _field(entry, "Segmentation"), _field(entry, "Boundaries")
         if bnd is None:
-            seg = _field(entry, "Segmentation")
             if seg is None:
                 raise SambenchError(f"{path}: annotation without Boundaries or Segmentation")
             bnd = bwmorph_thin(seg2bdry(seg))
-        if bnd.ndim != 2:
-            raise SambenchError(f"{path}: boundary map of shape {bnd.shape} is not 2-D")
-        maps.append(bnd != 0)
-    if not maps:
+        if bnd.ndim != 2 or (seg is not None and seg.shape != bnd.shape):
+            raise SambenchError(f"{path}: annotation maps of shapes {bnd.shape}"
+                                f"{'' if seg is None else f' and {seg.shape}'} (2-D, equal expected)")
+        annotators.append((None if seg is None else seg.astype(np.int64), bnd != 0))
+    if not annotators:
         raise SambenchError(f"{path}: empty groundTruth cell (no annotator)")
+    return annotators
+
+
+def load_ground_truth(path: str | os.PathLike) -> list[np.ndarray]:
+    """The annotators' boundary maps (bool, H x W) of one BSDS ``groundTruth`` .mat file."""
+    maps = [bnd for _, bnd in read_annotators(path)]
     if len({m.shape for m in maps}) > 1:
         raise SambenchError(f"{path}: annotators' maps differ in size")
     return maps
