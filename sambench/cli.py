@@ -145,21 +145,21 @@ def _sample_lists(args, suite) -> dict:
 
 
 def cmd_run(args) -> int:
-    from sambench.engine import RunConfig, run
+    from sambench.engine import RunConfig, run, uses_model
     from sambench.models import split_spec
 
     suite = _plan(args)
     _instances_options(args, suite)
     _text_options(args, suite)
-    model = args.model or suite.model
-    if not model:
+    model = args.model or suite.model or None  # None: allowed when no task uses a model
+    if not model and any(uses_model(task.build()) for task in suite.tasks):
         raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")
     if args.limit is not None and args.limit < 1:
         raise SambenchError("--limit must be at least 1")
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise SambenchError("--out is required when running under torchrun (all ranks share it)")
     out = Path(args.out) if args.out else Path("runs") / (
-        f"{suite.name}-{split_spec(model)[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
+        f"{suite.name}-{split_spec(model or 'none')[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
                        device=args.device, dtype=args.dtype, data_root=args.data_root,
                        model_options=parse_model_options(args.model_option),

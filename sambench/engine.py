@@ -25,7 +25,7 @@ from tqdm import tqdm
 from sambench import datasets, distributed
 from sambench.cache import CachedModel, EmbeddingCache, supports_cache
 from sambench.errors import SambenchError
-from sambench.models import load_model
+from sambench.models import ModelInfo, load_model
 from sambench.results import SCHEMA, atomic_write_json, provenance
 from sambench.tasks import Suite, TaskSpec
 from sambench.types import Sample, SampleRecord
@@ -33,9 +33,29 @@ from sambench.types import Sample, SampleRecord
 log = logging.getLogger("sambench")
 
 
+class NoModel:
+    """The model of a run whose tasks use none (``uses_model = False``, e.g. statistics)."""
+
+    name = "none"
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(name="none", family="none", checkpoint=None, sha256=None, params=0,
+                         config={"note": "no model: the run's tasks do not use one"})
+
+    def embed(self, image):
+        raise SambenchError("this run has no model (--model): its tasks were said to need none")
+
+    predict = embed
+
+
+def uses_model(runner) -> bool:
+    """Runners that never call the model say so with ``uses_model = False``."""
+    return getattr(runner, "uses_model", True)
+
+
 @dataclass
 class RunConfig:
-    model: str
+    model: Optional[str]  # None: no task of the suite uses a model
     suite: Suite
     out: Path
     seed: int = 0
@@ -99,8 +119,13 @@ def run(config: RunConfig) -> Optional[dict]:
             if config.explicit_datasets and not ref.root.exists():
                 raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
             plan.append((task, runner, ref))
-    model = load_model(config.model, device=dist.device(config.device), dtype=config.dtype,
-                       **(config.model_options or {}))
+    if config.model is None:
+        if any(uses_model(runner) for _, runner, _ in plan):
+            raise SambenchError("this run needs a model: pass --model NAME[:CHECKPOINT]")
+        model = NoModel()
+    else:
+        model = load_model(config.model, device=dist.device(config.device), dtype=config.dtype,
+                           **(config.model_options or {}))
     unsupported = {}  # runner id -> why this model cannot answer the task (reported, not scored)
     for task, runner, _ in plan:
         reason = runner.unsupported(model) if hasattr(runner, "unsupported") else None
@@ -185,7 +210,9 @@ def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dist) ->
     todo = ((i, s) for i, s in _samples(config, _open(config, ref))
             if dist.owns(i) and not _record_path(config, task, ref, s).is_file())
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
-    for _, sample in _prefetched(todo):
+    if getattr(runner, "uses_images", True):
+        todo = _prefetched(todo)
+    for _, sample in todo:
         t0 = time.perf_counter()
         record = runner.run_sample(model, sample, config.seed)
         record.seconds = round(time.perf_counter() - t0, 4)

@@ -93,6 +93,7 @@ def test_resume_with_other_settings_is_refused(synth_dir, tmp_path, capsys):
     (["run", "--model", "grabcut", "--task", "point", "--dataset", "coco2017=/no/such/dir"], "folder not found"),
     (["run", "--model", "grabcut", "--task", "point", "--dataset", "coco2017"], "--data-root"),
     (["run", "--suite", "nosuite"], "unknown suite"),
+    (["run", "--task", "point", "--dataset", "synth-shapes"], "names no model"),
     (["run", "--model", "grabcut", "--task", "point", "--dataset", "synth-shapes",
       "--model-option", "iterations"], "--model-option wants KEY=VALUE"),
     (["run", "--model", "grabcut", "--task", "point", "--dataset", "synth-shapes",

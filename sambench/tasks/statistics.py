@@ -125,6 +125,9 @@ class StatisticsTask:
     """Runner for dataset statistics (see module docstring); ``begin_dataset`` remembers where
     the arrays file goes."""
 
+    uses_model = False  # a run of statistics alone needs no --model
+    uses_images = False  # the engine does not decode the images ahead
+
     def __init__(self, options: dict):
         self.proto = parse_protocol(StatisticsProtocol, options, "statistics")
         self._out: Optional[tuple[str, Path]] = None
