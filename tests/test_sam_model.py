@@ -120,10 +120,12 @@ def test_tiny_preset_uses_the_protocol_frame(tiny_path):
 
 
 def test_bfloat16_and_sdpa_options(grid64_path, model, embedding):
+    assert model.attention == "math"  # auto in fp32: the bit-identical path
     image = synthetic_image(240, 320, seed=1)
     for options in (dict(attention="sdpa"), dict(dtype="bfloat16"),
                     dict(dtype="bfloat16", attention="sdpa")):
         other = sambench.load_model("sam", checkpoint=str(grid64_path), **options)
+        assert other.attention == options.get("attention", "sdpa")  # auto: sdpa unless fp32
         emb = other.embed(image)
         assert emb.features.dtype == torch.float32
         rel = ((emb.features - embedding.features).norm() / embedding.features.norm()).item()

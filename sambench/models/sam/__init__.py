@@ -15,7 +15,7 @@ from sambench.models.sam.random_checkpoint import make_config, write_random_chec
 from sambench.models.sam.sam import PRESETS, Sam, SamConfig
 
 register_model("sam", "Segment Anything v1, our implementation (architecture inferred from "
-                      "the checkpoint; options: attention=math|sdpa, compile)")(build_sam_model)
+                      "the checkpoint; options: attention=auto|math|sdpa, compile)")(build_sam_model)
 
 __all__ = ["PRESETS", "Sam", "SamConfig", "SamEmbedding", "SamModel", "build_sam_model", "describe",
            "infer_config", "load_sam", "make_config", "read_state_dict", "write_random_checkpoint"]

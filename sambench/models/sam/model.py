@@ -9,7 +9,9 @@ Options (``load_model("sam", checkpoint=..., **options)``):
 
 - ``device``: ``"cpu"`` / ``"cuda"``; ``dtype``: ``"float32"`` (default, the parity path) or
   ``"bfloat16"`` / ``"float16"`` (``torch.autocast``; the neck and post-processing stay fp32);
-- ``attention``: ``"math"`` (default) or ``"sdpa"`` for the image encoder (same numbers);
+- ``attention``: ``"math"`` or ``"sdpa"`` for the image encoder (same numbers in fp32);
+  ``"auto"`` (default) is ``math`` in fp32, where it is bit-identical to the official code, and
+  ``sdpa`` in bf16/fp16, where it is twice as fast and nothing is bit-identical anyway;
 - ``compile``: ``torch.compile`` the image encoder;
 - ``decoder_num_heads``: the decoder's head count, which checkpoints do not record (8);
 - ``prompt_chunk``: prompts per decoder pass (memory vs. per-call overhead);
@@ -144,7 +146,7 @@ class SamModel:
 
     def __init__(self, sam: Sam, *, name: str = "sam", checkpoint: Optional[str] = None,
                  sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
-                 attention: str = "math", compile: bool = False, prompt_chunk: int = 2,
+                 attention: str = "auto", compile: bool = False, prompt_chunk: int = 2,
                  text_encoder: Optional[str] = None) -> None:
         if prompt_chunk < 1:
             raise SambenchError(f"prompt_chunk must be >= 1, got {prompt_chunk}")
@@ -158,6 +160,8 @@ class SamModel:
         self.prompt_chunk = prompt_chunk
         self.sam = sam.to(self.device).eval()
         self.config = sam.config
+        if attention == "auto":
+            attention = "math" if self.dtype == torch.float32 else "sdpa"
         self.set_attention(attention)
         self.compile = compile
         self._encoder = compiled(self.sam.image_encoder) if compile else self.sam.image_encoder
@@ -306,7 +310,7 @@ class SamModel:
 
 
 def build_sam_model(checkpoint: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
-                    attention: str = "math", compile: bool = False, decoder_num_heads: int = 8,
+                    attention: str = "auto", compile: bool = False, decoder_num_heads: int = 8,
                     prompt_chunk: int = 2, text_encoder: Optional[str] = None,
                     **options) -> SamModel:
     """The ``sam`` registry factory."""
