@@ -115,9 +115,8 @@ def _worker(impl: str, checkpoint: str, dataset: str, limit: int, seed: int) -> 
 
     from sambench import datasets
     from sambench.models import load_model
-    from sambench.tasks.point import PointTask
-
     from sambench.tasks import load_image_or_record
+    from sambench.tasks.point import PointTask
     from sambench.types import SampleRecord
 
     torch.manual_seed(0)

@@ -42,10 +42,11 @@ class NoModel:
         return ModelInfo(name="none", family="none", checkpoint=None, sha256=None, params=0,
                          config={"note": "no model: the run's tasks do not use one"})
 
-    def embed(self, image):
+    def embed(self, *args, **kwargs):
         raise SambenchError("this run has no model (--model): its tasks were said to need none")
 
-    predict = embed
+    def predict(self, *args, **kwargs):
+        return self.embed()
 
 
 def uses_model(runner) -> bool:
@@ -159,6 +160,8 @@ def run(config: RunConfig) -> Optional[dict]:
                "suite": {"name": config.suite.name, "version": config.suite.version},
                "model": info, "results": results}
     summary["run"]["world_size"] = dist.world_size
+    if config.model_options:
+        summary["run"]["model_options"] = config.model_options
     if cache is not None:
         summary["run"]["embedding_cache"] = {"dir": str(cache.root), **vars(cache.stats)}
     summary["run"]["duration_s"] = round(time.time() - started, 2)

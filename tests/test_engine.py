@@ -117,6 +117,7 @@ def test_model_options_reach_the_loader(synth_dir, tmp_path):
     assert main(["run", "--model", "grabcut", "--task", "point", "--dataset", str(synth_dir), "--limit", "1",
                  "--model-option", "iterations=1", "--out", str(out), "--no-report"]) == 0
     assert json.loads((out / "run.json").read_text())["model_options"] == {"iterations": 1}
+    assert json.loads((out / "results.json").read_text())["run"]["model_options"] == {"iterations": 1}
 
 
 def test_malformed_annotations_give_one_clear_line(tmp_path, capsys):

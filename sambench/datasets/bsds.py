@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract

@@ -24,7 +24,7 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -75,7 +75,7 @@ def _field(entry, name: str):
     return None if value is None else np.asarray(value)
 
 
-def read_annotators(path: str | os.PathLike) -> list[tuple[np.ndarray, np.ndarray]]:
+def read_annotators(path: str | os.PathLike) -> list[tuple[Optional[np.ndarray], np.ndarray]]:
     """``[(Segmentation, Boundaries), ...]`` per annotator of a BSDS ``groundTruth`` .mat file.
 
     The one reader of the format (the dataset adapter and the boundary benchmark both use it).

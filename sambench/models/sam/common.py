@@ -25,7 +25,8 @@ class LayerNorm2d(nn.Module):
     """LayerNorm over the channel axis of a ``(B, C, H, W)`` tensor.
 
     Written out (mean, then mean of squared deviations) exactly as the official layer, so the
-    neck and the mask-downscaling path round like the reference.
+    neck rounds like the reference (the mask-downscaling path computes it as a channels-last
+    ``F.layer_norm``: see ``PromptEncoder._downscale_masks``).
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
