@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -51,6 +52,8 @@ class CacheStats:
     corrupt: int = 0
     writes: int = 0
     evicted: int = 0
+    embed_seconds: float = 0.0  # getting embeddings: cache reads, plus encoding on a miss
+    encode_seconds: float = 0.0  # of which running the image encoder (misses only)
 
 
 class EmbeddingCache:
@@ -154,12 +157,17 @@ class CachedModel:
         self.key = model.embedding_key()
 
     def embed(self, image: np.ndarray):
+        start = time.perf_counter()
         h = image_hash(image)
         arrays = self.cache.get(self.key, h)
         if arrays is not None:
-            return self.model.embedding_from_arrays(arrays)
-        embedding = self.model.embed(image)
-        self.cache.put(self.key, h, self.model.embedding_to_arrays(embedding))
+            embedding = self.model.embedding_from_arrays(arrays)
+        else:
+            encode = time.perf_counter()
+            embedding = self.model.embed(image)
+            self.cache.stats.encode_seconds += time.perf_counter() - encode
+            self.cache.put(self.key, h, self.model.embedding_to_arrays(embedding))
+        self.cache.stats.embed_seconds += time.perf_counter() - start
         return embedding
 
     def __getattr__(self, name):

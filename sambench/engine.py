@@ -163,7 +163,8 @@ def run(config: RunConfig) -> Optional[dict]:
     if config.model_options:
         summary["run"]["model_options"] = config.model_options
     if cache is not None:
-        summary["run"]["embedding_cache"] = {"dir": str(cache.root), **vars(cache.stats)}
+        stats = {k: round(v, 3) if isinstance(v, float) else v for k, v in vars(cache.stats).items()}
+        summary["run"]["embedding_cache"] = {"dir": str(cache.root), **stats}  # this rank's
     summary["run"]["duration_s"] = round(time.time() - started, 2)
     atomic_write_json(config.out / "results.json", summary)
     return summary

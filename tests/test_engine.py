@@ -76,6 +76,9 @@ def test_warm_cache_rerun_encodes_nothing(synth_dir, tmp_path):
     assert DiskModel.calls == before
     cache = json.loads((tmp_path / "b" / "results.json").read_text())["run"]["embedding_cache"]
     assert cache["hits"] == 3 and cache["misses"] == 0
+    assert cache["encode_seconds"] == 0 and cache["embed_seconds"] >= 0
+    cold = json.loads((tmp_path / "a" / "results.json").read_text())["run"]["embedding_cache"]
+    assert cold["misses"] == 3 and cold["embed_seconds"] >= cold["encode_seconds"] >= 0
 
 
 def test_resume_with_other_settings_is_refused(synth_dir, tmp_path, capsys):
