@@ -144,14 +144,10 @@ def run(config: RunConfig) -> Optional[dict]:
         config.out.mkdir(parents=True, exist_ok=True)
         _check_resume(config)
     dist.barrier()
-    for task, runner, ref in plan:
-        if id(runner) not in unsupported:
-            _score_shard(config, task, runner, model, ref, dist)
-    dist.barrier()
+    results = [_evaluate(config, task, runner, ref, model, dist, unsupported.get(id(runner)))
+               for task, runner, ref in plan]
     if not dist.is_main:
         return None
-    results = [_aggregate_dataset(config, task, runner, ref, unsupported.get(id(runner)))
-               for task, runner, ref in plan]
     info = model.info().to_json()
     if info.get("checkpoint"):
         info["checkpoint"] = str(info["checkpoint"])
@@ -204,14 +200,28 @@ def _prefetched(pairs: Iterator[tuple[int, Sample]], depth: int = 2) -> Iterator
             yield done
 
 
-def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dist) -> None:
-    """Score this rank's images that have no record yet (resume) and write their records."""
-    if not ref.root.exists():
-        if dist.is_main:
+def _evaluate(config: RunConfig, task: TaskSpec, runner, ref, model, dist,
+              unsupported: Optional[str]) -> Optional[dict]:
+    """One task on one dataset: every rank scores its share, then rank 0, once all are done,
+    computes the result entry (other ranks return None). The dataset is opened, and a
+    whole-dataset runner's ground truth loaded, once for both steps and released after."""
+    dataset, counts = None, {}
+    if unsupported is None:
+        if ref.root.exists():
+            counts = _begin_dataset(config, task, runner, ref)
+            dataset = _open(config, ref)
+            _score_shard(config, task, runner, model, ref, dataset, dist)
+        elif dist.is_main:
             log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
-        return
-    _begin_dataset(config, task, runner, ref)
-    todo = ((i, s) for i, s in _samples(config, _open(config, ref))
+    dist.barrier()
+    if not dist.is_main:
+        return None
+    return _aggregate_dataset(config, task, runner, ref, dataset, counts, unsupported)
+
+
+def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dataset, dist) -> None:
+    """Score this rank's images that have no record yet (resume) and write their records."""
+    todo = ((i, s) for i, s in _samples(config, dataset)
             if dist.owns(i) and not _record_path(config, task, ref, s).is_file())
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
     if getattr(runner, "uses_images", True):
@@ -231,28 +241,27 @@ def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dist) ->
 
 def _begin_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
     """Let a runner that scores a dataset as a whole (instances: COCO AP against the annotation
-    file) load it before scoring or aggregating; returns its dataset-level counts."""
+    file) load it before scoring and aggregating; returns its dataset-level counts."""
     begin = getattr(runner, "begin_dataset", None)
-    if begin is None or not ref.root.exists():
+    if begin is None:
         return {}
     return begin(ref, config.out / task.name) or {}
 
 
-def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref,
+def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, dataset_counts: dict,
                        unsupported: Optional[str] = None) -> dict:
-    """Read every record of a dataset in dataset order and compute its result entry."""
+    """Read every record of a dataset in dataset order and compute its result entry
+    (``dataset`` None: the folder is absent)."""
     entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
              "split": ref.card.split, "root": str(ref.root), "n_images": 0, "n_masks": 0,
              "protocol": runner.protocol(), "metrics": {}}
     if unsupported:
         entry.update(status="unsupported", reason=unsupported)
         return entry
-    dataset_counts = _begin_dataset(config, task, runner, ref)
-    if not ref.root.exists():
+    if dataset is None:
         entry["status"] = "absent"
         return entry
     records: list[SampleRecord] = []
-    dataset = _open(config, ref)
     for _, sample in _samples(config, dataset):
         path = _record_path(config, task, ref, sample)
         if not path.is_file():

@@ -67,6 +67,17 @@ def test_resume_after_interrupt_gives_identical_metrics(synth_dir, tmp_path, mon
     assert len(list((part / "records").rglob("*.json"))) == 3
 
 
+def test_each_dataset_is_opened_once_per_task(synth_dir, tmp_path, monkeypatch):
+    """Scoring and aggregating share one parse of the annotations (LVIS-size files take minutes)."""
+    from sambench.datasets import DatasetRef
+
+    opened = []
+    original = DatasetRef.open
+    monkeypatch.setattr(DatasetRef, "open", lambda self, *a, **k: opened.append(self.name) or original(self, *a, **k))
+    assert run_cli("--dataset", str(synth_dir), "--out", str(tmp_path / "run"), "--no-report") == 0
+    assert opened == ["synth-shapes"]  # (the report opens it again, for its example images)
+
+
 def test_warm_cache_rerun_encodes_nothing(synth_dir, tmp_path):
     args = ["run", "--model", "test-disk", "--task", "point", "--dataset", str(synth_dir),
             "--cache", str(tmp_path / "cache")]
