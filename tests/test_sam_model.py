@@ -148,6 +148,19 @@ def test_compiled_encoder_matches_eager(grid64_path, model, embedding):
     assert np.abs(ours.low_res_logits - ref.low_res_logits).max() < 1e-4
 
 
+def test_compile_failure_is_one_clear_error(grid64_path, monkeypatch):
+    """A machine where inductor cannot build (here: no C++ compiler) gets a SambenchError."""
+    from torch._inductor import config
+
+    monkeypatch.setattr(config.cpp, "cxx", (None, "/nonexistent/g++"))
+    monkeypatch.setattr(config, "fx_graph_cache", False)  # a cached graph would need no compiler
+    torch._dynamo.reset()
+    compiled = sambench.load_model("sam", checkpoint=str(grid64_path), compile=True)
+    with pytest.raises(SambenchError, match="torch.compile failed .*run without compile=true"):
+        compiled.embed(synthetic_image(64, 80, seed=0))
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("original", [(37, 250), (480, 640), (1024, 1024), (1500, 2000), (700, 90)])
 def test_upsampling_matches_the_reference_chain(original):
     """The crop-first first upsampling is bit-identical to interpolate-then-crop."""

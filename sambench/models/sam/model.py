@@ -98,13 +98,18 @@ def compiled(module: torch.nn.Module):
     is switched on only around the calls; the weights must not change afterwards. Each new
     input shape (e.g. another image batch size) compiles once more (tens of seconds).
     """
+    from torch._dynamo.exc import BackendCompilerFailed
     from torch._inductor import config as inductor_config
 
     fn = torch.compile(module, dynamic=False)
 
     def run(*args):
-        with inductor_config.patch(freezing=True):
-            return fn(*args)
+        try:
+            with inductor_config.patch(freezing=True):
+                return fn(*args)
+        except BackendCompilerFailed as exc:  # e.g. no C++ compiler on the machine
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SambenchError(f"torch.compile failed ({first[:200]}); run without compile=true") from None
     return run
 
 
