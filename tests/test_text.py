@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -224,9 +225,12 @@ def test_minilm_encoder_shipped_in_its_package():
         load_text_encoder("minilm:/")
 
 
-def test_clip_encoder_from_a_local_folder(tmp_path):
-    """A tiny random CLIP in the transformers layout, written here: the real loading code."""
-    transformers = pytest.importorskip("transformers")
+def write_tiny_clip(folder) -> None:
+    """A tiny random CLIP (text and vision towers, tokenizer) in the transformers layout."""
+    import transformers
+
+    tmp_path = Path(folder)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     vocab = {c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
     vocab.update({f"{c}</w>": len(vocab) + i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")})
     vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
@@ -238,10 +242,16 @@ def test_clip_encoder_from_a_local_folder(tmp_path):
         text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=2, bos_token_id=vocab["<|startoftext|>"], eos_token_id=eos,
                          pad_token_id=eos),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=16), projection_dim=24)
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8), projection_dim=24)
     torch.manual_seed(0)
     transformers.CLIPModel(config).save_pretrained(tmp_path)
+
+
+def test_clip_encoder_from_a_local_folder(tmp_path):
+    """A tiny random CLIP in the transformers layout, written here: the real loading code."""
+    pytest.importorskip("transformers")
+    write_tiny_clip(tmp_path)
     enc = load_text_encoder(f"clip:{tmp_path}")
     assert (enc.name, enc.dim) == ("clip", 24)
     check_encoder(enc)
@@ -249,6 +259,51 @@ def test_clip_encoder_from_a_local_folder(tmp_path):
         load_text_encoder("clip")
     with pytest.raises(SambenchError, match="no config.json"):
         load_text_encoder(f"clip:{tmp_path / 'nowhere'}")
+
+
+def test_clip_image_prompts_follow_the_paper(tmp_path):
+    """The paper's training prompt (SAM App. D.5): a square crop of the mask's box enlarged
+    1-2x, optionally zeroed outside the mask, through CLIP with the last layer attending only
+    to the mask's patches."""
+    pytest.importorskip("transformers")
+    from transformers import CLIPVisionModelWithProjection
+
+    from sambench.text.clip_image import ClipMaskEmbedder, cut, square_crop_box
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 20:40] = True  # box 20 wide, 10 high, centre (30, 15)
+    assert square_crop_box(mask, 1.0) == (20, 5, 20)
+    assert square_crop_box(mask, 1.5) == (15, 0, 30)
+    assert square_crop_box(mask, 2.0) == (10, -5, 40)
+    window = cut(np.arange(12).reshape(3, 4), -1, 1, 3)
+    assert window.tolist() == [[0, 4, 5], [0, 8, 9], [0, 0, 0]]
+
+    write_tiny_clip(tmp_path)
+    emb = ClipMaskEmbedder(tmp_path)
+    assert (emb.size, emb.patch, emb.dim) == (32, 8, 24)
+    x = torch.randn(2, 3, 32, 32)
+    reference = CLIPVisionModelWithProjection.from_pretrained(str(tmp_path), config=emb.model.config)
+    with torch.no_grad():
+        expected = reference(pixel_values=x).image_embeds
+        np.testing.assert_allclose(emb.forward(x), expected, atol=1e-5)  # our layer-by-layer pass
+        everything = torch.ones(2, 16, dtype=torch.bool)
+        np.testing.assert_allclose(emb.forward(x, everything), expected, atol=1e-5)
+        some = everything.clone()
+        some[:, 4:] = False
+        assert (emb.forward(x, some) - expected).abs().max() > 1e-3  # the mask matters
+
+    image = np.random.default_rng(0).integers(1, 255, (40, 60, 3), dtype=np.uint8)
+    pixels, inside = emb.crop(image, mask, 1.0, zero_outside=True)
+    black = ((0 - emb.mean) / emb.std).expand(3, 32, 32)
+    assert torch.allclose(pixels[:, ~torch.from_numpy(inside)], black[:, ~torch.from_numpy(inside)])
+    assert inside.any(axis=1).sum() == 16 and inside.all(axis=1).sum() == 16  # 20x10 in 20x20: rows 8-23
+    keep = emb.patches_inside(inside)
+    assert keep.tolist() == [False] * 4 + [True] * 8 + [False] * 4  # patch rows 1-2 of 4
+
+    a = emb.embed(image, [mask, mask], np.random.default_rng(3))
+    assert a.shape == (2, 24) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(a, emb.embed(image, [mask, mask], np.random.default_rng(3)))
+    assert not np.allclose(a[0], emb.embed(image, [mask], np.random.default_rng(4))[0])  # other draws
 
 
 # -- metrics ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Training: prompt simulation, losses by hand, min over masks, a short run, save/load, resume."""
+import json
 import math
 
 import numpy as np
@@ -244,3 +245,34 @@ def test_text_prompt_training_adds_a_text_path_and_records_the_encoder(synth_dir
     image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     pred = model.predict(model.embed(image), text=phrase)
     assert pred.low_res_logits.shape == (3, 256, 256)
+
+
+def test_clip_image_route_trains_on_masked_crops(synth_dir, tmp_path, capsys):
+    """`--text-route clip-image` (the paper's route): CLIP image embeddings of masked crops are
+    the first prompt; the checkpoint records CLIP, whose text tower then prompts the model."""
+    pytest.importorskip("transformers")
+    import sambench
+    from sambench.cli import main
+    from sambench.models.sam.checkpoint import read_metadata
+    from sambench.text import load_text_encoder
+    from test_text import write_tiny_clip
+
+    write_tiny_clip(tmp_path / "clip")
+    (tmp_path / "init").mkdir()
+    save_checkpoint(micro_sam(2), tmp_path / "init")
+    args = ["train", "--model", f"sam:{tmp_path / 'init' / 'model.pth'}", "--dataset", f"synth-shapes={synth_dir}",
+            "--steps", "2", "--batch-images", "2", "--masks-per-image", "2", "--warmup", "1", "--iterations", "2",
+            "--p-text", "1", "--text-route", "clip-image", "--seed", "1", "--lr", "3e-3"]
+    out = tmp_path / "run"
+    assert main(args + ["--text-encoder", f"clip:{tmp_path / 'clip'}", "--out", str(out)]) == 0
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["text_route"] == "clip-image"
+    assert all(math.isfinite(json.loads(line)["loss"]) for line in (out / "train_log.jsonl").read_text().splitlines())
+    assert read_metadata(out / "model.safetensors")["text_encoder"] == "clip"
+    model = sambench.load_model("sam", checkpoint=str(out / "model.safetensors"))
+    phrase = load_text_encoder(f"clip:{tmp_path / 'clip'}").encode(["the red disc"])[0]
+    image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    assert model.predict(model.embed(image), text=phrase).low_res_logits.shape == (3, 256, 256)
+    capsys.readouterr()
+    assert main(args + ["--text-encoder", "hash:24", "--out", str(tmp_path / "bad")]) == 2
+    assert "needs --text-encoder clip:DIR" in capsys.readouterr().err

@@ -22,27 +22,43 @@ USAGE = ("--text-encoder clip:DIR, DIR a local transformers CLIP folder (config.
          "tokenizer), e.g. a copy of openai/clip-vit-large-patch14-336 (the paper's ViT-L/14@336px)")
 
 
+def _loading(what: str, model_dir, load):
+    """``load()``, a transformers loading error becoming one ``SambenchError`` line."""
+    try:
+        with quiet_transformers():  # the other tower's unused weights would be listed key by key
+            return load()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise SambenchError(f"{what}: cannot load {model_dir}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def load_tower(model_dir, model_class, tower: str, what: str):
+    """One tower (``"text"`` / ``"vision"``) of a local transformers CLIP folder, with the
+    projection of a full CLIP config (shared by both towers)."""
+    from transformers import AutoConfig
+
+    def load():
+        config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+        tower_config = getattr(config, f"{tower}_config", config)
+        if hasattr(config, "projection_dim"):
+            tower_config.projection_dim = config.projection_dim
+        return model_class.from_pretrained(str(model_dir), config=tower_config, local_files_only=True)
+    return _loading(what, model_dir, load)
+
+
 class ClipTextEncoder(TextEncoder):
     name = "clip"
 
     def __init__(self, model_dir: Path, device: str = "cpu") -> None:
         super().__init__()
         try:
-            from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
+            from transformers import AutoTokenizer, CLIPTextModelWithProjection
         except ImportError:
             raise SambenchError("text encoder clip needs transformers: pip install 'sambench[text]'") from None
-        try:
-            with quiet_transformers():  # the unused vision tower would be listed key by key
-                config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
-                text_config = getattr(config, "text_config", config)
-                if hasattr(config, "projection_dim"):  # a full CLIP config: its projection is the text one
-                    text_config.projection_dim = config.projection_dim
-                self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-                self.model = CLIPTextModelWithProjection.from_pretrained(
-                    str(model_dir), config=text_config, local_files_only=True)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise SambenchError(f"text encoder clip: cannot load {model_dir}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        what = "text encoder clip"
+        self.model = load_tower(model_dir, CLIPTextModelWithProjection, "text", what)
+        self.tokenizer = _loading(what, model_dir, lambda: AutoTokenizer.from_pretrained(
+            str(model_dir), local_files_only=True))
         self.device = device
         self.model = self.model.to(device).eval()
         self.dim = int(self.model.config.projection_dim)

@@ -43,7 +43,11 @@ def add_parser(sub) -> None:
                    help="train text prompts with this encoder (sambench.text: minilm, clip:DIR, hash[:DIM]); "
                         "adds a text path to a model without one")
     p.add_argument("--p-text", type=float, default=0.0,
-                   help="probability that a step's first prompt is each mask's phrase (needs --text-encoder)")
+                   help="probability that a step's first prompt is text: each mask's phrase, or its CLIP crop "
+                        "embedding with --text-route clip-image (needs --text-encoder)")
+    p.add_argument("--text-route", choices=["phrases", "clip-image"], default="phrases",
+                   help="text prompts in training: the masks' phrases, or (the SAM paper's route) CLIP "
+                        "image embeddings of masked crops, with --text-encoder clip:DIR")
     p.add_argument("--no-rephrase", dest="rephrase", action="store_false",
                    help="train on the datasets' phrases as they are, not on rephrasings of the synthetic "
                         "descriptions (sambench/train/phrasing.py)")
@@ -115,7 +119,7 @@ def run(args) -> int:
         sam = with_text_path(sam, encoder.dim)
     train_sets = [datasets.resolve(d, args.data_root).open() for d in args.dataset]
     examples = load_examples(train_sets, sam.config.img_size)
-    if encoder is not None and args.p_text > 0:
+    if encoder is not None and args.p_text > 0 and args.text_route == "phrases":
         attach_text(examples, encoder, args.rephrase)
         if new_text_path:
             whiten_text_projection(sam, examples)
@@ -127,6 +131,7 @@ def run(args) -> int:
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, layer_decay=args.layer_decay,
         drop_path=args.drop_path, freeze_encoder=args.freeze_encoder, iterations=args.iterations,
         p_box=args.p_box, p_text=args.p_text, text_encoder=args.text_encoder, rephrase=args.rephrase,
+        text_route=args.text_route,
         loss_size=args.loss_size, val_every=args.val_every, save_every=args.save_every,
         stop_at=args.stop_at, seed=args.seed, device=args.device, bf16=args.bf16)
     out = Path(args.out)

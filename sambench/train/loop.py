@@ -60,6 +60,10 @@ class TrainConfig:
     p_text: float = 0.0  # probability that the first prompt is the masks' phrases (text path)
     text_encoder: str = ""  # the text encoder (sambench.text) for p_text > 0
     rephrase: bool = True  # train on rephrasings of synthetic descriptions (train/phrasing.py)
+    # what stands for the text in training: "phrases" (the masks' descriptions, embedded by the
+    # text encoder) or "clip-image" (the paper's route: CLIP image embeddings of masked crops,
+    # text/clip_image.py; needs text_encoder clip:DIR)
+    text_route: str = "phrases"
     loss_size: int = 0  # side at which masks are scored; 0: the model input (the paper)
     val_every: int = 250
     save_every: int = 250
@@ -104,12 +108,15 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * 0.1 ** drops
 
 
-def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int, rank: int = 0) -> float:
+def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int, rank: int = 0,
+               image_prompts=None) -> float:
     """Loss of one batch (backward included); returns its value.
 
     All masks of all images of the batch go through the decoder together (each with its
     image's embedding), one call per prompt iteration; the first prompt (box or point) is
-    drawn once per step so the batch shares one prompt layout.
+    drawn once per step so the batch shares one prompt layout. ``image_prompts`` (a
+    :class:`~sambench.text.clip_image.ClipMaskEmbedder`) makes the text prompts of the
+    ``clip-image`` route.
     """
     gen, rng = _step_generators(cfg.seed, step, rank)
     indices = list(rng.choice(len(examples), size=min(cfg.batch_images, len(examples)), replace=False))
@@ -123,10 +130,17 @@ def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int, r
     use_box = bool(rng.random() < cfg.p_box)
     text = None
     if cfg.p_text > 0 and rng.random() < cfg.p_text:  # text first, then corrective points
-        rows_text = [examples[i].text_embeddings[c] for i, c in zip(indices, picked)]
-        table = np.concatenate(rows_text)  # (B, K, D)
-        variant = rng.integers(0, table.shape[1], size=len(table))
-        text = torch.from_numpy(table[np.arange(len(table)), variant]).to(device)
+        if image_prompts is not None:  # the paper's route: CLIP embeddings of masked crops
+            crops = []
+            for i, masks in zip(indices, targets):
+                h, w = examples[i].image.shape[:2]
+                crops.append(image_prompts.embed(examples[i].image, [m[:h, :w].numpy() for m in masks], rng))
+            text = torch.from_numpy(np.concatenate(crops)).to(device)
+        else:
+            rows_text = [examples[i].text_embeddings[c] for i, c in zip(indices, picked)]
+            table = np.concatenate(rows_text)  # (B, K, D)
+            variant = rng.integers(0, table.shape[1], size=len(table))
+            text = torch.from_numpy(table[np.arange(len(table)), variant]).to(device)
         prompts = simulate.Prompts(torch.zeros(len(gt), 0, 2), torch.zeros(len(gt), 0, dtype=torch.long), None)
     else:
         prompts = simulate.first_prompts(gt, use_box, gen)
@@ -196,9 +210,11 @@ def save_checkpoint(sam: Sam, out: Path, stem: str = "model", text_encoder: str 
     save_file(state, str(out / f"{stem}.safetensors"), metadata=metadata)
 
 
-def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig) -> None:
+def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig):
+    """Check the text setup; returns the CLIP crop embedder for the ``clip-image`` route, else
+    embeds the phrases (if not done yet) and returns None."""
     from sambench.errors import SambenchError
-    from sambench.text import load_text_encoder
+    from sambench.text import load_text_encoder, split_encoder_spec
     from sambench.train.data import attach_text
 
     if not sam.config.text_dim:
@@ -206,8 +222,24 @@ def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig) -> None:
                             "(sambench train --text-encoder NAME adds one)")
     if not cfg.text_encoder:
         raise SambenchError("text-prompt training (p_text > 0) needs a text encoder (--text-encoder)")
+    if cfg.text_route == "clip-image":
+        from sambench.text.clip_image import ClipMaskEmbedder
+
+        name, folder = split_encoder_spec(cfg.text_encoder)
+        if name != "clip" or not folder:
+            raise SambenchError("the clip-image text route needs --text-encoder clip:DIR: the image "
+                                "tower makes the training prompts, the text tower of the same model "
+                                "the inference ones")
+        embedder = ClipMaskEmbedder(folder, cfg.device)
+        if embedder.dim != sam.config.text_dim:
+            raise SambenchError(f"CLIP in {folder} embeds to {embedder.dim}-d, the model's text path "
+                                f"takes {sam.config.text_dim}-d")
+        return embedder
+    if cfg.text_route != "phrases":
+        raise SambenchError(f"unknown text route {cfg.text_route!r} (known: phrases, clip-image)")
     if any(ex.text_embeddings is None for ex in examples):
         attach_text(examples, load_text_encoder(cfg.text_encoder, dim=sam.config.text_dim), cfg.rephrase)
+    return None
 
 
 def whiten_text_projection(sam: Sam, examples: list[Example]) -> None:
@@ -272,8 +304,7 @@ def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
     sam.image_encoder.set_drop_path(cfg.drop_path)
     if cfg.freeze_encoder:
         sam.image_encoder.requires_grad_(False)
-    if cfg.p_text > 0:
-        _prepare_text(sam, examples, cfg)
+    image_prompts = _prepare_text(sam, examples, cfg) if cfg.p_text > 0 else None
     groups = param_groups(sam, cfg)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     state_path, log_path = out / "train_state.pt", out / "train_log.jsonl"
@@ -300,7 +331,7 @@ def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
         for g in optimizer.param_groups:
             g["lr"] = lr * g["lr_scale"]
         optimizer.zero_grad(set_to_none=True)
-        loss = train_step(sam, examples, cfg, step, dist.rank)
+        loss = train_step(sam, examples, cfg, step, dist.rank, image_prompts)
         if dist.world_size > 1:
             _average_gradients(sam, dist.world_size)
             loss = _mean_over_ranks(loss, dist.world_size, device)
