@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from timing import TimedModel  # benchmarks/timing.py
+
+from sambench.bench import Timed
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bsds500_bench_sample"
 
@@ -69,16 +70,16 @@ def main() -> None:
         t0 = time.perf_counter()
         checkpoint = amg_checkpoint(Path(tmp) / f"{args.config}.pth", args.config, seed=0)
         setup = time.perf_counter() - t0
-        model = TimedModel(sambench.load_model("sam", checkpoint=str(checkpoint)))
+        model = Timed(sambench.load_model("sam", checkpoint=str(checkpoint)))
         sobel = sambench.load_model("sobel")
         for k, mat in enumerate(mats):
             image, gts = painted(mat, k)
             best = None
             for _ in range(args.repeat):
-                model.embed_s = 0.0
+                model.encode = 0.0
                 start = time.perf_counter()
                 data = generate_masks(model, image, EdgeOptions())
-                masks_s = time.perf_counter() - start - model.embed_s
+                masks_s = time.perf_counter() - start - model.encode
                 start = time.perf_counter()
                 edges, n_masks = combine(data, image.shape[:2], EdgeOptions()), len(data)
                 edges_s = time.perf_counter() - start
@@ -89,7 +90,7 @@ def main() -> None:
                 sobel.edge_map(image)
                 sobel_s = time.perf_counter() - start
                 row = {"image": mat.stem, "size": f"{image.shape[1]}x{image.shape[0]}", "annotators": len(gts),
-                       "masks_after_nms": n_masks, "embed_s": round(model.embed_s, 3),
+                       "masks_after_nms": n_masks, "embed_s": round(model.encode, 3),
                        "masks_s": round(masks_s, 3), "edges_s": round(edges_s, 3),
                        "metric_s": round(metric, 3),
                        "sobel_s": round(sobel_s, 4), "edge_pixels": int(np.count_nonzero(edges)),

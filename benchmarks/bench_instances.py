@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sambench.bench import Timed
 from sambench.datasets import resolve
 from sambench.models import load_model
 from sambench.tasks.instances import InstancesTask
-from timing import TimedModel  # benchmarks/timing.py
 
 
 def synthetic_case(folder: Path, n_images: int, boxes: int, seed: int) -> tuple[str, Path]:
@@ -62,7 +62,7 @@ def run_task(model, spec: str, det_file: Path, out: Path, limit: int, options: d
     ref = resolve(spec)
     task = InstancesTask({"detections": str(det_file), **options})
     task.begin_dataset(ref, out)
-    timed = TimedModel(model)
+    timed = Timed(model)
     samples = [s for _, s in zip(range(limit), ref.open(subsample=False))]
     for s in samples:
         s.preload()  # image decoding is not what is measured
@@ -73,7 +73,7 @@ def run_task(model, spec: str, det_file: Path, out: Path, limit: int, options: d
     t2 = time.perf_counter()
     n_boxes = sum(len(r.rows) for r in records)
     return {"images": len(samples), "boxes": n_boxes, "images_per_s": len(samples) / (t2 - t0),
-            "embed_s": timed.embed_s, "prompt_s": (t1 - t0) - timed.embed_s, "aggregate_s": t2 - t1,
+            "embed_s": timed.encode, "prompt_s": (t1 - t0) - timed.encode, "aggregate_s": t2 - t1,
             "ap": metrics.get("ap"), "masks": [row["segmentation"] for r in records for row in r.rows]}
 
 

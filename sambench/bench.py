@@ -40,7 +40,8 @@ IMPLEMENTATIONS = {  # name -> load_model options of our SAM (None: the official
 
 
 class Timed:
-    """Wraps a model and adds up the seconds spent in ``embed`` and ``predict``."""
+    """Wraps a model and adds up the seconds spent in ``embed`` (``encode``) and ``predict``
+    (``decode``); every other attribute is the wrapped model's. The benchmarks use it too."""
 
     def __init__(self, model):
         self.model = model
@@ -59,8 +60,8 @@ class Timed:
         self.decode += time.perf_counter() - t
         return out
 
-    def info(self):
-        return self.model.info()
+    def __getattr__(self, name):
+        return getattr(self.model, name)
 
 
 class OfficialLoop:

@@ -278,6 +278,6 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
     entry["metrics"] = runner.aggregate(records, config.seed)
     extra = getattr(runner, "result_fields", None)  # optional: arrays for the report (edges: PR curve)
     if extra is not None:
-        entry.update({k: v for k, v in extra(records).items() if k not in entry})
+        entry.update({k: v for k, v in extra(records, entry["metrics"]).items() if k not in entry})
     entry["seconds"] = round(sum(r.seconds for r in records), 2)
     return entry

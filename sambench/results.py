@@ -16,6 +16,12 @@ from sambench.errors import SambenchError
 SCHEMA = "sambench.results/1"
 
 
+def scored(entry: dict) -> bool:
+    """Whether a results entry holds numbers: status ``ok`` (the default of files written before
+    statuses existed); ``absent`` and ``unsupported`` entries are reported, never scored."""
+    return entry.get("status", "ok") == "ok"
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON via a temporary file and rename, so a killed run never leaves half a file."""
     path = Path(path)

@@ -16,14 +16,14 @@ from scipy.stats import binomtest
 from sambench.errors import SambenchError
 from sambench.metrics.iou import BOOTSTRAP_RESAMPLES
 from sambench.report.records import point_frame, point_values
-from sambench.results import load_results
+from sambench.results import load_results, scored
 
 TIE = 1e-9
 
 
 def _point_entries(results: dict, run_dir: Path) -> dict[str, dict]:
     entries = {e["dataset"]: e for e in results["results"]
-               if e["task"] == "point" and e.get("status", "ok") == "ok"}
+               if e["task"] == "point" and scored(e)}
     if not entries:
         raise SambenchError(f"{run_dir}: no scored point-task datasets to compare")
     return entries

@@ -12,6 +12,7 @@ from typing import Optional
 from sambench.report.compare import run_label
 from sambench.report.sections import ReportContext, Section, section
 from sambench.report.tables import task_table
+from sambench.results import scored
 
 METRICS = [("ods", "ODS"), ("ois", "OIS"), ("ap", "AP"), ("r50", "R50")]
 ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -84,7 +85,7 @@ def edges_section(ctx: ReportContext) -> Optional[Section]:
             continue
         for other_dir, other in ctx.others:
             for e in other["results"]:
-                if e["task"] == "edges" and e["dataset"] == entry["dataset"] and e.get("status", "ok") == "ok":
+                if e["task"] == "edges" and e["dataset"] == entry["dataset"] and scored(e):
                     s = _series(e, run_label(other, other_dir), dashed=True)
                     if s:
                         series.append(s)

@@ -20,7 +20,7 @@ import pandas as pd
 from sambench.errors import SambenchError
 from sambench.report.records import sample_digest
 from sambench.report.tables import HEADLINE, fmt_task, is_number
-from sambench.results import load_results
+from sambench.results import load_results, scored
 
 PROVENANCE = ["runs", "run_ids", "created", "sambench", "device", "seed", "suite"]
 
@@ -100,7 +100,7 @@ def _comparability(runs: list[tuple[Path, dict]]) -> list[str]:
     seen: dict[tuple[str, str], list[tuple[Path, dict, Optional[str]]]] = {}
     for run_dir, results in runs:
         for e in results["results"]:
-            if e.get("status", "ok") == "ok":
+            if scored(e):
                 seen.setdefault((e["task"], e["dataset"]), []).append(
                     (run_dir, e, sample_digest(run_dir, e["task"], e["dataset"])))
     checks = {"task version": lambda e: e["task_version"],
@@ -117,7 +117,7 @@ def _comparability(runs: list[tuple[Path, dict]]) -> list[str]:
     coverage = {}
     for run_dir, results in runs:
         coverage.setdefault(_identity(results), set()).update(
-            (e["task"], e["dataset"]) for e in results["results"] if e.get("status", "ok") == "ok")
+            (e["task"], e["dataset"]) for e in results["results"] if scored(e))
     if len({frozenset(c) for c in coverage.values()}) > 1:
         union = set().union(*coverage.values())
         for ident, cov in coverage.items():
@@ -131,7 +131,7 @@ def _columns(runs: list[tuple[Path, dict]]) -> list[Column]:
     datasets: dict[str, list[str]] = {}
     for _, results in runs:
         for e in results["results"]:
-            if e.get("status", "ok") == "ok" and e["task"] in HEADLINE:
+            if scored(e) and e["task"] in HEADLINE:
                 names = datasets.setdefault(e["task"], [])
                 if e["dataset"] not in names:
                     names.append(e["dataset"])
@@ -166,7 +166,7 @@ def build_leaderboard(run_dirs: list[Path], allow_mixed: bool = False, rank_by: 
             "sha256": (model.get("sha256") or "")[:12], "values": {}, "partial": set(), "notes": [],
             "entries": {}, "provenance": {k: [] for k in PROVENANCE}})
         for e in results["results"]:
-            if e.get("status", "ok") != "ok":
+            if not scored(e):
                 continue
             key = (e["task"], e["dataset"])
             if key in row["entries"]:

@@ -11,6 +11,7 @@ from sambench.report import figures, reference
 from sambench.report.compare import compare_runs, run_label
 from sambench.report.sections import ReportContext, Section, section
 from sambench.report.tables import fmt, fmt_ci, is_number
+from sambench.results import scored
 
 PROTOCOL_NOTE = (
     "mIoU ×100 over masks. First point at the mask center (deepest interior point) or uniformly at "
@@ -28,7 +29,7 @@ COLUMNS = [("miou@1", "1 pt", True), ("miou@1_oracle", "oracle", False), ("miou@
 
 def _table(entries: list[dict]) -> pd.DataFrame:
     rows = []
-    present = [e for e in entries if e.get("status", "ok") == "ok"]
+    present = [e for e in entries if scored(e)]
     for entry in entries:
         m = entry.get("metrics", {})
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
@@ -38,7 +39,7 @@ def _table(entries: list[dict]) -> pd.DataFrame:
                 row[f"{label.removesuffix('1 pt')}CI95"] = fmt_ci(m.get(f"{metric}_ci95"))
         row["NoC85"] = fmt(m.get("noc@85"), 1, 2)
         row["NoC90"] = fmt(m.get("noc@90"), 1, 2)
-        if entry.get("status", "ok") != "ok":
+        if not scored(entry):
             row["images"], row["masks"], row["1 pt"] = "", "", entry["status"]
         rows.append(row)
     if len(present) > 1:
@@ -97,25 +98,26 @@ def point_section(ctx: ReportContext) -> Optional[Section]:
     ref = _reference_table(present)
     if ref is not None:
         sec.table(*ref)
-    scored = [e for e in present if is_number(e["metrics"].get("miou@1"))]
-    if not scored:
+    with_miou = [e for e in present if is_number(e["metrics"].get("miou@1"))]
+    if not with_miou:
         return sec
-    sec.figure(figures.per_dataset_bars([e["dataset"] for e in scored], [e["metrics"]["miou@1"] for e in scored],
-                                        [e["metrics"].get("miou@1_ci95") for e in scored],
-                                        [e["metrics"].get("miou@1_oracle") for e in scored],
+    sec.figure(figures.per_dataset_bars([e["dataset"] for e in with_miou],
+                                        [e["metrics"]["miou@1"] for e in with_miou],
+                                        [e["metrics"].get("miou@1_ci95") for e in with_miou],
+                                        [e["metrics"].get("miou@1_oracle") for e in with_miou],
                                         "mIoU, 1 center point"),
                "Per-dataset mIoU at 1 center point, sorted (cf. paper Fig. 9a); bars: 95% bootstrap CI; "
                "circles: oracle (best of the 3 output masks).")
-    n_points = scored[0]["protocol"]["n_points"]
+    n_points = with_miou[0]["protocol"]["n_points"]
     curves = []
-    if not ctx.others and len(scored) <= 8:
-        curves += [_curve([e], e["dataset"], n_points) for e in scored]
-    if len(scored) > 1 or ctx.others:
-        curves.append(_curve(scored, f"mean ({len(scored)} datasets)" if not ctx.others
+    if not ctx.others and len(with_miou) <= 8:
+        curves += [_curve([e], e["dataset"], n_points) for e in with_miou]
+    if len(with_miou) > 1 or ctx.others:
+        curves.append(_curve(with_miou, f"mean ({len(with_miou)} datasets)" if not ctx.others
                              else run_label(ctx.results, ctx.run_dir), n_points, bold=True))
     for other_dir, other in ctx.others:
-        others = [e for e in other["results"] if e["task"] == "point" and e.get("status", "ok") == "ok"
-                  and e["dataset"] in {s["dataset"] for s in scored}]
+        others = [e for e in other["results"] if e["task"] == "point" and scored(e)
+                  and e["dataset"] in {s["dataset"] for s in with_miou}]
         if others:
             curves.append(_curve(others, run_label(other, other_dir), n_points, dashed=True))
     sec.figure(figures.miou_vs_points(curves, n_points),

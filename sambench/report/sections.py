@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from sambench.report import tables
+from sambench.results import scored
 
 
 @dataclass
@@ -78,7 +79,7 @@ class ReportContext:
 
     def entries(self, task: str, present: bool = True) -> list[dict]:
         return [e for e in self.results["results"] if e["task"] == task
-                and (not present or e.get("status", "ok") == "ok")]
+                and (not present or scored(e))]
 
     @property
     def seed(self) -> int:
@@ -159,7 +160,7 @@ def generic_section_for(task: str) -> SectionFn:
         rows = []
         for entry in ctx.entries(task, present=False):
             row = {"dataset": entry["dataset"], "images": entry.get("n_images", "")}
-            if entry.get("status", "ok") != "ok":
+            if not scored(entry):
                 row["status"] = entry["status"]
             for name, value in entry.get("metrics", {}).items():
                 if name.endswith("_ci95"):

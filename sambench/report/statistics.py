@@ -16,6 +16,7 @@ import pandas as pd
 
 from sambench.report.sections import ReportContext, Section, section
 from sambench.report.tables import is_number
+from sambench.results import scored
 
 COLUMNS = [("masks_per_image_mean", "masks / image", 1), ("rel_size_mean", "rel. size (mean)", 3),
            ("rel_size_median", "rel. size (median)", 3), ("concavity_mean", "concavity (stratified)", 3),
@@ -93,7 +94,7 @@ def statistics_section(ctx: ReportContext) -> Optional[Section]:
     for entry in entries:
         m = entry.get("metrics", {})
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
-        if entry.get("status", "ok") != "ok":
+        if not scored(entry):
             row["images"] = entry["status"]
         for metric, label, digits in COLUMNS:
             row[label] = f"{m[metric]:.{digits}f}" if is_number(m.get(metric)) else ""

@@ -9,6 +9,8 @@ import math
 
 import pandas as pd
 
+from sambench.results import scored
+
 # task -> [(metric, label)]; the first is the primary metric (per-dataset leaderboard columns).
 HEADLINE: dict[str, list[tuple[str, str]]] = {
     "point": [("miou@1", "mIoU 1 pt"), ("miou@1_oracle", "oracle 1 pt"), ("miou@5", "mIoU 5 pt"),
@@ -55,7 +57,7 @@ def headline_values(results: dict) -> list[tuple[str, str, str, float, int]]:
     for task in tasks:
         for metric, label in HEADLINE.get(task, []):
             values = [e["metrics"][metric] for e in results["results"]
-                      if e["task"] == task and e.get("status", "ok") == "ok"
+                      if e["task"] == task and scored(e)
                       and is_number(e.get("metrics", {}).get(metric))]
             if values:
                 out.append((task, metric, label, sum(values) / len(values), len(values)))
@@ -75,7 +77,7 @@ def point_table(results: dict) -> pd.DataFrame:
         if entry["task"] != "point":
             continue
         row = {"dataset": entry["dataset"], "images": entry["n_images"], "masks": entry["n_masks"]}
-        if entry.get("status", "ok") != "ok":
+        if not scored(entry):
             row["status"] = entry["status"]
         for col in POINT_COLUMNS:
             value = entry["metrics"].get(col)
@@ -128,7 +130,7 @@ def task_table(task: str, entries: list[dict], metrics: list[tuple[str, str]]) -
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", "")}
         for metric, label in metrics:
             row[label] = fmt_task(task, m.get(metric))
-        if entry.get("status", "ok") != "ok":
+        if not scored(entry):
             row["images"] = entry["status"]
         rows.append(row)
         for ref, ref_row in reference.rows_for(task, entry["dataset"]):

@@ -9,6 +9,7 @@ import pandas as pd
 
 from sambench.report.sections import ReportContext, Section, section
 from sambench.report.tables import fmt, fmt_ci
+from sambench.results import scored
 
 MODES = [("text_", "text"), ("text+point_", "text + centre point"), ("det_", "detector box"),
          ("det+point_", "detector box + centre point"), ("chance_", "chance (random object)")]
@@ -22,7 +23,7 @@ def text_section(ctx: ReportContext) -> Optional[Section]:
     rows = []
     for entry in entries:
         m = entry.get("metrics", {})
-        if entry.get("status", "ok") != "ok":
+        if not scored(entry):
             rows.append({"dataset": entry["dataset"], "prompt": entry["status"]})
             continue
         for prefix, label in MODES:

@@ -3,8 +3,9 @@
 A runner (``TaskRunner``) knows how to score one sample and how to aggregate records into
 metrics. Optional hooks: ``begin_dataset(ref, out_dir)`` before a dataset is scored or
 aggregated (``out_dir`` = ``<run>/<task>``, for files a runner writes), and
-``result_fields(records) -> dict`` for extra keys of the dataset's results entry (arrays the
-report draws, e.g. the edges task's ``pr_curve``). Tasks and suites themselves are data:
+``result_fields(records, metrics) -> dict`` for extra keys of the dataset's results entry
+(arrays the report draws, e.g. the edges task's ``pr_curve``), given the metrics ``aggregate``
+computed. Tasks and suites themselves are data:
 ``tasks/<name>.yaml`` names a runner, a version and default options; a suite lists (task,
 datasets, option overrides). A task's version goes into every result so old and new numbers are
 visibly comparable or not.

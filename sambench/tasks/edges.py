@@ -159,20 +159,22 @@ class EdgesTask:
         metrics["edge_pixels_per_image"] = float(np.mean([row["edge_pixels"] for rec in records for row in rec.rows]))
         return metrics
 
-    def result_fields(self, records: list[SampleRecord]) -> dict:
-        """The dataset PR curve per threshold and the ODS / OIS points, for the report's figure."""
+    def result_fields(self, records: list[SampleRecord], metrics: dict) -> dict:
+        """The dataset PR curve per threshold and the ODS / OIS points (from ``metrics``, what
+        :meth:`aggregate` computed), for the report's figure."""
         counts = self._counts(records)
         if not len(counts):
             return {}
         recall, precision, f = bsds_scores.rpf(counts.sum(axis=0))
-        s = summary(counts, self.thresholds)
 
         def r6(values) -> list[float]:
             return [round(float(v), 6) for v in values]
 
         return {"pr_curve": {"threshold": r6(self.thresholds), "recall": r6(recall), "precision": r6(precision),
-                             "f": r6(f), "ods": {"t": s["ods_t"], "r": s["ods_r"], "p": s["ods_p"], "f": s["ods"]},
-                             "ois": {"r": s["ois_r"], "p": s["ois_p"], "f": s["ois"]}}}
+                             "f": r6(f),
+                             "ods": {"t": metrics["ods_t"], "r": metrics["ods_r"], "p": metrics["ods_p"],
+                                     "f": metrics["ods"]},
+                             "ois": {"r": metrics["ois_r"], "p": metrics["ois_p"], "f": metrics["ois"]}}}
 
 
 __all__ = ["EdgesTask", "EdgesProtocol", "quantize", "summary"]

@@ -14,8 +14,9 @@ Data parallel (``torchrun``): each rank draws its own ``batch_images`` images pe
 effective batch is ``world_size × batch_images``) and the gradients are averaged with one
 all-reduce before the optimizer step. A step calls the encoder once and the decoder once per
 prompt iteration, so the averaging is done explicitly rather than through
-``DistributedDataParallel``'s forward hooks. Validation, logs and checkpoints are rank 0's. Checkpoints are written in the official SAM layout (``model.pth``, a plain
-state dict) and as ``model.safetensors``.
+``DistributedDataParallel``'s forward hooks. Validation, logs and checkpoints are rank 0's.
+Checkpoints are written in the official SAM layout (``model.pth``, a plain state dict) and as
+``model.safetensors``.
 """
 from __future__ import annotations
 
