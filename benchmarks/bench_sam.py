@@ -3,9 +3,11 @@
 Image encoder (ViT-B at 1024 by default): official fp32 vs ours fp32 (``math``: the parity
 path, bit-identical embeddings; ``sdpa``) and ours bf16 autocast, each ``sdpa`` variant also
 compiled (``compile=True``: inductor with freezing; the warm-up call compiles); the official
-under autocast too. Decoder: N single-point prompts on one image, multimask: the official predictor called
-once per prompt (how ``SamPredictor`` is used) vs ours with all prompts in one call, with and
-without full-resolution masks for every output. Accuracy is reported against official fp32.
+under autocast too. Decoder: N single-point prompts on one image, multimask: the official
+predictor called once per prompt (how ``SamPredictor`` is used) vs ours with all prompts in one
+call, with and without full-resolution masks for every output; then the corrective-click case
+(3 points and the previous logits as a mask prompt, one mask). Accuracy is reported against
+official fp32.
 
 Random weights in the official layout are written to a temporary file unless ``--checkpoint``
 is given. Times are the minimum over ``--repeats`` runs after ``--warmup`` runs, variants
@@ -36,7 +38,7 @@ import sambench
 from sambench.models.base import LOW_RES
 from sambench.models.sam import write_random_checkpoint
 from sambench.models.sam.parity import synthetic_image
-from sambench.models.sam.transforms import to_protocol_frame
+from sambench.models.sam.transforms import from_protocol_frame, to_protocol_frame
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -180,10 +182,52 @@ def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
         f"ours bf16, {n} prompts in one call (all 3 masks at full res)": ours_batched(ours_bf16),
         f"ours bf16, {n} prompts in one call, upsample best mask only": ours_best_only(ours_bf16),
     }
-    stats = measure(variants, args.warmup, args.repeats)
-    ref_scores, ref_logits = stats["official, one predict() per prompt"]["out"]
-    base = stats["official, one predict() per prompt"]["min_s"]
-    cpu_base = stats["official, one predict() per prompt"]["cpu_s"]
+    return decoder_rows(measure(variants, args.warmup, args.repeats), "official, one predict() per prompt", n)
+
+
+def bench_mask_decoder(path: str, image: np.ndarray, args) -> list[dict]:
+    """The corrective-click case of the point task: each prompt has 3 points and the previous
+    low-res logits as its mask prompt, single-mask output. Every prompt then has its own image
+    tokens, so nothing image-side is shared."""
+    official = sambench.load_model("sam-official", checkpoint=path)
+    ours = sambench.load_model("sam", checkpoint=path)
+    ours_bf16 = sambench.load_model("sam", checkpoint=path, dtype="bfloat16")
+    emb = ours.embed(image)
+    rng = np.random.default_rng(1)
+    height, width = image.shape[:2]
+    n = args.prompts
+    points = rng.uniform(0, 1, (n, 3, 2)) * (width - 1, height - 1)
+    labels = np.ones((n, 3))
+    first = ours.predict(emb, points=points[:, :1], labels=labels[:, :1], return_masks=False)
+    mask_in = first.low_res_logits[np.arange(n), first.scores.argmax(1)][:, None]
+
+    def official_per_prompt():
+        official._set(emb)
+        p = official.predictor
+        native = from_protocol_frame(torch.from_numpy(mask_in), official.config.low_res).numpy()
+        outs = [p.predict(point_coords=points[i], point_labels=labels[i], mask_input=native[i],
+                          multimask_output=False) for i in range(n)]
+        low_res = to_protocol_frame(torch.from_numpy(np.stack([o[2] for o in outs])), LOW_RES)
+        return np.stack([o[1] for o in outs]), low_res.numpy()
+
+    def ours_batched(model):
+        def run():
+            pred = model.predict(emb, points=points, labels=labels, mask_input=mask_in, multimask=False)
+            return pred.scores, pred.low_res_logits
+        return run
+
+    variants = {
+        "official, one predict() per prompt": official_per_prompt,
+        f"ours, {n} prompts in one call": ours_batched(ours),
+        f"ours bf16, {n} prompts in one call": ours_batched(ours_bf16),
+    }
+    return decoder_rows(measure(variants, args.warmup, args.repeats), "official, one predict() per prompt", n)
+
+
+def decoder_rows(stats: dict, baseline: str, n: int) -> list[dict]:
+    """Per-prompt time, ratios and differences against the ``baseline`` variant."""
+    ref_scores, ref_logits = stats[baseline]["out"]
+    base, cpu_base = stats[baseline]["min_s"], stats[baseline]["cpu_s"]
     rows = []
     for name, entry in stats.items():
         scores, logits = entry["out"]
@@ -198,6 +242,16 @@ def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
             "max_abs_diff_scores": float(np.abs(scores - ref_scores).max()),
         })
     return rows
+
+
+DECODER_COLUMNS = [
+    ("variant", "variant", ""), ("ms_per_prompt", "ms / prompt", ".1f"),
+    ("cpu_ms_per_prompt", "CPU ms / prompt", ".1f"),
+    ("speedup_vs_official_per_prompt", "× official per prompt (wall)", ".1f"),
+    ("cpu_speedup_vs_official_per_prompt", "× (CPU time)", ".1f"),
+    ("peak_rss_mb", "peak RSS growth MB", ".0f"),
+    ("max_abs_diff_low_res", "max |Δ| low-res", ".1e"),
+    ("max_abs_diff_scores", "max |Δ| IoU", ".1e")]
 
 
 def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
@@ -266,14 +320,12 @@ def main(argv=None) -> int:
             result["decoder"] = bench_decoder(path, image, args)
             print(f"\n### Prompt encoder + mask decoder ({args.prompts} single-point prompts, "
                   f"multimask, {height}x{width} image)\n", file=out)
-            print(markdown(result["decoder"], [
-                ("variant", "variant", ""), ("ms_per_prompt", "ms / prompt", ".1f"),
-                ("cpu_ms_per_prompt", "CPU ms / prompt", ".1f"),
-                ("speedup_vs_official_per_prompt", "× official per prompt (wall)", ".1f"),
-                ("cpu_speedup_vs_official_per_prompt", "× (CPU time)", ".1f"),
-                ("peak_rss_mb", "peak RSS growth MB", ".0f"),
-                ("max_abs_diff_low_res", "max |Δ| low-res", ".1e"),
-                ("max_abs_diff_scores", "max |Δ| IoU", ".1e")]), file=out)
+            print(markdown(result["decoder"], DECODER_COLUMNS), file=out)
+            print("decoder with mask prompts ...", file=sys.stderr, flush=True)
+            result["mask_decoder"] = bench_mask_decoder(path, image, args)
+            print(f"\n### With mask prompts ({args.prompts} prompts of 3 points + the previous logits, "
+                  f"single mask, {height}x{width} image)\n", file=out)
+            print(markdown(result["mask_decoder"], DECODER_COLUMNS), file=out)
     result["machine"]["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"\nload average start {result['machine']['load_average_start']}, "
           f"end {result['machine']['load_average_end']} (other processes skew absolute times)",
