@@ -132,16 +132,20 @@ def bench_encoder(ours_path: str, image: np.ndarray, args) -> list[dict]:
     return rows
 
 
-def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
+def decoder_setup(path: str, image: np.ndarray, n: int, n_points: int, seed: int):
+    """The three models, our embedding of ``image`` and ``n`` prompts of ``n_points`` random
+    positive points each."""
     official = sambench.load_model("sam-official", checkpoint=path)
     ours = sambench.load_model("sam", checkpoint=path)
     ours_bf16 = sambench.load_model("sam", checkpoint=path, dtype="bfloat16")
-    emb = ours.embed(image)
-    rng = np.random.default_rng(0)
     height, width = image.shape[:2]
-    points = rng.uniform(0, 1, (args.prompts, 1, 2)) * (width - 1, height - 1)
-    labels = np.ones((args.prompts, 1))
+    points = np.random.default_rng(seed).uniform(0, 1, (n, n_points, 2)) * (width - 1, height - 1)
+    return official, ours, ours_bf16, ours.embed(image), points, np.ones((n, n_points))
+
+
+def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
     n = args.prompts
+    official, ours, ours_bf16, emb, points, labels = decoder_setup(path, image, n, 1, seed=0)
 
     def official_per_prompt():
         official._set(emb)
@@ -189,15 +193,8 @@ def bench_mask_decoder(path: str, image: np.ndarray, args) -> list[dict]:
     """The corrective-click case of the point task: each prompt has 3 points and the previous
     low-res logits as its mask prompt, single-mask output. Every prompt then has its own image
     tokens, so nothing image-side is shared."""
-    official = sambench.load_model("sam-official", checkpoint=path)
-    ours = sambench.load_model("sam", checkpoint=path)
-    ours_bf16 = sambench.load_model("sam", checkpoint=path, dtype="bfloat16")
-    emb = ours.embed(image)
-    rng = np.random.default_rng(1)
-    height, width = image.shape[:2]
     n = args.prompts
-    points = rng.uniform(0, 1, (n, 3, 2)) * (width - 1, height - 1)
-    labels = np.ones((n, 3))
+    official, ours, ours_bf16, emb, points, labels = decoder_setup(path, image, n, 3, seed=1)
     first = ours.predict(emb, points=points[:, :1], labels=labels[:, :1], return_masks=False)
     mask_in = first.low_res_logits[np.arange(n), first.scores.argmax(1)][:, None]
 
