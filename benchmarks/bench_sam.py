@@ -7,7 +7,8 @@ under autocast too. Decoder: N single-point prompts on one image, multimask: the
 predictor called once per prompt (how ``SamPredictor`` is used) vs ours with all prompts in one
 call, with and without full-resolution masks for every output; then the corrective-click case
 (3 points and the previous logits as a mask prompt, one mask). Accuracy is reported against
-official fp32.
+official fp32. bf16 variants run only on CPUs with bf16 matrix units (AVX512-BF16 or AMX),
+unless ``--bf16 yes``: elsewhere oneDNN emulates bf16 and they would time the emulation.
 
 Random weights in the official layout are written to a temporary file unless ``--checkpoint``
 is given. Times are the minimum over ``--repeats`` runs after ``--warmup`` runs, variants
@@ -37,6 +38,7 @@ import torch
 import sambench
 from sambench.models.base import LOW_RES
 from sambench.models.sam import write_random_checkpoint
+from sambench.models.sam.model import cpu_has_native
 from sambench.models.sam.parity import synthetic_image
 from sambench.models.sam.transforms import from_protocol_frame, to_protocol_frame
 
@@ -100,19 +102,22 @@ def bench_encoder(ours_path: str, image: np.ndarray, args) -> list[dict]:
     official = sambench.load_model("sam-official", checkpoint=ours_path)
     ours = {mode: sambench.load_model("sam", checkpoint=ours_path, attention=mode)
             for mode in ("math", "sdpa")}
-    ours_bf16 = sambench.load_model("sam", checkpoint=ours_path, attention="sdpa", dtype="bfloat16")
     variants = {
         "official fp32": lambda: official.embed(image),
         "ours fp32 (math, parity path)": lambda: ours["math"].embed(image),
         "ours fp32 (sdpa)": lambda: ours["sdpa"].embed(image),
-        "ours bf16 autocast (sdpa)": lambda: ours_bf16.embed(image),
     }
+    if args.bf16:
+        ours_bf16 = sambench.load_model("sam", checkpoint=ours_path, attention="sdpa", dtype="bfloat16")
+        variants["ours bf16 autocast (sdpa)"] = lambda: ours_bf16.embed(image)
     if not args.skip_compiled:  # the warm-up call compiles (tens of seconds each)
+        dtypes = ("float32", "bfloat16") if args.bf16 else ("float32",)
         compiled = {dtype: sambench.load_model("sam", checkpoint=ours_path, attention="sdpa", dtype=dtype,
-                                               compile=True) for dtype in ("float32", "bfloat16")}
+                                               compile=True) for dtype in dtypes}
         variants["ours fp32 (sdpa, compiled)"] = lambda: compiled["float32"].embed(image)
-        variants["ours bf16 autocast (sdpa, compiled)"] = lambda: compiled["bfloat16"].embed(image)
-    if not args.skip_official_bf16:
+        if args.bf16:
+            variants["ours bf16 autocast (sdpa, compiled)"] = lambda: compiled["bfloat16"].embed(image)
+    if args.bf16 and not args.skip_official_bf16:
         official_bf16 = sambench.load_model("sam-official", checkpoint=ours_path, dtype="bfloat16")
         variants["official bf16 autocast"] = lambda: official_bf16.embed(image)
     stats = measure(variants, args.warmup, args.repeats)
@@ -132,12 +137,12 @@ def bench_encoder(ours_path: str, image: np.ndarray, args) -> list[dict]:
     return rows
 
 
-def decoder_setup(path: str, image: np.ndarray, n: int, n_points: int, seed: int):
-    """The three models, our embedding of ``image`` and ``n`` prompts of ``n_points`` random
-    positive points each."""
+def decoder_setup(path: str, image: np.ndarray, n: int, n_points: int, seed: int, bf16: bool):
+    """The official model, ours, ours in bf16 (None without ``bf16``), our embedding of
+    ``image`` and ``n`` prompts of ``n_points`` random positive points each."""
     official = sambench.load_model("sam-official", checkpoint=path)
     ours = sambench.load_model("sam", checkpoint=path)
-    ours_bf16 = sambench.load_model("sam", checkpoint=path, dtype="bfloat16")
+    ours_bf16 = sambench.load_model("sam", checkpoint=path, dtype="bfloat16") if bf16 else None
     height, width = image.shape[:2]
     points = np.random.default_rng(seed).uniform(0, 1, (n, n_points, 2)) * (width - 1, height - 1)
     return official, ours, ours_bf16, ours.embed(image), points, np.ones((n, n_points))
@@ -145,7 +150,7 @@ def decoder_setup(path: str, image: np.ndarray, n: int, n_points: int, seed: int
 
 def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
     n = args.prompts
-    official, ours, ours_bf16, emb, points, labels = decoder_setup(path, image, n, 1, seed=0)
+    official, ours, ours_bf16, emb, points, labels = decoder_setup(path, image, n, 1, 0, args.bf16)
 
     def official_per_prompt():
         official._set(emb)
@@ -183,9 +188,10 @@ def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
         "ours, one predict() per prompt": ours_per_prompt,
         f"ours, {n} prompts in one call (all 3 masks at full res)": ours_batched(ours),
         f"ours, {n} prompts in one call, upsample best mask only": ours_best_only(ours),
-        f"ours bf16, {n} prompts in one call (all 3 masks at full res)": ours_batched(ours_bf16),
-        f"ours bf16, {n} prompts in one call, upsample best mask only": ours_best_only(ours_bf16),
     }
+    if ours_bf16 is not None:
+        variants[f"ours bf16, {n} prompts in one call (all 3 masks at full res)"] = ours_batched(ours_bf16)
+        variants[f"ours bf16, {n} prompts in one call, upsample best mask only"] = ours_best_only(ours_bf16)
     return decoder_rows(measure(variants, args.warmup, args.repeats), "official, one predict() per prompt", n)
 
 
@@ -194,7 +200,7 @@ def bench_mask_decoder(path: str, image: np.ndarray, args) -> list[dict]:
     low-res logits as its mask prompt, single-mask output. Every prompt then has its own image
     tokens, so nothing image-side is shared."""
     n = args.prompts
-    official, ours, ours_bf16, emb, points, labels = decoder_setup(path, image, n, 3, seed=1)
+    official, ours, ours_bf16, emb, points, labels = decoder_setup(path, image, n, 3, 1, args.bf16)
     first = ours.predict(emb, points=points[:, :1], labels=labels[:, :1], return_masks=False)
     mask_in = first.low_res_logits[np.arange(n), first.scores.argmax(1)][:, None]
 
@@ -216,8 +222,9 @@ def bench_mask_decoder(path: str, image: np.ndarray, args) -> list[dict]:
     variants = {
         "official, one predict() per prompt": official_per_prompt,
         f"ours, {n} prompts in one call": ours_batched(ours),
-        f"ours bf16, {n} prompts in one call": ours_batched(ours_bf16),
     }
+    if ours_bf16 is not None:
+        variants[f"ours bf16, {n} prompts in one call"] = ours_batched(ours_bf16)
     return decoder_rows(measure(variants, args.warmup, args.repeats), "official, one predict() per prompt", n)
 
 
@@ -267,6 +274,7 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch": torch.__version__, "python": platform.python_version(),
             "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
@@ -283,9 +291,14 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-encoder", action="store_true")
     parser.add_argument("--skip-decoder", action="store_true")
     parser.add_argument("--skip-official-bf16", action="store_true")
+    parser.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto",
+                        help="bf16 variants (auto: only on CPUs with bf16 units; elsewhere they "
+                        "would time oneDNN's emulation, far slower than fp32)")
     parser.add_argument("--skip-compiled", action="store_true", help="no torch.compile variants")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
+    native_bf16 = cpu_has_native(torch.bfloat16)
+    args.bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and native_bf16)
     if args.threads:
         torch.set_num_threads(args.threads)
     height, width = (int(v) for v in args.image.lower().split("x"))
@@ -298,7 +311,8 @@ def main(argv=None) -> int:
                                                   "params": info.params, "checkpoint": args.checkpoint
                                                   or f"random {args.preset}"},
                   "image": [height, width], "prompts": args.prompts,
-                  "repeats": args.repeats, "warmup": args.warmup}
+                  "repeats": args.repeats, "warmup": args.warmup,
+                  "native_bf16": native_bf16, "bf16_variants": args.bf16}
         out = sys.stderr if args.json == "-" else sys.stdout
         if not args.skip_encoder:
             print("image encoder ...", file=sys.stderr, flush=True)
@@ -324,6 +338,9 @@ def main(argv=None) -> int:
                   f"single mask, {height}x{width} image)\n", file=out)
             print(markdown(result["mask_decoder"], DECODER_COLUMNS), file=out)
     result["machine"]["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    m = result["machine"]
+    print(f"\n{m['cpu']}, {m['cores']} cores ({m['cpu_capability']}), torch {m['torch']}; bf16 units: "
+          f"{'yes' if native_bf16 else 'no'}{'' if args.bf16 else ' (bf16 variants left out)'}", file=out)
     print(f"\nload average start {result['machine']['load_average_start']}, "
           f"end {result['machine']['load_average_end']} (other processes skew absolute times)",
           file=out)

@@ -19,6 +19,7 @@ accuracy of each is reported next to its speed, since a speed-up that changes mI
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -30,6 +31,8 @@ import numpy as np
 from sambench.errors import SambenchError
 from sambench.types import Prediction
 
+log = logging.getLogger("sambench")
+
 IMPLEMENTATIONS = {  # name -> load_model options of our SAM (None: the official loop)
     "ours": {},
     "ours-fast": {"attention": "sdpa", "compile": True},
@@ -37,6 +40,20 @@ IMPLEMENTATIONS = {  # name -> load_model options of our SAM (None: the official
     "ours-bf16-compiled": {"dtype": "bfloat16", "attention": "sdpa", "compile": True},
     "official": None,
 }
+
+
+def default_implementations() -> list[str]:
+    """Every implementation, less the bf16 ones on a CPU that has no bf16 units: they would time
+    oneDNN's emulation (far slower than fp32), not the method. ``--impl`` still runs them."""
+    import torch
+
+    from sambench.models.sam.model import cpu_has_native
+
+    if cpu_has_native(torch.bfloat16):
+        return list(IMPLEMENTATIONS)
+    skipped = [name for name, options in IMPLEMENTATIONS.items() if (options or {}).get("dtype") == "bfloat16"]
+    log.warning("this CPU has no bf16 matrix units: leaving out %s (ask with --impl)", ", ".join(skipped))
+    return [name for name in IMPLEMENTATIONS if name not in skipped]
 
 
 class Timed:
@@ -179,7 +196,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", default="synth-shapes")
     p.add_argument("--limit", type=int, default=2, help="images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--impl", action="append", help=f"subset of {', '.join(IMPLEMENTATIONS)}")
+    p.add_argument("--impl", action="append", help=f"subset of {', '.join(IMPLEMENTATIONS)} (default: all; "
+                   "the bf16 ones only on CPUs with bf16 units)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd)
 
@@ -192,7 +210,7 @@ def _cmd(args) -> int:
         raise SambenchError("bench compares SAM implementations: --model sam:CHECKPOINT")
     if not Path(checkpoint).is_file():
         raise SambenchError(f"checkpoint not found: {checkpoint}")
-    rows = run_bench(checkpoint, args.dataset, args.limit, args.seed, args.impl or list(IMPLEMENTATIONS))
+    rows = run_bench(checkpoint, args.dataset, args.limit, args.seed, args.impl or default_implementations())
     print(json.dumps({"bench": "point", "rows": rows}) if args.json else table(rows))
     return 0
 

@@ -38,3 +38,18 @@ def test_unknown_implementation(tmp_path, capsys):
     ckpt = write_random_checkpoint(tmp_path / "tiny.pth", "tiny", seed=3)
     assert main(["bench", "--model", f"sam:{ckpt}", "--impl", "ours-fastest"]) == 2
     assert "unknown implementation 'ours-fastest'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_default_implementations_leave_out_emulated_bf16(native, monkeypatch, caplog):
+    """On a CPU without bf16 units the bf16 rows would time oneDNN's emulation: left out, said."""
+    from sambench import bench
+    from sambench.models.sam import model as sam_model
+
+    monkeypatch.setattr(sam_model, "cpu_has_native", lambda dtype: native)
+    impls = bench.default_implementations()
+    if native:
+        assert impls == list(bench.IMPLEMENTATIONS) and not caplog.records
+    else:
+        assert impls == ["ours", "ours-fast", "official"]
+        assert "leaving out ours-bf16, ours-bf16-compiled" in caplog.text

@@ -134,6 +134,19 @@ def test_bfloat16_and_sdpa_options(grid64_path, model, embedding):
         assert pred.low_res_logits.dtype == np.float32 and np.isfinite(pred.low_res_logits).all()
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_emulated_bf16_is_said(grid64_path, native, monkeypatch, caplog):
+    """A bf16 model on a CPU without bf16 units loads and works, with a log line saying why it
+    is slow; fp32 never warns."""
+    from sambench.models.sam import model as sam_model
+
+    monkeypatch.setattr(sam_model, "cpu_has_native", lambda dtype: native or dtype == torch.float32)
+    sambench.load_model("sam", checkpoint=str(grid64_path))
+    assert not caplog.records
+    sambench.load_model("sam", checkpoint=str(grid64_path), dtype="bfloat16")
+    assert ("no native bfloat16 matrix units" in caplog.text) is not native
+
+
 def test_compiled_encoder_matches_eager(grid64_path, model, embedding):
     """``compile=True`` (inductor with freezing) gives the eager embedding within fp32
     rounding, has its own cache key, and leaves the decoder path as it was."""

@@ -157,13 +157,14 @@ class OfficialSamModel:
 
     def __init__(self, sam: torch.nn.Module, config, *, checkpoint: Optional[str] = None,
                  sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32") -> None:
-        from sambench.models.sam.model import resolve_device, resolve_dtype
+        from sambench.models.sam.model import resolve_device, resolve_dtype, warn_if_emulated
 
         self.name = "sam-official"
         self.config = config
         self.checkpoint, self.sha256 = checkpoint, sha256
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
+        warn_if_emulated(self.device, self.dtype)
         self.sam = sam.to(self.device)
         self.predictor = import_official().SamPredictor(self.sam)
 

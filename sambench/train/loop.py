@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from sambench.models.sam.model import warn_if_emulated
 from sambench.models.sam.sam import Sam
 from sambench.train import simulate
 from sambench.train.data import Example, batch
@@ -300,6 +301,8 @@ def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
     dist = distributed.init(cfg.device)
     device = torch.device(dist.device(cfg.device))
     cfg = replace(cfg, device=str(device))
+    if cfg.bf16:
+        warn_if_emulated(device, torch.bfloat16)
     out.mkdir(parents=True, exist_ok=True)
     sam.to(device).train()
     sam.image_encoder.set_drop_path(cfg.drop_path)

@@ -9,7 +9,8 @@ App. A; official ``mask_decoder.py``).
 The transposed convs have kernel = stride = 2, so each is a per-pixel matrix product; they are
 computed channels-last on the transformer's ``(B, N, C)`` output and the pixel shuffle is
 folded into the final ``(B, K, 4h, 4w)`` view, which avoids the layout copies of a conv call.
-Only the K returned mask tokens are evaluated.
+Only the tokens that are read (the IoU token and the returned mask tokens) leave the
+transformer's final attention, and only the K returned mask tokens are upscaled against.
 """
 from __future__ import annotations
 
@@ -74,14 +75,15 @@ class MaskDecoder(nn.Module):
             return src.flatten(2).transpose(1, 2).contiguous()
 
         pos = cached(cache, "image pe", lambda: image_pe.flatten(2).transpose(1, 2).contiguous())
+        token_ids = range(self.num_mask_tokens)[tokens_out]
+        n_out = 2 + token_ids[-1]  # the IoU token and mask tokens up to the last one returned
         if dense_prompt_embeddings.shape[0] == 1:
-            hs, src = self.transformer(cached(cache, "image tokens", image_tokens), pos, tokens, cache)
+            hs, src = self.transformer(cached(cache, "image tokens", image_tokens), pos, tokens, cache, n_out)
         else:  # mask prompts: every prompt has its own image tokens; only the PE is shared
-            hs, src = self.transformer(image_tokens(), pos, tokens)
+            hs, src = self.transformer(image_tokens(), pos, tokens, n_out=n_out)
         src = src.expand(batch, -1, -1)
 
         iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]
-        token_ids = range(self.num_mask_tokens)[tokens_out]
         hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :])
                                 for i in token_ids], dim=1)
         masks = self._upscale_dot(src, hyper_in, height, width)

@@ -12,6 +12,9 @@ sums differs, far inside the parity bounds):
 - **Shared image.** Before the first image update every prompt sees the same image tokens (no
   mask prompt), so their projections are computed once, not once per prompt (the reference
   repeats the embedding B times).
+- **Only the tokens that are read.** The final token→image attention is evaluated for the
+  leading ``n_out`` tokens only (the IoU and mask tokens the decoder uses); its outputs for the
+  other tokens are never read. Each row is the same computation as before.
 - **Project the tokens instead of the image.** With few tokens, ``q·(W_k x + b_k)`` is
   computed as ``(W_kᵀ q)·x`` (the ``q·b_k`` term is constant along the softmax axis and drops
   out), ``Σ a (W_v x + b_v)`` as ``W_v (Σ a x) + b_v`` (weights sum to 1), and the image-side
@@ -56,12 +59,13 @@ class TwoWayTransformer(nn.Module):
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
     def forward(self, image_embedding: Tensor, image_pe: Tensor, point_embedding: Tensor,
-                cache: Optional[dict] = None) -> tuple[Tensor, Tensor]:
+                cache: Optional[dict] = None, n_out: Optional[int] = None) -> tuple[Tensor, Tensor]:
         """Run the layers.
 
         ``image_embedding`` is channels-last ``(Bi, N, C)`` with Bi = 1 (shared by all prompts)
-        or B; ``image_pe`` ``(1, N, C)``; ``point_embedding`` ``(B, T, C)``. Returns the tokens
-        ``(B, T, C)`` and the image tokens ``(B, N, C)`` (still ``(1, N, C)`` if depth is 0).
+        or B; ``image_pe`` ``(1, N, C)``; ``point_embedding`` ``(B, T, C)``. Returns the first
+        ``n_out`` tokens (default all) ``(B, n_out, C)`` and the image tokens ``(B, N, C)``
+        (still ``(1, N, C)`` if depth is 0).
         ``cache`` (a dict per image, only when ``image_embedding`` is the one shared by all
         prompts) keeps its projections across prompt chunks.
         """
@@ -72,6 +76,7 @@ class TwoWayTransformer(nn.Module):
                                   cache if keys is image_embedding else None)
         cache = cache if keys is image_embedding else None
         keys_pe = cached(cache, (id(self), "keys+pe"), lambda: keys + image_pe)
+        queries, point_embedding = queries[:, :n_out], point_embedding[:, :n_out]
         attn_out = self.final_attn_token_to_image.tokens_to_image(
             queries + point_embedding, keys_pe, keys, cache)
         return self.norm_final_attn(queries + attn_out), keys
