@@ -38,7 +38,9 @@ def _add_run(sub) -> None:
     p.add_argument("--limit", type=int, help="at most N images per dataset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="float32 is the parity path; bfloat16 is faster only on GPUs and CPUs with "
+                        "bf16 units (AVX512-BF16/AMX), elsewhere much slower (docs/sam.md)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the model's loader, e.g. attention=sdpa or compile=true "
                         "for sam (repeatable; recorded in results.json)")
