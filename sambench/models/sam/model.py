@@ -102,9 +102,11 @@ def cpu_has_native(dtype: torch.dtype) -> bool:
 def warn_if_emulated(device: torch.device, dtype: torch.dtype) -> None:
     """A log line when a low-precision CPU run will be slower than fp32, not faster."""
     if device.type == "cpu" and not cpu_has_native(dtype):
-        log.warning("this CPU has no native %s matrix units (AVX512-BF16/AMX): %s runs emulated and "
-                    "is much slower than float32 here; numbers are valid, only the speed suffers",
-                    str(dtype).removeprefix("torch."), str(dtype).removeprefix("torch."))
+        name = str(dtype).removeprefix("torch.")
+        units = "AVX512-BF16 or AMX" if dtype == torch.bfloat16 else "AVX512-FP16 or AMX-FP16"
+        log.warning("this CPU has no native %s matrix units (%s): %s runs emulated and is much "
+                    "slower than float32 here; numbers are valid, only the speed suffers",
+                    name, units, name)
 
 
 def autocast_for(device: torch.device, dtype: torch.dtype):
