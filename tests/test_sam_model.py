@@ -80,6 +80,35 @@ def test_chunking_and_long_prompts(grid64_path, model, embedding):
         assert (a.masks == b.masks).mean() > 0.9999
 
 
+def test_mask_prompts_factored_and_chunked(grid64_path, model, embedding):
+    """Mask prompts kept factored in the first decoder layer give the dense computation's
+    numbers, and chunks that share the image-side cache do not share per-prompt work."""
+    rng = np.random.default_rng(2)
+    kwargs = dict(points=rng.uniform(0, 300, (5, 3, 2)), labels=np.ones((5, 3)),
+                  mask_input=rng.normal(0, 3, (5, 1, 256, 256)).astype(np.float32), multimask=False)
+    one_chunk = sambench.load_model("sam", checkpoint=str(grid64_path), prompt_chunk=5)
+    by_one = sambench.load_model("sam", checkpoint=str(grid64_path), prompt_chunk=1)
+    a = one_chunk.predict(embedding, **kwargs, return_masks=False)
+    b = by_one.predict(embedding, **kwargs, return_masks=False)
+    np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=2e-5)
+    np.testing.assert_allclose(a.scores, b.scores, atol=2e-6)
+
+    sam = model.sam
+    with torch.inference_mode():
+        pts = torch.as_tensor(kwargs["points"], dtype=torch.float32)
+        lbl = torch.as_tensor(kwargs["labels"], dtype=torch.int64)
+        masks = torch.as_tensor(kwargs["mask_input"])
+        pe = sam.prompt_encoder.get_dense_pe()
+        outs = []
+        for factored in (False, True):
+            sparse, dense = sam.prompt_encoder((pts, lbl), None, masks, factored=factored)
+            outs.append(sam.mask_decoder(embedding.features, pe, sparse, dense, False, cache={}))
+    (dense_logits, dense_iou), (low_logits, low_iou) = outs
+    assert dense_logits.abs().max() > 1  # not a degenerate case
+    torch.testing.assert_close(low_logits, dense_logits, atol=2e-5, rtol=0)
+    torch.testing.assert_close(low_iou, dense_iou, atol=2e-6, rtol=0)
+
+
 def test_upsample_only_what_you_keep(model, embedding):
     pred = model.predict(embedding, points=np.ones((3, 1, 2)) * 50, labels=np.ones((3, 1)))
     lean = model.predict(embedding, points=np.ones((3, 1, 2)) * 50, labels=np.ones((3, 1)),

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sambench.models.sam.common import LayerNorm2d
-from sambench.models.sam.transformer import TwoWayTransformer, cached
+from sambench.models.sam.transformer import Image, LowRankImage, TwoWayTransformer, cached
 
 
 class MaskDecoder(nn.Module):
@@ -50,15 +50,16 @@ class MaskDecoder(nn.Module):
                                        self.num_mask_tokens, iou_head_depth)
 
     def forward(self, image_embeddings: Tensor, image_pe: Tensor, sparse_prompt_embeddings: Tensor,
-                dense_prompt_embeddings: Tensor, multimask_output: bool,
+                dense_prompt_embeddings: Image, multimask_output: bool,
                 cache: Optional[dict] = None) -> tuple[Tensor, Tensor]:
         """Low-res mask logits ``(B, K, 4h, 4w)`` and IoU predictions ``(B, K)``.
 
         ``image_embeddings`` ``(1, C, h, w)`` (one image), ``image_pe`` ``(1, C, h, w)``,
-        ``sparse_prompt_embeddings`` ``(B, T, C)``, ``dense_prompt_embeddings`` ``(1 or B, C, h, w)``.
-        Calls for chunks of one image's prompts without mask prompts (the same dense embedding
-        for all) may share a ``cache`` dict: the image-side work that does not depend on the
-        prompts is then done once.
+        ``sparse_prompt_embeddings`` ``(B, T, C)``, ``dense_prompt_embeddings`` ``(1 or B, C, h, w)``
+        or mask prompts' :class:`LowRankImage` ``(B, h·w, C)`` (``PromptEncoder(factored=True)``).
+        Calls for chunks of one image's prompts, all with or all without mask prompts, may share
+        a ``cache`` dict: the image-side work that does not depend on the prompts is then done
+        once.
         """
         tokens_out = slice(1, None) if multimask_output else slice(0, 1)
         batch = sparse_prompt_embeddings.shape[0]
@@ -77,7 +78,13 @@ class MaskDecoder(nn.Module):
         pos = cached(cache, "image pe", lambda: image_pe.flatten(2).transpose(1, 2).contiguous())
         token_ids = range(self.num_mask_tokens)[tokens_out]
         n_out = 2 + token_ids[-1]  # the IoU token and mask tokens up to the last one returned
-        if dense_prompt_embeddings.shape[0] == 1:
+        if isinstance(dense_prompt_embeddings, LowRankImage):  # mask prompts, kept factored
+            factored = dense_prompt_embeddings
+            shared = cached(cache, "image tokens + mask bias",
+                            lambda: image_embeddings.flatten(2).transpose(1, 2).contiguous() + factored.shared)
+            image = LowRankImage(shared, factored.features, factored.weight)
+            hs, src = self.transformer(image, pos, tokens, cache, n_out)
+        elif dense_prompt_embeddings.shape[0] == 1:
             hs, src = self.transformer(cached(cache, "image tokens", image_tokens), pos, tokens, cache, n_out)
         else:  # mask prompts: every prompt has its own image tokens; only the PE is shared
             hs, src = self.transformer(image_tokens(), pos, tokens, n_out=n_out)

@@ -293,8 +293,6 @@ class SamModel:
                                               self.config.low_res, self.device)
         text = text_tensor(batch, self.device)
         features = embedding.features.to(self.device)
-        if masks is not None:  # the mask embeddings are channels-last: adding them needs no transpose
-            features = features.contiguous(memory_format=torch.channels_last)
         low_res, scores, cache = [], [], {}
         with torch.inference_mode(), self._autocast():
             dense_pe = self.sam.prompt_encoder.get_dense_pe()
@@ -304,9 +302,8 @@ class SamModel:
                     None if points is None else (points[0][part], points[1][part]),
                     None if boxes is None else boxes[part],
                     None if masks is None else masks[part],
-                    None if text is None else text[part])
-                logits, iou = self.sam.mask_decoder(features, dense_pe, sparse, dense, multimask,
-                                                    cache=cache if masks is None else None)
+                    None if text is None else text[part], factored=True)
+                logits, iou = self.sam.mask_decoder(features, dense_pe, sparse, dense, multimask, cache=cache)
                 low_res.append(transforms.to_protocol_frame(logits.float(), LOW_RES))
                 scores.append(iou.float())
         return torch.cat(low_res), torch.cat(scores)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sambench.models.sam.common import LayerNorm2d
+from sambench.models.sam.transformer import LowRankImage
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -111,9 +112,10 @@ class PromptEncoder(nn.Module):
             raise ValueError(f"text must be (B, {self.text_dim}); got {tuple(text.shape)}")
         return self.text_proj(text.to(self.text_proj.weight.dtype))[:, None, :]
 
-    def _downscale_masks(self, masks: torch.Tensor) -> torch.Tensor:
+    def _downscale_masks(self, masks: torch.Tensor, factored: bool = False):
         """``mask_downscaling`` computed channels-last: ``(B, 1, 4h, 4w)`` → ``(B, C, h, w)``
-        with channels-last strides.
+        with channels-last strides, or with ``factored`` a :class:`LowRankImage` in token order
+        ``(B, h·w, C)`` that keeps the last 1×1 conv's 16-channel input and weight apart.
 
         The same maths as the module (a kernel-2 stride-2 conv is a matrix product on 2×2
         patches, LayerNorm2d is a LayerNorm over channels) without its NCHW round trips; the
@@ -130,17 +132,21 @@ class PromptEncoder(nn.Module):
         x = F.linear(x.reshape(batch, height // 4, width // 4, 4 * c1),
                      conv2.weight.permute(0, 2, 3, 1).reshape(c2, 4 * c1), conv2.bias)
         x = act2(F.layer_norm(x, (c2,), norm2.weight, norm2.bias, norm2.eps))
-        x = F.linear(x, conv3.weight.reshape(conv3.out_channels, c2), conv3.bias)
-        return x.permute(0, 3, 1, 2)
+        weight = conv3.weight.reshape(conv3.out_channels, c2)
+        if factored:
+            return LowRankImage(conv3.bias.view(1, 1, -1), x.reshape(batch, -1, c2), weight)
+        return F.linear(x, weight, conv3.bias).permute(0, 3, 1, 2)
 
     def forward(self, points: Optional[tuple[torch.Tensor, torch.Tensor]],
                 boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor],
-                text: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                text: Optional[torch.Tensor] = None, factored: bool = False):
         """Sparse ``(B, T, C)`` tokens and the dense ``(B, C, h, w)`` mask embedding.
 
         ``text`` ``(B, text_dim)`` adds one token per prompt (needs the text path). Without
         masks the dense embedding is ``(1, C, h, w)``: the same for every prompt, so the decoder
-        can share it instead of repeating it B times.
+        can share it instead of repeating it B times. With masks and ``factored``, it is a
+        :class:`LowRankImage` (see ``_downscale_masks``), which the decoder's first layer uses
+        without forming it.
         """
         if points is not None:
             batch = points[0].shape[0]
@@ -161,7 +167,7 @@ class PromptEncoder(nn.Module):
         if text is not None:
             sparse.append(self._embed_text(text))
         if masks is not None:
-            dense = self._downscale_masks(masks)
+            dense = self._downscale_masks(masks, factored)
         else:
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
                 1, -1, *self.image_embedding_size)

@@ -12,6 +12,10 @@ sums differs, far inside the parity bounds):
 - **Shared image.** Before the first image update every prompt sees the same image tokens (no
   mask prompt), so their projections are computed once, not once per prompt (the reference
   repeats the embedding B times).
+- **Mask prompts kept factored.** A mask prompt's dense embedding is a 1×1 conv of 16
+  channels, ``g·W₃ᵀ + b₃``, so in the first layer the image tokens are one shared image plus a
+  rank-16 term per prompt (:class:`LowRankImage`). Each projection of them is the shared
+  image's, computed once, plus a 16-wide product per prompt, instead of a 256-wide one.
 - **Only the tokens that are read.** The final token→image attention is evaluated for the
   leading ``n_out`` tokens only (the IoU and mask tokens the decoder uses); its outputs for the
   other tokens are never read. Each row is the same computation as before.
@@ -24,12 +28,38 @@ sums differs, far inside the parity bounds):
 from __future__ import annotations
 
 import math
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
 
 from sambench.models.sam.common import MLPBlock
+
+
+@dataclass
+class LowRankImage:
+    """Image tokens ``shared + features·weightᵀ`` that are never formed until needed: one image
+    ``(1, N, C)`` shared by all prompts plus each prompt's ``(B, N, r)`` features through a
+    ``(C, r)`` weight, r ≪ C (mask prompts: r = 16, see :class:`MaskDecoder`)."""
+
+    shared: Tensor
+    features: Tensor
+    weight: Tensor
+
+    def dense(self) -> Tensor:
+        """The ``(B, N, C)`` image tokens."""
+        return torch.baddbmm(self.shared, self.features, self.weight.t().expand(len(self.features), -1, -1))
+
+    def project(self, linear: nn.Linear, cache: Optional[dict]) -> Tensor:
+        """``linear(tokens)`` ``(B, N, out)``: the shared image's projection (kept in ``cache``)
+        plus an r-wide product per prompt."""
+        base = cached(cache, (id(linear), "shared"), lambda: linear(self.shared))
+        low = (linear.weight @ self.weight).t()
+        return torch.baddbmm(base, self.features, low.expand(len(self.features), -1, -1))
+
+
+Image = Union[Tensor, LowRankImage]
 
 
 def cached(cache: Optional[dict], key, compute):
@@ -58,22 +88,23 @@ class TwoWayTransformer(nn.Module):
                                                    downsample_rate=attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
-    def forward(self, image_embedding: Tensor, image_pe: Tensor, point_embedding: Tensor,
+    def forward(self, image_embedding: Image, image_pe: Tensor, point_embedding: Tensor,
                 cache: Optional[dict] = None, n_out: Optional[int] = None) -> tuple[Tensor, Tensor]:
         """Run the layers.
 
         ``image_embedding`` is channels-last ``(Bi, N, C)`` with Bi = 1 (shared by all prompts)
-        or B; ``image_pe`` ``(1, N, C)``; ``point_embedding`` ``(B, T, C)``. Returns the first
-        ``n_out`` tokens (default all) ``(B, n_out, C)`` and the image tokens ``(B, N, C)``
-        (still ``(1, N, C)`` if depth is 0).
-        ``cache`` (a dict per image, only when ``image_embedding`` is the one shared by all
-        prompts) keeps its projections across prompt chunks.
+        or B, or a :class:`LowRankImage`; ``image_pe`` ``(1, N, C)``; ``point_embedding``
+        ``(B, T, C)``. Returns the first ``n_out`` tokens (default all) ``(B, n_out, C)`` and the
+        image tokens ``(B, N, C)`` (still ``(1, N, C)`` if depth is 0). ``cache`` (a dict per
+        image) keeps the projections of the image shared by all prompts across prompt chunks.
         """
         queries, keys = point_embedding, image_embedding
         for layer in self.layers:
             # only the unchanged image is shared: the first image update depends on the prompt
             queries, keys = layer(queries, keys, point_embedding, image_pe,
                                   cache if keys is image_embedding else None)
+        if isinstance(keys, LowRankImage):  # no layers
+            keys = keys.dense()
         cache = cache if keys is image_embedding else None
         keys_pe = cached(cache, (id(self), "keys+pe"), lambda: keys + image_pe)
         queries, point_embedding = queries[:, :n_out], point_embedding[:, :n_out]
@@ -98,7 +129,7 @@ class TwoWayAttentionBlock(nn.Module):
                                                    downsample_rate=attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor,
+    def forward(self, queries: Tensor, keys: Image, query_pe: Tensor, key_pe: Tensor,
                 cache: Optional[dict] = None) -> tuple[Tensor, Tensor]:
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
@@ -108,13 +139,18 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.norm1(queries)
 
         # the image with PE serves both cross-attentions
-        keys_pe = cached(cache, (id(self), "keys+pe"), lambda: keys + key_pe)
+        if isinstance(keys, LowRankImage):  # the PE goes to the shared part
+            keys_pe = LowRankImage(cached(cache, (id(self), "keys+pe"), lambda: keys.shared + key_pe),
+                                   keys.features, keys.weight)
+        else:
+            keys_pe = cached(cache, (id(self), "keys+pe"), lambda: keys + key_pe)
         queries = self.norm2(queries + self.cross_attn_token_to_image.tokens_to_image(
             queries + query_pe, keys_pe, keys, cache))
         queries = self.norm3(queries + self.mlp(queries))
 
+        residual = keys.dense() if isinstance(keys, LowRankImage) else keys
         keys = self.norm4(self.cross_attn_image_to_token.image_to_tokens(
-            keys_pe, queries + query_pe, queries, residual=keys, cache=cache))
+            keys_pe, queries + query_pe, queries, residual=residual, cache=cache))
         return queries, keys
 
 
@@ -149,24 +185,18 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).flatten(2)
         return self.out_proj(out)
 
-    def tokens_to_image(self, q: Tensor, k: Tensor, v: Tensor, cache: Optional[dict] = None) -> Tensor:
+    def tokens_to_image(self, q: Tensor, k: Image, v: Image, cache: Optional[dict] = None) -> Tensor:
         """Tokens ``q`` ``(B, T, C)`` attend to image tokens ``k``, ``v`` ``(Bi, N, C)``."""
         batch, n_tok, _ = q.shape
         heads, head_dim = self.num_heads, self.head_dim
+        if isinstance(k, LowRankImage):
+            return self._attend_projected(q, k.project(self.k_proj, cache), v.project(self.v_proj, cache))
         shared = k.shape[0] == 1 and batch > 1
-        if shared or heads * n_tok >= self.internal_dim:
-            if not shared:
-                return self.forward(q, k, v)
-            # Project the shared image once; all prompts' queries go into one product per head.
-            n_img = k.shape[1]
-            kh = cached(cache, (id(self), "k"), lambda: self.k_proj(k[0]))
-            vh = cached(cache, (id(self), "v"), lambda: self.v_proj(v[0]))
-            kh = kh.view(n_img, heads, head_dim).permute(1, 2, 0)
-            vh = vh.view(n_img, heads, head_dim).transpose(0, 1)
-            qh = self.q_proj(q).view(batch * n_tok, heads, head_dim).transpose(0, 1)
-            attn = torch.softmax((qh @ kh) / math.sqrt(head_dim), dim=-1)
-            out = (attn @ vh).view(heads, batch, n_tok, head_dim).permute(1, 2, 0, 3)
-            return self.out_proj(out.reshape(batch, n_tok, self.internal_dim))
+        if shared:  # project the shared image once
+            return self._attend_projected(q, cached(cache, (id(self), "k"), lambda: self.k_proj(k)),
+                                          cached(cache, (id(self), "v"), lambda: self.v_proj(v)))
+        if heads * n_tok >= self.internal_dim:
+            return self.forward(q, k, v)
         # Per-prompt image: fold W_k into the queries and W_v after the weighted sum.
         qh = self.q_proj(q).view(batch, n_tok, heads, head_dim)
         w_k = self.k_proj.weight.view(heads, head_dim, -1)
@@ -177,7 +207,30 @@ class Attention(nn.Module):
         out = torch.einsum("bhtc,hdc->bthd", z, w_v).reshape(batch, n_tok, -1) + self.v_proj.bias
         return self.out_proj(out)
 
-    def image_to_tokens(self, q: Tensor, k: Tensor, v: Tensor, residual: Tensor,
+    def _attend_projected(self, q: Tensor, kh: Tensor, vh: Tensor) -> Tensor:
+        """Tokens ``q`` ``(B, T, C)`` attend to image tokens already projected, ``kh``, ``vh``
+        ``(Bi, N, internal)``. With Bi = 1 every prompt's queries go into one product per head."""
+        batch, n_tok, _ = q.shape
+        n_img = kh.shape[1]
+        heads, head_dim = self.num_heads, self.head_dim
+        qh = self.q_proj(q).view(batch, n_tok, heads, head_dim)
+        shared = kh.shape[0] == 1
+        if shared:  # (heads, B·T, d) against (heads, d, N)
+            kh = kh[0].view(n_img, heads, head_dim).permute(1, 2, 0)
+            vh = vh[0].view(n_img, heads, head_dim).transpose(0, 1)
+            qh = qh.view(batch * n_tok, heads, head_dim).transpose(0, 1)
+        else:  # (B, heads, T, d) against (B, heads, d, N)
+            kh = kh.view(batch, n_img, heads, head_dim).permute(0, 2, 3, 1)
+            vh = vh.view(batch, n_img, heads, head_dim).transpose(1, 2)
+            qh = qh.transpose(1, 2)
+        out = torch.softmax((qh @ kh) / math.sqrt(head_dim), dim=-1) @ vh
+        if shared:
+            out = out.view(heads, batch, n_tok, head_dim).permute(1, 2, 0, 3)
+        else:
+            out = out.transpose(1, 2)
+        return self.out_proj(out.reshape(batch, n_tok, self.internal_dim))
+
+    def image_to_tokens(self, q: Image, k: Tensor, v: Tensor, residual: Tensor,
                         cache: Optional[dict] = None) -> Tensor:
         """``residual`` + image tokens ``q`` ``(Bi, N, C)`` attending to tokens ``k``, ``v`` ``(B, T, C)``.
 
@@ -185,26 +238,33 @@ class Attention(nn.Module):
         over the B·N·C image tokens.
         """
         batch, n_tok, _ = k.shape
-        n_img = q.shape[1]
         heads, head_dim = self.num_heads, self.head_dim
-        shared = q.shape[0] == 1 and batch > 1
-        if not shared and heads * n_tok >= self.internal_dim:
+        if isinstance(q, LowRankImage):
+            qh = q.project(self.q_proj, cache)
+        elif q.shape[0] == 1 and batch > 1:  # project the shared image once
+            qh = cached(cache, (id(self), "q"), lambda: self.q_proj(q))
+        elif heads * n_tok >= self.internal_dim:
             return residual + self.forward(q, k, v)
+        else:
+            qh = None
+        n_img = residual.shape[1]
         kh = self.k_proj(k).view(batch, n_tok, heads, head_dim)
         vh = self.v_proj(v).view(batch, n_tok, heads, head_dim)
-        if shared:
-            # Project the shared image once; one product per head covers every prompt's keys.
-            qh = cached(cache, (id(self), "q"), lambda: self.q_proj(q[0]))
-            qh = qh.view(n_img, heads, head_dim).permute(1, 2, 0)
-            kk = kh.permute(2, 0, 1, 3).reshape(heads, batch * n_tok, head_dim) / math.sqrt(head_dim)
+        kk = kh / math.sqrt(head_dim)
+        if qh is not None and qh.shape[0] == 1:
+            # One product per head covers every prompt's keys.
+            qh = qh[0].view(n_img, heads, head_dim).permute(1, 2, 0)
+            kk = kk.permute(2, 0, 1, 3).reshape(heads, batch * n_tok, head_dim)
             logits = (kk @ qh).view(heads, batch, n_tok, n_img)
             attn = torch.softmax(logits, dim=2).transpose(0, 1).reshape(batch, heads * n_tok, n_img)
+        elif qh is not None:  # each prompt's own projected image
+            qh = qh.view(batch, n_img, heads, head_dim).permute(0, 2, 3, 1)
+            attn = torch.softmax(kk.transpose(1, 2) @ qh, dim=2).view(batch, heads * n_tok, n_img)
         else:
             # Fold W_q into the keys; its bias gives a per-key offset that does not cancel.
             w_q = self.q_proj.weight.view(heads, head_dim, -1)
-            kh_scaled = kh / math.sqrt(head_dim)
-            r = torch.einsum("bthd,hdc->bhtc", kh_scaled, w_q).reshape(batch, heads * n_tok, -1)
-            offset = torch.einsum("bthd,hd->bht", kh_scaled, self.q_proj.bias.view(heads, head_dim))
+            r = torch.einsum("bthd,hdc->bhtc", kk, w_q).reshape(batch, heads * n_tok, -1)
+            offset = torch.einsum("bthd,hd->bht", kk, self.q_proj.bias.view(heads, head_dim))
             logits = torch.baddbmm(offset.reshape(batch, heads * n_tok, 1), r, q.transpose(1, 2))
             attn = torch.softmax(logits.view(batch, heads, n_tok, n_img), dim=2)
             attn = attn.view(batch, heads * n_tok, n_img)
