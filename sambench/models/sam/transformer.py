@@ -39,9 +39,10 @@ from sambench.models.sam.common import MLPBlock
 
 @dataclass
 class LowRankImage:
-    """Image tokens ``shared + features·weightᵀ`` that are never formed until needed: one image
-    ``(1, N, C)`` shared by all prompts plus each prompt's ``(B, N, r)`` features through a
-    ``(C, r)`` weight, r ≪ C (mask prompts: r = 16, see :class:`MaskDecoder`)."""
+    """Image tokens ``shared + features·weightᵀ``, kept in that form until they must be formed:
+    one image ``(1, N, C)`` shared by all prompts plus each prompt's ``(B, N, r)`` features
+    through a ``(C, r)`` weight, r ≪ C (mask prompts: r = 16, see
+    ``PromptEncoder._downscale_masks``)."""
 
     shared: Tensor
     features: Tensor
