@@ -190,12 +190,9 @@ class Attention(nn.Module):
         """Tokens ``q`` ``(B, T, C)`` attend to image tokens ``k``, ``v`` ``(Bi, N, C)``."""
         batch, n_tok, _ = q.shape
         heads, head_dim = self.num_heads, self.head_dim
-        if isinstance(k, LowRankImage):
-            return self._attend_projected(q, k.project(self.k_proj, cache), v.project(self.v_proj, cache))
-        shared = k.shape[0] == 1 and batch > 1
-        if shared:  # project the shared image once
-            return self._attend_projected(q, cached(cache, (id(self), "k"), lambda: self.k_proj(k)),
-                                          cached(cache, (id(self), "v"), lambda: self.v_proj(v)))
+        kh = self._project_shared(self.k_proj, k, batch, cache)
+        if kh is not None:
+            return self._attend_projected(q, kh, self._project_shared(self.v_proj, v, batch, cache))
         if heads * n_tok >= self.internal_dim:
             return self.forward(q, k, v)
         # Per-prompt image: fold W_k into the queries and W_v after the weighted sum.
@@ -207,6 +204,17 @@ class Attention(nn.Module):
         z = (attn @ v).view(batch, heads, n_tok, -1)
         out = torch.einsum("bhtc,hdc->bthd", z, w_v).reshape(batch, n_tok, -1) + self.v_proj.bias
         return self.out_proj(out)
+
+    @staticmethod
+    def _project_shared(linear: nn.Linear, image: Image, batch: int, cache: Optional[dict]) -> Optional[Tensor]:
+        """``linear(image)`` ``(Bi, N, out)`` where the image is shared by all prompts, once (kept
+        in ``cache``), plus for a :class:`LowRankImage` its per-prompt term; None for a dense
+        per-prompt image, whose projection is not worth forming."""
+        if isinstance(image, LowRankImage):
+            return image.project(linear, cache)
+        if image.shape[0] == 1 and batch > 1:
+            return cached(cache, (id(linear), "shared"), lambda: linear(image))
+        return None
 
     def _attend_projected(self, q: Tensor, kh: Tensor, vh: Tensor) -> Tensor:
         """Tokens ``q`` ``(B, T, C)`` attend to image tokens already projected, ``kh``, ``vh``
@@ -240,28 +248,14 @@ class Attention(nn.Module):
         """
         batch, n_tok, _ = k.shape
         heads, head_dim = self.num_heads, self.head_dim
-        if isinstance(q, LowRankImage):
-            qh = q.project(self.q_proj, cache)
-        elif q.shape[0] == 1 and batch > 1:  # project the shared image once
-            qh = cached(cache, (id(self), "q"), lambda: self.q_proj(q))
-        elif heads * n_tok >= self.internal_dim:
+        qh = self._project_shared(self.q_proj, q, batch, cache)
+        if qh is None and heads * n_tok >= self.internal_dim:
             return residual + self.forward(q, k, v)
-        else:
-            qh = None
         n_img = residual.shape[1]
         kh = self.k_proj(k).view(batch, n_tok, heads, head_dim)
         vh = self.v_proj(v).view(batch, n_tok, heads, head_dim)
         kk = kh / math.sqrt(head_dim)
-        if qh is not None and qh.shape[0] == 1:
-            # One product per head covers every prompt's keys.
-            qh = qh[0].view(n_img, heads, head_dim).permute(1, 2, 0)
-            kk = kk.permute(2, 0, 1, 3).reshape(heads, batch * n_tok, head_dim)
-            logits = (kk @ qh).view(heads, batch, n_tok, n_img)
-            attn = torch.softmax(logits, dim=2).transpose(0, 1).reshape(batch, heads * n_tok, n_img)
-        elif qh is not None:  # each prompt's own projected image
-            qh = qh.view(batch, n_img, heads, head_dim).permute(0, 2, 3, 1)
-            attn = torch.softmax(kk.transpose(1, 2) @ qh, dim=2).view(batch, heads * n_tok, n_img)
-        else:
+        if qh is None:
             # Fold W_q into the keys; its bias gives a per-key offset that does not cancel.
             w_q = self.q_proj.weight.view(heads, head_dim, -1)
             r = torch.einsum("bthd,hdc->bhtc", kk, w_q).reshape(batch, heads * n_tok, -1)
@@ -269,6 +263,15 @@ class Attention(nn.Module):
             logits = torch.baddbmm(offset.reshape(batch, heads * n_tok, 1), r, q.transpose(1, 2))
             attn = torch.softmax(logits.view(batch, heads, n_tok, n_img), dim=2)
             attn = attn.view(batch, heads * n_tok, n_img)
+        elif qh.shape[0] == 1:
+            # One product per head covers every prompt's keys.
+            qh = qh[0].view(n_img, heads, head_dim).permute(1, 2, 0)
+            kk = kk.permute(2, 0, 1, 3).reshape(heads, batch * n_tok, head_dim)
+            logits = (kk @ qh).view(heads, batch, n_tok, n_img)
+            attn = torch.softmax(logits, dim=2).transpose(0, 1).reshape(batch, heads * n_tok, n_img)
+        else:  # each prompt's own projected image
+            qh = qh.view(batch, n_img, heads, head_dim).permute(0, 2, 3, 1)
+            attn = torch.softmax(kk.transpose(1, 2) @ qh, dim=2).view(batch, heads * n_tok, n_img)
         # W_o applied to each token's values before the weighted sum over tokens and heads; the
         # weights of each head sum to 1, so b_o / heads per row adds exactly b_o.
         w_o = self.out_proj.weight.view(-1, heads, head_dim)
