@@ -16,9 +16,30 @@ from sambench.types import Prediction
 LOW_RES = 256  # side of the low-res logit frame (SAM: 1024-px padded input / 4)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can answer, declared so that tasks adapt or report ``unsupported``.
+
+    Tasks read these instead of assuming SAM v1: a protocol step a model cannot take (a mask
+    fed back, a tenth click) is reported as unsupported with a reason, never run differently.
+    """
+
+    low_res_shape: tuple[int, int] = (LOW_RES, LOW_RES)  # (h, w) of low_res_logits / mask_input
+    low_res_frame: str = "padded-square"  # how that frame maps to the image: or "stretched"
+    multimask_outputs: int = 3  # K of a multimask call (1: the oracle equals the top-1 mask)
+    mask_input: bool = True  # accepts the previous low-res logits as ``mask_input``
+    max_points: Optional[int] = None  # points per prompt it accepts (None: no limit)
+    score: str = "predicted_iou"  # what ``Prediction.scores`` holds
+
+    def to_json(self) -> dict:
+        return {"low_res_shape": list(self.low_res_shape), "low_res_frame": self.low_res_frame,
+                "multimask_outputs": self.multimask_outputs, "mask_input": self.mask_input,
+                "max_points": self.max_points, "score": self.score}
+
+
 @dataclass
 class ModelInfo:
-    """What results.json records about a model (DESIGN.md ``model`` block)."""
+    """What results.json records about a model (the README's ``model`` block)."""
 
     name: str
     family: str
@@ -26,10 +47,12 @@ class ModelInfo:
     sha256: Optional[str] = None
     params: int = 0
     config: dict = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
     def to_json(self) -> dict:
         return {"name": self.name, "family": self.family, "checkpoint": self.checkpoint,
-                "sha256": self.sha256, "params": self.params, "config": self.config}
+                "sha256": self.sha256, "params": self.params, "config": self.config,
+                "capabilities": self.capabilities.to_json()}
 
 
 @runtime_checkable
