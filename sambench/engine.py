@@ -8,10 +8,8 @@ resume cannot silently mix two different runs.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import sys
 import time
 from collections import Counter, deque
@@ -27,7 +25,8 @@ from sambench.cache import CachedModel, EmbeddingCache, supports_cache
 from sambench.errors import SambenchError
 from sambench.models import ModelInfo, load_model
 from sambench.results import SCHEMA, atomic_write_json, provenance
-from sambench.tasks import Suite, TaskSpec
+from sambench.paths import record_path, task_dir
+from sambench.tasks import Suite, TaskRunner, TaskSpec
 from sambench.types import Sample, SampleRecord
 
 log = logging.getLogger("sambench")
@@ -47,11 +46,6 @@ class NoModel:
 
     def predict(self, *args, **kwargs):
         return self.embed()
-
-
-def uses_model(runner) -> bool:
-    """Runners that never call the model say so with ``uses_model = False``."""
-    return getattr(runner, "uses_model", True)
 
 
 @dataclass
@@ -84,14 +78,6 @@ class RunConfig:
         return fp
 
 
-def safe_name(sample_id: str) -> str:
-    """A file name for a sample id (ids may contain '/' or other characters)."""
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
-    if clean != sample_id or len(clean) > 120:
-        clean = f"{clean[:100]}-{hashlib.sha1(sample_id.encode()).hexdigest()[:10]}"
-    return clean
-
-
 def _check_resume(config: RunConfig) -> None:
     pinned = config.out / "run.json"
     fp = json.loads(json.dumps(config.fingerprint()))
@@ -121,7 +107,7 @@ def run(config: RunConfig) -> Optional[dict]:
                 raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
             plan.append((task, runner, ref))
     if config.model is None:
-        if any(uses_model(runner) for _, runner, _ in plan):
+        if any(runner.uses_model for _, runner, _ in plan):
             raise SambenchError("this run needs a model: pass --model NAME[:CHECKPOINT]")
         model = NoModel()
     else:
@@ -129,7 +115,7 @@ def run(config: RunConfig) -> Optional[dict]:
                            **(config.model_options or {}))
     unsupported = {}  # runner id -> why this model cannot answer the task (reported, not scored)
     for task, runner, _ in plan:
-        reason = runner.unsupported(model) if hasattr(runner, "unsupported") else None
+        reason = runner.unsupported(model)
         if reason and id(runner) not in unsupported:
             unsupported[id(runner)] = reason
             if dist.is_main:
@@ -180,8 +166,8 @@ def _samples(config: RunConfig, dataset) -> Iterator[tuple[int, Sample]]:
         yield index, sample
 
 
-def _record_path(config: RunConfig, task: TaskSpec, ref, sample: Sample) -> Path:
-    return config.out / "records" / task.name / ref.name / f"{safe_name(sample.id)}.json"
+def _record_path(config: RunConfig, task: TaskSpec, ref, sample_id: str) -> Path:
+    return record_path(config.out, task.name, ref.name, sample_id)
 
 
 def _prefetched(pairs: Iterator[tuple[int, Sample]], depth: int = 2) -> Iterator[tuple[int, Sample]]:
@@ -200,72 +186,68 @@ def _prefetched(pairs: Iterator[tuple[int, Sample]], depth: int = 2) -> Iterator
             yield done
 
 
-def _evaluate(config: RunConfig, task: TaskSpec, runner, ref, model, dist,
+def _evaluate(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, model, dist,
               unsupported: Optional[str]) -> Optional[dict]:
     """One task on one dataset: every rank scores its share, then rank 0, once all are done,
-    computes the result entry (other ranks return None). The dataset is opened, and a
-    whole-dataset runner's ground truth loaded, once for both steps and released after."""
-    dataset, counts = None, {}
+    computes the result entry (other ranks return None). The dataset is opened, and the
+    runner's context prepared, once for both steps and released after."""
+    dataset, context = None, None
     if unsupported is None:
         if ref.root.exists():
-            counts = _begin_dataset(config, task, runner, ref)
+            context = runner.prepare(ref, task_dir(config.out, task.name))
             dataset = _open(config, ref)
-            _score_shard(config, task, runner, model, ref, dataset, dist)
+            _score_shard(config, task, runner, model, ref, dataset, context, dist)
         elif dist.is_main:
             log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
     dist.barrier()
     if not dist.is_main:
         return None
-    return _aggregate_dataset(config, task, runner, ref, dataset, counts, unsupported)
+    return _aggregate_dataset(config, task, runner, ref, dataset, context, unsupported)
 
 
-def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dataset, dist) -> None:
+def _score_shard(config: RunConfig, task: TaskSpec, runner: TaskRunner, model, ref, dataset, context,
+                 dist) -> None:
     """Score this rank's images that have no record yet (resume) and write their records."""
     todo = ((i, s) for i, s in _samples(config, dataset)
-            if dist.owns(i) and not _record_path(config, task, ref, s).is_file())
+            if dist.owns(i) and not _record_path(config, task, ref, s.id).is_file())
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
-    if getattr(runner, "uses_images", True):
+    if runner.uses_images:
         todo = _prefetched(todo)
     for _, sample in todo:
         t0 = time.perf_counter()
-        record = runner.run_sample(model, sample, config.seed)
+        record = runner.run_sample(model, sample, context, config.seed)
         record.seconds = round(time.perf_counter() - t0, 4)
         for err in record.errors:
             if err["kind"] != "crowd_excluded":
                 log.warning("%s/%s sample %s: %s: %s", task.name, ref.name, sample.id,
                             err["kind"], err["detail"])
-        atomic_write_json(_record_path(config, task, ref, sample), record.to_json())
+        atomic_write_json(_record_path(config, task, ref, sample.id), record.to_json())
         bar.update(1)
     bar.close()
 
 
-def _begin_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
-    """Let a runner that scores a dataset as a whole (instances: COCO AP against the annotation
-    file) load it before scoring and aggregating; returns its dataset-level counts."""
-    begin = getattr(runner, "begin_dataset", None)
-    if begin is None:
-        return {}
-    return begin(ref, config.out / task.name) or {}
-
-
-def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, dataset_counts: dict,
+def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, dataset, context,
                        unsupported: Optional[str] = None) -> dict:
     """Read every record of a dataset in dataset order and compute its result entry
-    (``dataset`` None: the folder is absent)."""
-    entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
+    (``dataset`` None: the folder is absent). Records are found by image id; no sample is
+    rebuilt."""
+    protocol = runner.protocol(context)
+    entry = {"task": task.name, "task_version": task.version, "runner": task.runner, "dataset": ref.name,
              "split": ref.card.split, "root": str(ref.root), "n_images": 0, "n_masks": 0,
-             "protocol": runner.protocol(), "metrics": {}}
+             "protocol": protocol, "metrics": {},
+             "metric_spec": [m.to_json() for m in runner.metric_spec(protocol)]}
     if unsupported:
         entry.update(status="unsupported", reason=unsupported)
         return entry
     if dataset is None:
         entry["status"] = "absent"
         return entry
+    total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     records: list[SampleRecord] = []
-    for _, sample in _samples(config, dataset):
-        path = _record_path(config, task, ref, sample)
+    for image_id in dataset.image_ids[:total]:
+        path = _record_path(config, task, ref, str(image_id))
         if not path.is_file():
-            raise SambenchError(f"no record for {ref.name} sample {sample.id}: a rank stopped early; "
+            raise SambenchError(f"no record for {ref.name} sample {image_id}: a rank stopped early; "
                                 "rerun the same command to resume")
         records.append(SampleRecord.from_json(json.loads(path.read_text())))
     entry["status"] = "ok"
@@ -273,11 +255,10 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
         entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
-    counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)
+    counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(context.counts)
     entry["counts"] = dict(sorted(counts.items()))
-    entry["metrics"] = runner.aggregate(records, config.seed)
-    extra = getattr(runner, "result_fields", None)  # optional: arrays for the report (edges: PR curve)
-    if extra is not None:
-        entry.update({k: v for k, v in extra(records, entry["metrics"]).items() if k not in entry})
+    entry["metrics"] = runner.aggregate(records, context, config.seed)
+    extra = runner.result_fields(records, entry["metrics"], context)
+    entry.update({k: v for k, v in extra.items() if k not in entry})
     entry["seconds"] = round(sum(r.seconds for r in records), 2)
     return entry

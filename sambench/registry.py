@@ -1,54 +1,78 @@
-"""Name → object registries with close-match suggestions (the lm-evaluation-harness habit)."""
+"""Name → object registries, lazy, with close-match suggestions (the lm-evaluation-harness habit).
+
+Every pluggable part (models, task runners, dataset formats, text encoders, report sections) is
+registered the same way, by one line beside the registry::
+
+    RUNNERS.register("point", "sambench.tasks.point:PointTask", "single-point valid mask")
+
+The target is a ``"module:attr"`` string, imported only when the name is first asked for, so
+listing names costs no import, an optional dependency is needed only by the part that uses it,
+and no module has to be imported for its side effect of registering itself.
+"""
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+from typing import Generic, Iterator, TypeVar
 
-from sambench.errors import UnknownNameError
+from sambench.errors import SambenchError, UnknownNameError
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A dict of named entries of one kind (models, tasks, formats).
-
-    ``register("name")`` is a decorator; ``get`` raises :class:`UnknownNameError` naming the
-    closest known names, so a typo on the command line gets a helpful one-line error.
-    """
+    """Named entries of one kind; ``get`` raises :class:`UnknownNameError` naming the closest
+    known names, so a typo on the command line gets a helpful one-line error."""
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._entries: dict[str, T] = {}
+        self._targets: dict[str, str] = {}
+        self._loaded: dict[str, T] = {}
+        self.descriptions: dict[str, str] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        def decorator(obj: T) -> T:
-            self.add(name, obj)
-            return obj
-
-        return decorator
-
-    def add(self, name: str, obj: T) -> None:
-        if name in self._entries and self._entries[name] is not obj:
+    def register(self, name: str, target: str, description: str = "") -> None:
+        """Register ``target`` (``"module:attr"``) under ``name``."""
+        if ":" not in target:
+            raise ValueError(f"{self.kind} {name!r}: target {target!r} is not 'module:attr'")
+        if self._targets.get(name, target) != target or name in self._loaded:
             raise ValueError(f"{self.kind} {name!r} registered twice")
-        self._entries[name] = obj
+        self._targets[name] = target
+        self.descriptions[name] = description
+
+    def add(self, name: str, obj: T, description: str = "") -> None:
+        """Register an object that already exists (e.g. a file found at run time)."""
+        if name in self._targets or self._loaded.get(name, obj) is not obj:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._loaded[name] = obj
+        self.descriptions[name] = description
 
     def get(self, name: str) -> T:
+        if name in self._loaded:
+            return self._loaded[name]
+        if name not in self._targets:
+            raise UnknownNameError(self.unknown_message(name))
+        module, _, attr = self._targets[name].partition(":")
         try:
-            return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self.unknown_message(name)) from None
+            obj = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                raise
+            raise SambenchError(f"{self.kind} {name} needs the package {exc.name!r}, which is not "
+                                "installed (see README: optional extras)") from None
+        self._loaded[name] = obj
+        return obj
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(self), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        known = ", ".join(sorted(self._entries)) or "none"
+        known = ", ".join(self) or "none"
         return f"unknown {self.kind} {name!r}{hint} (known: {known})"
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._targets or name in self._loaded
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._entries))
+        return iter(sorted({*self._targets, *self._loaded}))
 
-    def items(self):
-        return sorted(self._entries.items())
+    def items(self) -> list[tuple[str, T]]:
+        return [(name, self.get(name)) for name in self]

@@ -55,10 +55,10 @@ def make_sample():
 def test_point_protocol_by_hand():
     model = ScriptedModel()
     task = PointTask({"first_point": ["center"], "n_points": [1, 2, 3, 5, 9]})
-    record = task.run_sample(model, make_sample(), seed=0)
+    record = task.run_sample(model, make_sample(), None, seed=0)
     # the crowd mask is counted, not prompted
     assert record.errors == [{"kind": "crowd_excluded", "detail": "mask crowd"}]
-    m = task.aggregate([record], seed=0)
+    m = task.aggregate([record], None, seed=0)
     assert m["miou@1"] == pytest.approx(0.16)  # most confident of 3 = SMALL
     assert m["miou@1_oracle"] == pytest.approx(1.0)
     for n in (2, 3, 5, 9):  # click 2 gives GT; then no error is left and no click is made
@@ -79,8 +79,8 @@ def test_point_protocol_by_hand():
 def test_no_feedback_option_and_random_prefix():
     model = ScriptedModel()
     task = PointTask({"first_point": ["random"], "n_points": [1, 3], "feed_back_logits": False})
-    record = task.run_sample(model, make_sample(), seed=3)
-    m = task.aggregate([record], seed=0)
+    record = task.run_sample(model, make_sample(), None, seed=3)
+    m = task.aggregate([record], None, seed=0)
     assert set(k for k in m if not k.endswith("_ci95")) == {
         "random_miou@1", "random_miou@3", "random_miou@1_oracle", "random_noc@85", "random_noc@90"}
     assert m["random_miou@1"] == pytest.approx(0.16)
@@ -110,7 +110,7 @@ def test_unreadable_image_is_counted(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     sample = Sample("x", "toy", H, W, [Instance("a", mask_codec.encode(GT))], image_path=bad)
-    record = PointTask({}).run_sample(ScriptedModel(), sample, seed=0)
+    record = PointTask({}).run_sample(ScriptedModel(), sample, None, seed=0)
     kinds = [e["kind"] for e in record.errors]
     assert kinds == ["image", "mask_not_scored"] and "unreadable image" in record.errors[0]["detail"]
     assert record.rows == []

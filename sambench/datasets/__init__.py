@@ -12,25 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-# Each format module registers its opener in FORMATS when imported.
-from sambench.datasets import (ade20k, bbbc038, bsds, cityscapes, hf, hypersim, labelmap,  # noqa: F401
-                               lvis, polygons, refcoco, sa1b, ytvis)
 from sambench.datasets.base import FORMATS, open_format
 from sambench.datasets.cards import DatasetCard, load_cards
-from sambench.datasets.coco import CocoDataset, find_coco_files
+from sambench.datasets.coco import CocoDataset
 from sambench.datasets.sampling import SampleList, Selected, draw, read_sample_list
 from sambench.errors import SambenchError
-
-
-@FORMATS.register("coco")
-def _open_coco(card: DatasetCard, root: Path) -> CocoDataset:
-    layout = card.layout
-    if "annotations" in layout:
-        ann, images = root / layout["annotations"], root / layout.get("images", "")
-    else:  # discover the JSON and image folder (in layout.folder, if the split is a sub-folder)
-        ann, images = find_coco_files(root / layout.get("folder", ""))
-    return CocoDataset(card.name, ann, images, min_area=int(layout.get("min_area", 0)),
-                       include_crowd=bool(layout.get("include_crowd", True)))
 
 
 @dataclass
@@ -82,7 +68,9 @@ def resolve(spec: str, data_root: Optional[str] = None) -> DatasetRef:
         return DatasetRef(name, card, ensure_synthetic(card))
     folder = Path(data_root).expanduser() / (card.dirname or name) if data_root else None
     if card.format == "hf" and card.layout.get("hf_dataset") and not (folder and folder.exists()):
-        snapshot = hf.hub_snapshot(card.layout["hf_dataset"])  # the user's Hub cache, never a download
+        from sambench.datasets.hf import hub_snapshot
+
+        snapshot = hub_snapshot(card.layout["hf_dataset"])  # the user's Hub cache, never a download
         if snapshot is not None:
             return DatasetRef(name, card, snapshot)
     if folder is None:

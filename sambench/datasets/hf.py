@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset, find_files
+from sambench.datasets.base import IndexedDataset, find_files
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract
 from sambench.errors import SambenchError
@@ -144,6 +144,5 @@ class ParquetDataset(IndexedDataset):
         return instances, problems, size or decode_image(image_cell, self.root).shape[:2]
 
 
-@FORMATS.register("hf")
 def open_hf(card: DatasetCard, root: Path) -> ParquetDataset:
     return ParquetDataset(card.name, root, card.layout)

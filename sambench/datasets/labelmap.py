@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, find_files, read_label
+from sambench.datasets.base import IndexedDataset, broken_sample, find_files, read_label
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract
 from sambench.errors import SambenchError
@@ -62,7 +62,6 @@ class LabelMapDataset(IndexedDataset):
                       meta={"label_file": str(label_path)})
 
 
-@FORMATS.register("labelmap")
 def open_labelmap(card: DatasetCard, root: Path) -> LabelMapDataset:
     layout = card.layout
     for key in ("images", "labels"):

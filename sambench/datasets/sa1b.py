@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, find_files
+from sambench.datasets.base import IndexedDataset, broken_sample, find_files
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
@@ -58,6 +58,5 @@ class Sa1bDataset(IndexedDataset):
                       image_path=image, problems=problems, meta={"image_id": info.get("image_id")})
 
 
-@FORMATS.register("sa1b")
 def open_sa1b(card: DatasetCard, root: Path) -> Sa1bDataset:
     return Sa1bDataset(card.name, root, card.layout.get("annotations", "**/sa_*.json"))

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset
+from sambench.datasets.base import IndexedDataset
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import load_json
 from sambench.errors import SambenchError
@@ -67,7 +67,6 @@ class YtvisDataset(IndexedDataset):
                       meta={"video_id": video["id"], "frame": index})
 
 
-@FORMATS.register("ytvis")
 def open_ytvis(card: DatasetCard, root: Path) -> YtvisDataset:
     layout = card.layout
     if "annotations" not in layout:

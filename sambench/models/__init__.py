@@ -1,40 +1,28 @@
 """Model registry and ``load_model``.
 
-A registry entry is a factory ``(checkpoint, device, dtype, **options) -> PromptableModel``.
+A registry entry is a factory ``(checkpoint, device, dtype, **options) -> PromptableModel``; a
+model family is one module with its factory and one line below.
 ``load_model("sam:path.pth")`` is the same as ``load_model("sam", checkpoint="path.pth")``.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Optional
 
 from sambench.models.base import ModelInfo, PromptableModel
 from sambench.registry import Registry
 
 MODELS: Registry[Callable[..., PromptableModel]] = Registry("model")
-MODEL_DESCRIPTIONS: dict[str, str] = {}
-
-# Modules that register models on import; optional ones may fail for a missing extra.
-_MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", "sambench.models.sam",
-                  "sambench.models.official")
-
-
-def register_model(name: str, description: str):
-    def decorator(factory):
-        MODELS.add(name, factory)
-        MODEL_DESCRIPTIONS[name] = description
-        return factory
-
-    return decorator
-
-
-def _import_all() -> None:
-    for module in _MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not exc.name.startswith(module):
-                raise
+MODELS.register("sam", "sambench.models.sam:build_sam_model", "Segment Anything v1, our implementation "
+                "(architecture inferred from the checkpoint; options: attention=auto|math|sdpa, compile)")
+MODELS.register("sam-official", "sambench.models.official:build_official_model", "the official "
+                "segment-anything 1.0 code on a SAM v1 checkpoint (cross-checking; needs segment-anything, "
+                "not torchvision)")
+MODELS.register("grabcut", "sambench.models.grabcut:build_grabcut",
+                "classical GrabCut seeded from the prompts (no weights)")
+MODELS.register("sobel", "sambench.models.classical_edges:build_sobel",
+                "classical Sobel edge magnitude (edges task only; no weights)")
+MODELS.register("canny", "sambench.models.classical_edges:build_canny",
+                "classical Canny edges, binary (edges task only; no weights)")
 
 
 def split_spec(spec: str) -> tuple[str, Optional[str]]:
@@ -46,15 +34,13 @@ def split_spec(spec: str) -> tuple[str, Optional[str]]:
 def load_model(name: str, checkpoint: Optional[str] = None, device: str = "cpu",
                dtype: str = "float32", **options) -> PromptableModel:
     """Build a registered model. ``name`` may carry the checkpoint as ``NAME:PATH``."""
-    _import_all()
     name, from_spec = split_spec(name)
     factory = MODELS.get(name)
     return factory(checkpoint=checkpoint or from_spec, device=device, dtype=dtype, **options)
 
 
 def list_models() -> list[tuple[str, str]]:
-    _import_all()
-    return [(name, MODEL_DESCRIPTIONS.get(name, "")) for name in MODELS]
+    return [(name, MODELS.descriptions[name]) for name in MODELS]
 
 
-__all__ = ["MODELS", "ModelInfo", "PromptableModel", "load_model", "list_models", "register_model"]
+__all__ = ["MODELS", "ModelInfo", "PromptableModel", "load_model", "list_models"]

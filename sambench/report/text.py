@@ -7,7 +7,7 @@ from typing import Optional
 
 import pandas as pd
 
-from sambench.report.sections import ReportContext, Section, section
+from sambench.report.sections import ReportContext, Section
 from sambench.report.tables import fmt, fmt_ci
 from sambench.results import scored
 
@@ -15,9 +15,12 @@ MODES = [("text_", "text"), ("text+point_", "text + centre point"), ("det_", "de
          ("det+point_", "detector box + centre point"), ("chance_", "chance (random object)")]
 
 
-@section("text")
-def text_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("text", present=False)
+def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
+    return [text_section(ctx, task)]
+
+
+def text_section(ctx: ReportContext, task: str) -> Optional[Section]:
+    entries = ctx.entries(task, present=False)
     if not entries:
         return None
     rows = []
@@ -37,7 +40,7 @@ def text_section(ctx: ReportContext) -> Optional[Section]:
             if prefix.startswith("det") and "det_coverage" in m:
                 row["boxes"] = fmt(m["det_coverage"])
             rows.append(row)
-    sec = Section("Text to mask", "text")
+    sec = Section("Text to mask", task)
     sec.table(pd.DataFrame(rows).fillna(""),
               "×100 over (object, phrase) units: mIoU (95% bootstrap CI), cIoU = Σ intersection / Σ union, "
               "P@t = share of units with IoU ≥ t; \"boxes\": share of units the detector gave a box "

@@ -1,4 +1,4 @@
-"""Box-prompted zero-shot instance segmentation (SAM paper §7.4, App. D.4; protocols.md §6).
+"""Box-prompted zero-shot instance segmentation (SAM paper §7.4, App. D.4; docs/protocols.md).
 
 ``prompt: detections``: every box of a detector's output (COCO results format: ``image_id``,
 ``category_id``, ``bbox`` XYWH, ``score``) prompts the model, all boxes of an image in one
@@ -15,7 +15,7 @@ dataset's own annotation file, as an official evaluation would.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -27,7 +27,8 @@ from sambench.metrics.coco_eval import COCO_MAX_DETS, LVIS_MAX_DETS, RESULT_KEYS
 from sambench.metrics.iou import bootstrap_ci, mask_iou
 from sambench.prompts import center_point
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, parse_protocol
+from sambench.tasks import (DatasetContext, Metric, TaskRunner, best_masks, decode_instances,
+                            load_image_or_record)
 from sambench.tasks.detections import load_detections, match_detections
 from sambench.types import Sample, SampleRecord
 
@@ -39,6 +40,9 @@ EVALUATORS = ("auto", "coco", "lvis")
 # COCO's size split (pycocotools areaRng), as a partition of the mask's pixel area.
 SIZES = (("small", 0, 32 ** 2), ("medium", 32 ** 2, 96 ** 2), ("large", 96 ** 2, float("inf")))
 GT_MODES = {"box": "gtbox_", "box+point": "gtbox+point_"}
+GT_LABELS = {"box": "GT-box", "box+point": "GT-box + point"}
+AP_METRICS = (("ap", "AP"), ("ap50", "AP50"), ("ap75", "AP75"), ("ap_small", "APs"), ("ap_medium", "APm"),
+              ("ap_large", "APl"), ("ap_rare", "APr"), ("ap_common", "APc"), ("ap_frequent", "APf"))
 
 
 @dataclass
@@ -74,17 +78,15 @@ class InstancesProtocol:
 
 
 @dataclass
-class DatasetState:
-    """What the runner knows about the dataset being scored (set by ``begin_dataset``)."""
+class InstancesContext(DatasetContext):
+    """The dataset's annotation file and the detections matched to its images."""
 
-    name: str
-    annotation_file: Path
-    image_ids: dict[str, Any]  # sample id -> the annotation file's image id
-    evaluator: str
-    max_dets: int
-    out: Path
-    detections: dict[str, np.ndarray]  # sample id -> detections to prompt (see detections.py)
-    counts: dict[str, int]
+    annotation_file: Path = Path()
+    image_ids: dict[str, Any] = field(default_factory=dict)  # sample id -> the file's image id
+    evaluator: str = "coco"
+    max_dets: int = COCO_MAX_DETS
+    detections: dict[str, np.ndarray] = field(default_factory=dict)  # sample id -> boxes to prompt
+    coco: Any = None  # the dataset's parsed annotation file (scored against at aggregation)
 
 
 def predict_masks(model, embedding, boxes: np.ndarray, protocol: InstancesProtocol,
@@ -92,23 +94,10 @@ def predict_masks(model, embedding, boxes: np.ndarray, protocol: InstancesProtoc
     """(mask, predicted IoU) per box: the most confident mask of the first pass, then (with
     ``refine``) the refinement pass on its low-res logits and the same prompt. Boxes are
     ``(B, 4)`` XYXY pixels; ``points`` optional ``(B, N, 2)`` positive clicks."""
-    step = protocol.batch_size or len(boxes)
-    for start in range(0, len(boxes), step):
-        box = boxes[start:start + step]
-        pts = None if points is None else points[start:start + step]
-        lbl = None if pts is None else np.ones(pts.shape[:2], np.int64)
-        rows = np.arange(len(box))
-        pred = model.predict(embedding, points=pts, labels=lbl, box=box, multimask=protocol.multimask)
-        best = np.argmax(pred.scores, axis=1)
-        masks, scores = pred.masks[rows, best], pred.scores[rows, best]
-        if protocol.refine:
-            logits = pred.low_res_logits[rows, best][:, None]
-            pred = model.predict(embedding, points=pts, labels=lbl, box=box, mask_input=logits,
-                                 multimask=protocol.refine_multimask)
-            best = np.argmax(pred.scores, axis=1)
-            masks, scores = pred.masks[rows, best], pred.scores[rows, best]
-        for mask, score in zip(masks, scores):
-            yield mask, float(score)
+    labels = None if points is None else np.ones(points.shape[:2], np.int64)
+    return best_masks(model, embedding, len(boxes), protocol.multimask, protocol.batch_size,
+                      protocol.refine_multimask if protocol.refine else None,
+                      points=points, labels=labels, box=boxes)
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -121,21 +110,15 @@ def size_of(area: float) -> str:
     return next(name for name, lo, hi in SIZES if lo <= area < hi)
 
 
-@RUNNERS.register("instances")
-class InstancesTask:
-    """Runner for box-prompted instance segmentation (see module docstring).
-
-    The engine calls ``begin_dataset(ref, out)`` before scoring or aggregating a dataset: it
+class InstancesTask(TaskRunner):
+    """Runner for box-prompted instance segmentation (see module docstring). ``prepare``
     finds the dataset's annotation file and matches the detections to its images, counting
-    those it cannot use (unknown image or category, over ``max_dets``).
-    """
+    those it cannot use (unknown image or category, over ``max_dets``)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(InstancesProtocol, options, "instances")
-        self._states: dict[str, DatasetState] = {}
-        self._current: Optional[DatasetState] = None
+    name = "instances"
+    options_class = InstancesProtocol
 
-    def protocol(self) -> dict:
+    def protocol(self, context: Optional[InstancesContext]) -> dict:
         p = self.proto
         out = {"prompt": p.prompt, "multimask": p.multimask, "refine": p.refine,
                "refine_multimask": p.refine_multimask,
@@ -144,8 +127,8 @@ class InstancesTask:
             out.update(detections=str(p.detections), score=p.score,
                        box="COCO bbox [x, y, w, h] -> XYXY [x, y, x + w, y + h] pixels",
                        max_dets_rule="top max_dets per image by detector score, before prompting")
-            if self._current is not None:
-                out.update(evaluator=self._current.evaluator, max_dets=self._current.max_dets)
+            if context is not None:
+                out.update(evaluator=context.evaluator, max_dets=context.max_dets)
             else:
                 out.update(evaluator=p.evaluator, max_dets=p.max_dets)
             detections = load_detections(p.detections)
@@ -157,15 +140,22 @@ class InstancesTask:
                        sizes="mask pixel area: small < 32², medium < 96², large otherwise")
         return out
 
-    def begin_dataset(self, ref, out: Path) -> dict[str, int]:
-        """Load what scoring ``ref`` needs; returns dataset-level counts for results.json."""
-        state = self._states.get(ref.name)
-        if state is None:
-            state = self._states[ref.name] = self._load_state(ref, Path(out))
-        self._current = state
-        return dict(state.counts)
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Detector boxes: COCO/LVIS mask AP (headline AP). GT boxes: mIoU overall and by size
+        per prompt mode (headline: box mIoU)."""
+        if protocol.get("prompt", "detections") == "detections":
+            return [Metric(name, label, headline=name == "ap") for name, label in AP_METRICS]
+        spec = []
+        modes = ["box", "box+point"] if protocol.get("center_point") else ["box"]
+        for mode in modes:
+            prefix, word = GT_MODES[mode], GT_LABELS[mode]
+            spec.append(Metric(f"{prefix}miou", f"{word} mIoU", headline=mode == "box"))
+            spec += [Metric(f"{prefix}miou_{size}", f"{word} {size}") for size, _, _ in SIZES]
+        return spec
 
-    def _load_state(self, ref, out: Path) -> DatasetState:
+    def prepare(self, ref, out: Path) -> InstancesContext:
+        """Load what scoring ``ref`` needs; its counts go into results.json."""
         dataset = ref.open(subsample=False)  # every image id of the annotation file
         annotation_file = getattr(dataset, "annotation_file", None)
         if annotation_file is None:
@@ -179,16 +169,11 @@ class InstancesTask:
         if self.proto.prompt == "detections":
             detections, counts = match_detections(load_detections(self.proto.detections), ref.name,
                                                   image_ids, set(dataset.categories), max_dets)
-        return DatasetState(ref.name, Path(annotation_file), image_ids, evaluator, max_dets, out,
-                            detections, counts)
+        return InstancesContext(ref.name, Path(out), counts, Path(annotation_file), image_ids, evaluator,
+                                max_dets, detections, dataset.data)
 
-    def _state(self) -> DatasetState:
-        if self._current is None:
-            raise SambenchError("instances task: begin_dataset(ref, out) must be called before scoring")
-        return self._current
-
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
-        state = self._state()
+    def run_sample(self, model, sample: Sample, context: InstancesContext, seed: int) -> SampleRecord:
+        state = context
         record = SampleRecord(sample.id)
         if self.proto.prompt == "gt-box":
             record.rows = self._gt_box_rows(model, sample, record, state)
@@ -212,7 +197,7 @@ class InstancesTask:
                                 "segmentation": mask_codec.encode(mask)})
         return record
 
-    def _gt_box_rows(self, model, sample: Sample, record: SampleRecord, state: DatasetState) -> list[dict]:
+    def _gt_box_rows(self, model, sample: Sample, record: SampleRecord, state: InstancesContext) -> list[dict]:
         gts, ids = decode_instances(sample, record, include_crowd=False)
         if not gts:
             return []
@@ -238,19 +223,15 @@ class InstancesTask:
                              "segmentation": mask_codec.encode(mask)})
         return rows
 
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
-        state = self._state()
-        self._current = None  # the next dataset's protocol() must not show this one's settings
+    def aggregate(self, records: list[SampleRecord], context: InstancesContext, seed: int) -> dict:
         if self.proto.prompt == "gt-box":
-            return self._gt_box_metrics(records, state, seed)
+            return self._gt_box_metrics(records, context, seed)
         results = [{k: row[k] for k in RESULT_KEYS} for rec in records for row in rec.rows]
-        atomic_write_json(state.out / f"{state.name}_segm.json", results)
-        from sambench.datasets.coco import load_json
+        atomic_write_json(context.out / f"{context.name}_segm.json", results)
+        img_ids = [context.image_ids[rec.sample_id] for rec in records if rec.sample_id in context.image_ids]
+        return segm_ap(context.coco, results, img_ids, context.evaluator, context.max_dets)
 
-        img_ids = [state.image_ids[rec.sample_id] for rec in records if rec.sample_id in state.image_ids]
-        return segm_ap(load_json(state.annotation_file), results, img_ids, state.evaluator, state.max_dets)
-
-    def _gt_box_metrics(self, records: list[SampleRecord], state: DatasetState, seed: int) -> dict:
+    def _gt_box_metrics(self, records: list[SampleRecord], state: InstancesContext, seed: int) -> dict:
         metrics: dict = {}
         for mode, prefix in GT_MODES.items():
             rows = [row for rec in records for row in rec.rows if row["mode"] == mode]

@@ -1,4 +1,4 @@
-"""The single-point valid-mask task (SAM paper §7.1, App. D.1; reference/protocols.md §2).
+"""The single-point valid-mask task (SAM paper §7.1, App. D.1; docs/protocols.md).
 
 For every mask: a first point (``center``: deepest interior point; ``random``: uniform over the
 mask, seeded per mask), then corrective clicks by the RITM rule up to ``max_points``. At one
@@ -15,7 +15,8 @@ import numpy as np
 from sambench import masks as mask_codec
 from sambench.metrics.iou import batch_iou, bootstrap_ci, noc
 from sambench.prompts import next_click, random_point, stable_rng
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, parse_protocol
+from sambench.errors import SambenchError
+from sambench.tasks import Metric, TaskRunner, decode_instances, load_image_or_record
 from sambench.types import Sample, SampleRecord
 
 METRIC_PREFIX = {"center": "", "random": "random_"}
@@ -31,11 +32,20 @@ class PointProtocol:
     feed_back_logits: bool = True  # previous low-res logits as mask_input for points 2..N
     noc_thresholds: list[float] = field(default_factory=lambda: [0.85, 0.90])
     include_crowd: bool = False  # crowd / ignore masks are not prompted (counted)
-    click_rule: str = "ritm: exact EDT with 1-px zero padding, FN>FP positive, raster-order ties"
-    iou_resolution: str = "original"
     # Keep the predicted mask (RLE) at 1 and max_points clicks so reports can draw examples
     # without the model; storage only, so it is not part of the protocol in results.json.
     save_masks: bool = True
+
+    def __post_init__(self):
+        if not self.first_point or any(m not in METRIC_PREFIX for m in self.first_point):
+            raise SambenchError(f"point task: first_point {self.first_point!r} must be a non-empty list "
+                                f"of {', '.join(METRIC_PREFIX)}")
+        if not self.n_points or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                    for n in self.n_points):
+            raise SambenchError(f"point task: n_points {self.n_points!r} must be a non-empty list of "
+                                "positive integers")
+        if any(not isinstance(t, (int, float)) or not 0 < t <= 1 for t in self.noc_thresholds):
+            raise SambenchError(f"point task: noc_thresholds {self.noc_thresholds!r} must be in (0, 1]")
 
     @property
     def max_points(self) -> int:
@@ -44,8 +54,24 @@ class PointProtocol:
     def to_json(self) -> dict:
         return {"first_point": self.first_point, "n_points": self.n_points,
                 "multimask_first": self.multimask_first, "feed_back_logits": self.feed_back_logits,
-                "noc_thresholds": self.noc_thresholds, "include_crowd": self.include_crowd,
-                "click_rule": self.click_rule, "iou_resolution": self.iou_resolution}
+                "noc_thresholds": self.noc_thresholds, "include_crowd": self.include_crowd}
+
+
+def metric_name(mode: str, step: int, oracle: bool = False) -> str:
+    """The metric of the mean IoU of first-point ``mode`` after ``step`` points (or its oracle)."""
+    return f"{METRIC_PREFIX[mode]}miou@{step}" + ("_oracle" if oracle else "")
+
+
+def per_mask_metrics(protocol: dict) -> dict[str, tuple[str, int, str]]:
+    """Metric name -> (mode, step, record column) for every metric that is the mean of one
+    per-mask value of the records (what a paired comparison needs)."""
+    out = {}
+    for mode in protocol.get("first_point", []):
+        for n in protocol.get("n_points", []):
+            out[metric_name(mode, n)] = (mode, n, "iou")
+            if n == 1 and protocol.get("multimask_first", True):
+                out[metric_name(mode, 1, oracle=True)] = (mode, 1, "oracle_iou")
+    return out
 
 
 def evaluate_sample(model, embedding, sample: Sample, gts: list[np.ndarray], ids: list[str],
@@ -140,9 +166,9 @@ def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int) -
         if not masks:
             continue
         for n in protocol.n_points:
-            _put(metrics, f"{prefix}miou@{n}", [by_key[k][n] for k in masks], seed)
+            _put(metrics, metric_name(mode, n), [by_key[k][n] for k in masks], seed)
         if protocol.multimask_first:
-            _put(metrics, f"{prefix}miou@1_oracle", [oracle[k] for k in masks if k in oracle], seed)
+            _put(metrics, metric_name(mode, 1, oracle=True), [oracle[k] for k in masks if k in oracle], seed)
         for t in protocol.noc_thresholds:
             curves = [[by_key[k][s] for s in range(1, protocol.max_points + 1)] for k in masks]
             metrics[f"{prefix}noc@{round(t * 100)}"] = float(np.mean([noc(c, t) for c in curves]))
@@ -156,17 +182,36 @@ def _put(metrics: dict, name: str, values: list[float], seed: int) -> None:
     metrics[f"{name}_ci95"] = list(bootstrap_ci(values, seed))
 
 
-@RUNNERS.register("point")
-class PointTask:
+class PointTask(TaskRunner):
     """Runner for the point protocol (see module docstring)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(PointProtocol, options, "point")
+    name = "point"
+    options_class = PointProtocol
 
-    def protocol(self) -> dict:
+    def protocol(self, context) -> dict:
         return self.proto.to_json()
 
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Per first-point mode: mIoU at each number of points, the oracle at 1 point, NoC.
+        Headline: 1 centre point, its oracle, 5 centre points and 1 random point."""
+        spec = []
+        for mode in protocol.get("first_point", []):
+            word = "mIoU" if mode == "center" else mode
+            for n in protocol.get("n_points", []):
+                spec.append(Metric(metric_name(mode, n), f"{word} {n} pt",
+                                   headline=(n == 1) or (mode == "center" and n == 5)))
+                if n == 1 and protocol.get("multimask_first", True):
+                    label = "oracle 1 pt" if mode == "center" else f"{mode} oracle 1 pt"
+                    spec.append(Metric(metric_name(mode, 1, oracle=True), label, headline=mode == "center"))
+            for t in protocol.get("noc_thresholds", []):
+                pct = round(t * 100)
+                spec.append(Metric(f"{METRIC_PREFIX[mode]}noc@{pct}",
+                                   f"NoC{pct}" if mode == "center" else f"{mode} NoC{pct}",
+                                   scale=1, digits=2, higher_is_better=False))
+        return spec
+
+    def run_sample(self, model, sample: Sample, context, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         gts, ids = decode_instances(sample, record, self.proto.include_crowd)
         if not gts:
@@ -179,5 +224,5 @@ class PointTask:
         record.rows = evaluate_sample(model, embedding, sample, gts, ids, self.proto, seed)
         return record
 
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
+    def aggregate(self, records: list[SampleRecord], context, seed: int) -> dict:
         return aggregate(records, self.proto, seed)

@@ -15,7 +15,6 @@ is not used, so the task runs on any dataset, SA-1B-format AMG output included (
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
 import cv2
@@ -24,9 +23,16 @@ import numpy as np
 from sambench.errors import SambenchError
 from sambench.prompts import stable_rng
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS, parse_protocol
+from sambench.tasks import DatasetContext, Metric, TaskRunner
 from sambench.types import Sample, SampleRecord
 
+# (metric, label, digits)
+STATISTICS = (("masks_per_image_mean", "masks / image", 1), ("masks_per_image_median", "masks / image (median)", 1),
+              ("images_without_masks", "images without masks", 3), ("rel_size_mean", "rel. size (mean)", 3),
+              ("rel_size_median", "rel. size (median)", 3), ("concavity_mean", "concavity (stratified)", 3),
+              ("concavity_median", "concavity (stratified, median)", 3),
+              ("concavity_mean_unstratified", "concavity (all)", 3), ("center_x_mean", "centre x", 3),
+              ("center_y_mean", "centre y", 3), ("center_distance_mean", "centre distance", 3))
 # Fig. 6 (left): masks per image, bins as labelled in the paper.
 MASK_COUNT_BINS = (("<=10", 0, 10), ("11-50", 11, 50), ("51-100", 51, 100), ("101-200", 101, 200),
                    (">200", 201, None))
@@ -120,28 +126,25 @@ def summarize(records: list[SampleRecord], proto: StatisticsProtocol, seed: int)
     return metrics, arrays
 
 
-@RUNNERS.register("statistics")
-class StatisticsTask:
-    """Runner for dataset statistics (see module docstring); ``begin_dataset`` remembers where
-    the arrays file goes."""
+class StatisticsTask(TaskRunner):
+    """Runner for dataset statistics (see module docstring)."""
 
+    name = "statistics"
+    options_class = StatisticsProtocol
     uses_model = False  # a run of statistics alone needs no --model
     uses_images = False  # the engine does not decode the images ahead
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(StatisticsProtocol, options, "statistics")
-        self._out: Optional[tuple[str, Path]] = None
-
-    def protocol(self) -> dict:
+    def protocol(self, context) -> dict:
         return {**asdict(self.proto), "rel_size": "sqrt(mask area / image area)",
                 "concavity": "1 - mask area / convex hull area (pixels), size-stratified sample",
                 "center": "centre of mass / image size", "model": "not used"}
 
-    def begin_dataset(self, ref, out: Path) -> dict:
-        self._out = (ref.name, Path(out))
-        return {}
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Descriptive numbers, none a headline (a dataset's statistics rank nothing)."""
+        return [Metric(name, label, scale=1, digits=digits) for name, label, digits in STATISTICS]
 
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+    def run_sample(self, model, sample: Sample, context, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         record.errors.extend(dict(p) for p in sample.problems)
         if sample.height < 1 or sample.width < 1:
@@ -168,12 +171,9 @@ class StatisticsTask:
                                 "cy": round(props["cy"] / sample.height, 6)})
         return record
 
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
+    def aggregate(self, records: list[SampleRecord], context: DatasetContext, seed: int) -> dict:
         metrics, arrays = summarize(records, self.proto, seed)
-        if self._out is not None:
-            name, out = self._out
-            atomic_write_json(out / f"{name}_statistics.json", arrays)
-            self._out = None
+        atomic_write_json(context.out / f"{context.name}_statistics.json", arrays)
         return metrics
 
 

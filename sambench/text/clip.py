@@ -15,7 +15,6 @@ from typing import Optional
 import numpy as np
 
 from sambench.errors import SambenchError
-from sambench.text import register_encoder
 from sambench.text.base import TextEncoder, quiet_transformers
 
 USAGE = ("--text-encoder clip:DIR, DIR a local transformers CLIP folder (config.json, weights, "
@@ -77,8 +76,6 @@ class ClipTextEncoder(TextEncoder):
         return np.concatenate(out)
 
 
-@register_encoder("clip", "CLIP text tower from a local transformers folder (clip:DIR; the paper's "
-                          "reference: ViT-L/14@336px); never downloads")
 def build_clip(arg: Optional[str] = None, device: str = "cpu", dim: Optional[int] = None) -> ClipTextEncoder:
     if not arg:
         raise SambenchError(f"text encoder clip needs a local path: {USAGE}")
