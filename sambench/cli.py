@@ -72,17 +72,6 @@ def _add_run(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def _set_task_options(suite, runner: str, options: dict, flags: str) -> None:
-    """Task options given as run flags go to every task of that runner in the run."""
-    if not options:
-        return
-    tasks = [t for t in suite.tasks if t.runner == runner]
-    if not tasks:
-        raise SambenchError(f"{flags} apply to the {runner} task, which this run does not include")
-    for task in tasks:
-        task.options.update(options)
-
-
 def parse_options(pairs: list[str], flag: str = "--model-option", scalars: bool = True) -> dict:
     """``KEY=VALUE`` strings → keyword arguments; values are read as YAML (``true`` → True,
     ``4`` → 4, ``sdpa`` → "sdpa"; with ``scalars`` False also lists and mappings)."""
@@ -100,43 +89,32 @@ def parse_options(pairs: list[str], flag: str = "--model-option", scalars: bool 
     return options
 
 
-def _generic_task_options(args, suite) -> None:
-    """--task-option [TASK.]KEY=VALUE: set on every task of the run whose runner has the option
-    (or on TASK only); an option no task has is an error."""
+ALIASES = ("detections", "prompt", "text_detections", "text_encoder", "phrases")  # --flag: --task-option flag=
+
+
+def _task_options(args, suite) -> None:
+    """--task-option [TASK.]KEY=VALUE, and the older flags that are its aliases, set an option on
+    every task of the run whose runner has it (or on TASK only); an option no task has is an
+    error. --text-detections also switches the text task to the detector's modes."""
     from sambench.tasks import RUNNERS
 
-    for target, value in parse_options(args.task_option, "--task-option", scalars=False).items():
+    given = [(f"--task-option {target}", target, value)
+             for target, value in parse_options(args.task_option, "--task-option", scalars=False).items()]
+    for key in ALIASES:
+        value = getattr(args, key)
+        if value:
+            value = str(Path(value).expanduser().resolve()) if key.endswith("detections") else value
+            given.append((f"--{key.replace('_', '-')}", key, value))
+    if args.text_detections:
+        given.append(("--text-detections", "modes", ["det", "det+point"]))
+    for flag, target, value in given:
         name, _, key = target.rpartition(".")
         tasks = [t for t in suite.tasks if name in ("", t.name)
                  and key in RUNNERS.get(t.runner).options_class.__dataclass_fields__]
         if not tasks:
-            raise SambenchError(f"--task-option {target}: no task of this run has option {key!r}")
+            raise SambenchError(f"{flag}: no task of this run has the option {key!r}")
         for task in tasks:
             task.options[key] = value
-
-
-def _instances_options(args, suite) -> None:
-    """--detections / --prompt become options of the run's instances tasks."""
-    options = {}
-    if args.detections:
-        options["detections"] = str(Path(args.detections).expanduser().resolve())
-    if args.prompt:
-        options["prompt"] = args.prompt
-    _set_task_options(suite, "instances", options, "--detections and --prompt")
-
-
-def _text_options(args, suite) -> None:
-    """--text-detections / --text-encoder / --phrases become options of the run's text tasks;
-    with detections the task scores the detector's boxes (modes det, det+point)."""
-    options = {}
-    if args.text_detections:
-        options["text_detections"] = str(Path(args.text_detections).expanduser().resolve())
-        options["modes"] = ["det", "det+point"]
-    if args.text_encoder:
-        options["text_encoder"] = args.text_encoder
-    if args.phrases:
-        options["phrases"] = args.phrases
-    _set_task_options(suite, "text", options, "--text-detections, --text-encoder and --phrases")
 
 
 def _plan(args):
@@ -175,9 +153,7 @@ def cmd_run(args) -> int:
     from sambench.models import split_spec
 
     suite = _plan(args)
-    _generic_task_options(args, suite)
-    _instances_options(args, suite)
-    _text_options(args, suite)
+    _task_options(args, suite)
     model = args.model or suite.model or None  # None: allowed when no task uses a model
     if not model and any(task.build().uses_model for task in suite.tasks):
         raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")

@@ -25,7 +25,7 @@ from sambench.cache import CachedModel, EmbeddingCache, supports_cache
 from sambench.errors import SambenchError
 from sambench.models import ModelInfo, load_model
 from sambench.results import SCHEMA, atomic_write_json, provenance
-from sambench.paths import record_path, task_dir
+from sambench.paths import record_path
 from sambench.tasks import Suite, TaskRunner, TaskSpec
 from sambench.types import Sample, SampleRecord
 
@@ -194,7 +194,7 @@ def _evaluate(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, model,
     dataset, context = None, None
     if unsupported is None:
         if ref.root.exists():
-            context = runner.prepare(ref, task_dir(config.out, task.name))
+            context = runner.prepare(ref, config.out / task.name)
             dataset = _open(config, ref)
             _score_shard(config, task, runner, model, ref, dataset, context, dist)
         elif dist.is_main:

@@ -25,7 +25,3 @@ def record_dir(run_dir: Path, task: str, dataset: str) -> Path:
 
 def record_path(run_dir: Path, task: str, dataset: str, sample_id: str) -> Path:
     return record_dir(run_dir, task, dataset) / f"{safe_name(sample_id)}.json"
-
-
-def task_dir(run_dir: Path, task: str) -> Path:
-    return Path(run_dir) / task

@@ -34,7 +34,7 @@ class Registry(Generic[T]):
         """Register ``target`` (``"module:attr"``) under ``name``."""
         if ":" not in target:
             raise ValueError(f"{self.kind} {name!r}: target {target!r} is not 'module:attr'")
-        if self._targets.get(name, target) != target or name in self._loaded:
+        if self._targets.get(name, target) != target or (name in self._loaded and name not in self._targets):
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._targets[name] = target
         self.descriptions[name] = description

@@ -1,4 +1,4 @@
-"""The vocabulary every stage shares: Sample, Instance, Prompt, Prediction, SampleRecord.
+"""The vocabulary every stage shares: Sample, Instance, Prediction, SampleRecord.
 
 Data flows adapter → prompts → model → metric → records → results; these types are the
 arrows' payloads. Coordinates are pixels ``(x, y)`` in the original image, boxes ``XYXY``,
@@ -100,16 +100,6 @@ def read_image(path: Path) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SambenchError(f"unreadable image {path}: {exc}") from None
     return np.ascontiguousarray(arr)
-
-
-@dataclass
-class Prompt:
-    """The prompts given to a model for one mask at one step."""
-
-    points: np.ndarray  # (N, 2) float pixels (x, y)
-    labels: np.ndarray  # (N,) int, 1 foreground, 0 background
-    box: Optional[np.ndarray] = None  # (4,) XYXY pixels
-    mask_input: Optional[np.ndarray] = None  # (1, 256, 256) low-res logits
 
 
 @dataclass

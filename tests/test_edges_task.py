@@ -17,7 +17,8 @@ from scipy.special import expit
 
 from sambench.cache import image_hash
 from sambench.cli import main
-from sambench.edges.masks import EdgeOptions, boundary_pixels, mask_edges, sobel_magnitude
+from sambench.edges.filters import sobel_magnitude
+from sambench.edges.masks import EdgeOptions, boundary_pixels, mask_edges
 from sambench.edges.nms import _kernel, edge_nms, orientation
 from sambench.errors import SambenchError
 from sambench.metrics.bsds import seg2bdry
@@ -275,7 +276,7 @@ def test_unreadable_image_is_scored_as_an_empty_map(bsds_root, tmp_path):
 
 def test_sam_run_goes_through_the_masks(bsds_root, sam_checkpoint, tmp_path, one_thread):
     import sambench
-    from sambench.amg.utils import decode_rle
+    from sambench.masks import decode as decode_rle
     from sambench.edges.masks import combine, generate_masks
     from sambench.tasks.edges import quantize
 

@@ -266,7 +266,7 @@ def test_bad_input_is_one_clear_error(coco_case, tmp_path, capsys):
     assert run("--task", "instances", *base) == 2
     assert "needs a detections file" in capsys.readouterr().err
     assert run("--task", "point", "--detections", str(det_file), *base) == 2
-    assert "apply to the instances task" in capsys.readouterr().err
+    assert "--detections: no task of this run has the option 'detections'" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, -3, 2], "score": 0.5}]))
     assert run("--task", "instances", "--detections", str(bad), *base) == 2

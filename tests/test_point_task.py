@@ -104,6 +104,30 @@ def test_unknown_option_is_a_clear_error():
 
     with pytest.raises(SambenchError, match="unknown options"):
         PointTask({"n_pointz": [1]})
+    with pytest.raises(SambenchError, match="unknown options"):
+        PointTask({"click_rule": "ritm"})  # a description, not a setting: gone from the protocol
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"first_point": ["middle"]}, "first_point"), ({"first_point": []}, "first_point"),
+    ({"n_points": [0, 1]}, "n_points"), ({"n_points": [1.5]}, "n_points"),
+    ({"noc_thresholds": [85]}, "noc_thresholds"),
+])
+def test_bad_values_fail_when_the_runner_is_built(options, message):
+    """An unknown first point used to run as center, then fail with a KeyError after the run."""
+    from sambench.errors import SambenchError
+
+    with pytest.raises(SambenchError, match=message):
+        PointTask(options)
+
+
+def test_metric_spec_matches_the_metrics():
+    protocol = PointTask({"n_points": [1, 3]}).protocol(None)
+    spec = PointTask.metric_spec(protocol)
+    assert [m.name for m in spec if m.headline] == ["miou@1", "miou@1_oracle", "random_miou@1"]
+    assert {m.name for m in spec} == {"miou@1", "miou@1_oracle", "miou@3", "noc@85", "noc@90", "random_miou@1",
+                                      "random_miou@1_oracle", "random_miou@3", "random_noc@85", "random_noc@90"}
+    assert all(not m.higher_is_better for m in spec if "noc" in m.name)
 
 
 def test_unreadable_image_is_counted(tmp_path):

@@ -2,7 +2,7 @@
 
 Runs come from the fast ``test-disk`` stand-in on three synthetic images; the edges, proposals,
 instances and an unknown task's results are hand-written entries, since those tasks are built
-elsewhere and only their metric names (DESIGN.md) matter to the report.
+elsewhere and only their metric names matter to the report.
 """
 from __future__ import annotations
 

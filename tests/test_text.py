@@ -567,7 +567,7 @@ def test_cli_text_user_mistakes(tiny_text_ckpt, tmp_path, capsys):
     assert "text detections file not found" in capsys.readouterr().err
     assert main(["run", "--task", "point", "--dataset", "synth-shapes", "--model", "grabcut",
                  "--phrases", "category"]) == 2
-    assert "apply to the text task" in capsys.readouterr().err
+    assert "--phrases: no task of this run has the option 'phrases'" in capsys.readouterr().err
 
 
 def test_cli_composed_route_with_grabcut(tmp_path, capsys):

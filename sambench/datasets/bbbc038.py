@@ -1,7 +1,7 @@
 """BBBC038v1 / Kaggle DSB2018 ``stage1_train`` (format ``bbbc038``).
 
 The release has a folder per image, ``<id>/images/<id>.png``, and one binary PNG per
-nucleus in ``<id>/masks/`` (reference/protocols.md §1.3). Each mask file is one instance,
+nucleus in ``<id>/masks/`` (docs/datasets.md). Each mask file is one instance,
 named by its file stem; a mask file of the wrong size or with no foreground is a counted
 problem, an unreadable one a broken annotation.
 """

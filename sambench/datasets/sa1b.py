@@ -2,7 +2,7 @@
 
 Each ``sa_N.json`` is ``{"image": {image_id, width, height, file_name}, "annotations":
 [{id, segmentation (COCO RLE), bbox, area, predicted_iou, stability_score, crop_box,
-point_coords}]}`` (reference/metrics.md §4.2). The index is the list of JSON files; a JSON is
+point_coords}]}`` (the segment-anything README). The index is the list of JSON files; a JSON is
 read only when its sample is built, so a shard of 10k images costs nothing to open. The AMG
 fields are kept in ``Instance.meta``.
 """

@@ -1,8 +1,8 @@
-"""Mask IoU and the aggregates of the point protocol (reference/protocols.md §2.4).
+"""Mask IoU and the aggregates of the point protocol (SAM App. D.1; docs/protocols.md).
 
 Per-dataset mIoU is the mean IoU over masks; a suite's headline is the unweighted mean over
 datasets; the 95% CI is a percentile bootstrap over masks seeded from the run seed.
-NoC@t follows RITM (metrics.md §3.2): the first click count whose IoU reaches t, else the
+NoC@t follows RITM's evaluation code: the first click count whose IoU reaches t, else the
 number of clicks run.
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 import cv2
 import numpy as np
 
-from sambench.edges.masks import normalize, sobel_magnitude
+from sambench.edges.filters import normalize, sobel_magnitude
 from sambench.edges.nms import edge_nms
 from sambench.errors import SambenchError
 from sambench.models.base import ModelInfo

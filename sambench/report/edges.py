@@ -66,14 +66,10 @@ def _series(entry: dict, label: str, dashed: bool = False) -> Optional[dict]:
             "dashed": dashed}
 
 
-def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
-    return [edges_section(ctx, task)]
-
-
-def edges_section(ctx: ReportContext, task: str) -> Optional[Section]:
+def sections(ctx: ReportContext, task: str) -> list[Section]:
     entries = ctx.entries(task, present=False)
     if not entries:
-        return None
+        return []
     sec = Section("Edge detection", task)
     frame, sources = task_table(entries, task_metrics(ctx.results, task), "edges")
     sec.table(frame, "ODS / OIS: F-measure at the best dataset-wide / per-image threshold; AP; R50: recall "
@@ -97,4 +93,4 @@ def edges_section(ctx: ReportContext, task: str) -> Optional[Section]:
         drawn = True
     if not drawn and ctx.entries(task):
         sec.note("No precision-recall curve in these results (an entry without pr_curve): figure skipped.")
-    return sec
+    return [sec]

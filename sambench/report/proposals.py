@@ -15,14 +15,10 @@ SETTINGS = ("points_per_side", "multimask_output", "box_nms_thresh", "crop_n_lay
             "max_proposals")
 
 
-def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
-    return [proposals_section(ctx, task)]
-
-
-def proposals_section(ctx: ReportContext, task: str) -> Optional[Section]:
+def sections(ctx: ReportContext, task: str) -> list[Section]:
     entries = ctx.entries(task, present=False)
     if not entries:
-        return None
+        return []
     single = any(e.get("protocol", {}).get("multimask_output") is False for e in entries)
     sec = Section("Object proposals" + (" (single-output ablation)" if single else ""), task)
     metrics = [m for m in task_metrics(ctx.results, task) if m.scale == 100]  # the AR columns
@@ -49,6 +45,4 @@ def proposals_section(ctx: ReportContext, task: str) -> Optional[Section]:
         sec.figure(figures.grouped_bars([metric.label for metric in used], series, used[0].label),
                    f"{entry['dataset']}: AR@1000 breakdown"
                    + (" (hatched: published, SAM Table 4)." if len(series) > 1 else "."))
-    return sec
-
-
+    return [sec]

@@ -78,14 +78,10 @@ def centre_heatmaps(series: list[tuple[str, dict]]):
     return fig
 
 
-def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
-    return [statistics_section(ctx, task)]
-
-
-def statistics_section(ctx: ReportContext, task: str) -> Optional[Section]:
+def sections(ctx: ReportContext, task: str) -> list[Section]:
     entries = ctx.entries(task, present=False)
     if not entries:
-        return None
+        return []
     sec = Section("Dataset statistics", task)
     metrics = task_metrics(ctx.results, task)
     rows = []
@@ -118,4 +114,4 @@ def statistics_section(ctx: ReportContext, task: str) -> Optional[Section]:
                    "per cell; brighter is more.")
     else:
         sec.note("The per-dataset arrays (<run>/statistics/<dataset>_statistics.json) are absent: figures skipped.")
-    return sec
+    return [sec]

@@ -15,14 +15,10 @@ MODES = [("text_", "text"), ("text+point_", "text + centre point"), ("det_", "de
          ("det+point_", "detector box + centre point"), ("chance_", "chance (random object)")]
 
 
-def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
-    return [text_section(ctx, task)]
-
-
-def text_section(ctx: ReportContext, task: str) -> Optional[Section]:
+def sections(ctx: ReportContext, task: str) -> list[Section]:
     entries = ctx.entries(task, present=False)
     if not entries:
-        return None
+        return []
     rows = []
     for entry in entries:
         m = entry.get("metrics", {})
@@ -45,4 +41,4 @@ def text_section(ctx: ReportContext, task: str) -> Optional[Section]:
               "×100 over (object, phrase) units: mIoU (95% bootstrap CI), cIoU = Σ intersection / Σ union, "
               "P@t = share of units with IoU ≥ t; \"boxes\": share of units the detector gave a box "
               "(the rest count as IoU 0). Chance: a random object's mask of the same image.")
-    return sec
+    return [sec]

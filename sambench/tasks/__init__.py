@@ -35,13 +35,9 @@ from sambench.types import Sample, SampleRecord
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric a runner reports: its key in ``metrics``, how to show it, which way is better.
-
-    ``scale`` and ``digits`` are for display only (×100 with one digit for IoU-like fractions,
-    as the paper prints them); results.json keeps the raw value. ``headline`` metrics are the
-    task's summary numbers: the report summary, terminal summary and leaderboard show them, the
-    first one ranks the leaderboard.
-    """
+    """One metric a runner reports: its key in ``metrics``, how it is shown (results.json keeps
+    the raw value), which way is better, and whether it is a headline number (report summary,
+    leaderboard; the first headline ranks)."""
 
     name: str
     label: str
@@ -56,12 +52,9 @@ class Metric:
 
 @dataclass
 class DatasetContext:
-    """What a runner knows about the dataset being scored; ``prepare`` makes it.
-
-    ``out`` is ``<run>/<task>`` (files a runner writes, e.g. COCO results or edge maps);
-    ``counts`` are dataset-level counts for results.json (e.g. detections left out). Runners
-    that need more subclass it.
-    """
+    """What a runner knows about the dataset being scored (``prepare`` makes it; runners that
+    need more subclass it): ``out`` = ``<run>/<task>`` for the files it writes, ``counts`` for
+    results.json (e.g. detections left out)."""
 
     name: str
     out: Path

@@ -15,7 +15,6 @@ is not used, so the task runs on any dataset, SA-1B-format AMG output included (
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -26,13 +25,17 @@ from sambench.results import atomic_write_json
 from sambench.tasks import DatasetContext, Metric, TaskRunner
 from sambench.types import Sample, SampleRecord
 
-# (metric, label, digits)
-STATISTICS = (("masks_per_image_mean", "masks / image", 1), ("masks_per_image_median", "masks / image (median)", 1),
-              ("images_without_masks", "images without masks", 3), ("rel_size_mean", "rel. size (mean)", 3),
-              ("rel_size_median", "rel. size (median)", 3), ("concavity_mean", "concavity (stratified)", 3),
-              ("concavity_median", "concavity (stratified, median)", 3),
-              ("concavity_mean_unstratified", "concavity (all)", 3), ("center_x_mean", "centre x", 3),
-              ("center_y_mean", "centre y", 3), ("center_distance_mean", "centre distance", 3))
+# Each metric: (name, label, digits, the per-mask or per-image values it summarises, statistic).
+STATISTICS = (("masks_per_image_mean", "masks / image", 1, "masks", np.mean),
+              ("masks_per_image_median", "masks / image (median)", 1, "masks", np.median),
+              ("images_without_masks", "images without masks", 3, "empty", np.mean),
+              ("rel_size_mean", "rel. size (mean)", 3, "rel_size", np.mean),
+              ("rel_size_median", "rel. size (median)", 3, "rel_size", np.median),
+              ("concavity_mean", "concavity (stratified)", 3, "concavity", np.mean),
+              ("concavity_median", "concavity (stratified, median)", 3, "concavity", np.median),
+              ("concavity_mean_unstratified", "concavity (all)", 3, "concavity_all", np.mean),
+              ("center_x_mean", "centre x", 3, "x", np.mean), ("center_y_mean", "centre y", 3, "y", np.mean),
+              ("center_distance_mean", "centre distance", 3, "distance", np.mean))
 # Fig. 6 (left): masks per image, bins as labelled in the paper.
 MASK_COUNT_BINS = (("<=10", 0, 10), ("11-50", 11, 50), ("51-100", 51, 100), ("101-200", 101, 200),
                    (">200", 201, None))
@@ -101,18 +104,10 @@ def summarize(records: list[SampleRecord], proto: StatisticsProtocol, seed: int)
                    if len(counts) else 0.0 for _, lo, hi in MASK_COUNT_BINS]
     heat, _, _ = np.histogram2d(centres[:, 1], centres[:, 0], bins=proto.heatmap_bins, range=[[0, 1], [0, 1]])
 
-    def stat(fn, values) -> Optional[float]:
-        return float(fn(values)) if len(values) else None
-
-    metrics = {
-        "masks_per_image_mean": stat(np.mean, counts), "masks_per_image_median": stat(np.median, counts),
-        "images_without_masks": float(np.mean(counts == 0)) if len(counts) else None,
-        "rel_size_mean": stat(np.mean, rel), "rel_size_median": stat(np.median, rel),
-        "concavity_mean": stat(np.mean, concavity[sample]), "concavity_median": stat(np.median, concavity[sample]),
-        "concavity_mean_unstratified": stat(np.mean, concavity),
-        "center_x_mean": stat(np.mean, centres[:, 0]), "center_y_mean": stat(np.mean, centres[:, 1]),
-        "center_distance_mean": stat(np.mean, np.hypot(centres[:, 0] - 0.5, centres[:, 1] - 0.5)),
-    }
+    values = {"masks": counts, "empty": counts == 0, "rel_size": rel, "concavity": concavity[sample],
+              "concavity_all": concavity, "x": centres[:, 0], "y": centres[:, 1],
+              "distance": np.hypot(centres[:, 0] - 0.5, centres[:, 1] - 0.5)}
+    metrics = {name: float(fn(values[key])) if len(values[key]) else None for name, _, _, key, fn in STATISTICS}
     arrays = {
         "n_images": len(records), "n_masks": len(rows), "concavity_sample": int(len(sample)),
         "masks_per_image": {"bins": [label for label, _, _ in MASK_COUNT_BINS], "fraction": image_share},
@@ -142,7 +137,7 @@ class StatisticsTask(TaskRunner):
     @classmethod
     def metric_spec(cls, protocol: dict) -> list[Metric]:
         """Descriptive numbers, none a headline (a dataset's statistics rank nothing)."""
-        return [Metric(name, label, scale=1, digits=digits) for name, label, digits in STATISTICS]
+        return [Metric(name, label, scale=1, digits=digits) for name, label, digits, _, _ in STATISTICS]
 
     def run_sample(self, model, sample: Sample, context, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
