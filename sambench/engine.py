@@ -24,8 +24,8 @@ from sambench import datasets, distributed
 from sambench.cache import CachedModel, EmbeddingCache, supports_cache
 from sambench.errors import SambenchError
 from sambench.models import ModelInfo, load_model
-from sambench.results import SCHEMA, atomic_write_json, provenance
 from sambench.paths import record_path
+from sambench.results import SCHEMA, atomic_write_json, provenance
 from sambench.tasks import Suite, TaskRunner, TaskSpec
 from sambench.types import Sample, SampleRecord
 
@@ -157,15 +157,6 @@ def _open(config: RunConfig, ref):
     return ref.open(seed=config.seed, sample_list=(config.sample_lists or {}).get(ref.name), subsample=True)
 
 
-def _samples(config: RunConfig, dataset) -> Iterator[tuple[int, Sample]]:
-    """(index, sample) pairs of a dataset up to ``--limit``, in dataset order."""
-    total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
-    for index, sample in enumerate(dataset):
-        if index >= total:
-            break
-        yield index, sample
-
-
 def _record_path(config: RunConfig, task: TaskSpec, ref, sample_id: str) -> Path:
     return record_path(config.out, task.name, ref.name, sample_id)
 
@@ -208,8 +199,8 @@ def _evaluate(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, model,
 def _score_shard(config: RunConfig, task: TaskSpec, runner: TaskRunner, model, ref, dataset, context,
                  dist) -> None:
     """Score this rank's images that have no record yet (resume) and write their records."""
-    todo = ((i, s) for i, s in _samples(config, dataset)
-            if dist.owns(i) and not _record_path(config, task, ref, s.id).is_file())
+    todo = ((i, dataset.sample(image_id)) for i, image_id in enumerate(dataset.image_ids[:config.limit])
+            if dist.owns(i) and not _record_path(config, task, ref, str(image_id)).is_file())
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
     if runner.uses_images:
         todo = _prefetched(todo)
@@ -242,16 +233,15 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner: TaskRunner, re
     if dataset is None:
         entry["status"] = "absent"
         return entry
-    total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     records: list[SampleRecord] = []
-    for image_id in dataset.image_ids[:total]:
+    for image_id in dataset.image_ids[:config.limit]:
         path = _record_path(config, task, ref, str(image_id))
         if not path.is_file():
             raise SambenchError(f"no record for {ref.name} sample {image_id}: a rank stopped early; "
                                 "rerun the same command to resume")
         records.append(SampleRecord.from_json(json.loads(path.read_text())))
     entry["status"] = "ok"
-    if getattr(dataset, "sample_list", None) is not None:  # which masks: a frozen list or a draw
+    if dataset.sample_list is not None:  # which masks: a frozen list or a draw
         entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})

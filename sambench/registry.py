@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, Iterator, Optional, TypeVar
 
 from sambench.errors import SambenchError, UnknownNameError
 
 T = TypeVar("T")
+
+
+def split_spec(spec: str) -> tuple[str, Optional[str]]:
+    """A ``NAME[:ARG]`` spec of the command line: ``"sam:ckpt.pth"`` → ``("sam", "ckpt.pth")``,
+    ``"grabcut"`` → ``("grabcut", None)``."""
+    name, _, arg = spec.partition(":")
+    return name, (arg or None)
 
 
 class Registry(Generic[T]):

@@ -29,8 +29,8 @@ def examples(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("architecture")
     assets = root / "assets"
-    for name in ("tasks", "dataset_adapters", "reports"):
-        shutil.copytree(resources.asset_dir(name), assets / name)
+    for name in ("tasks", "dataset_adapters", "reports/reference"):
+        shutil.copytree(resources.asset_dir(name.split("/")[0]) / name.partition("/")[2], assets / name)
     files = doc_files()
     for path, body in files.items():
         target = (root / "plugins" / path) if path.endswith(".py") else (assets / path)

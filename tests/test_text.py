@@ -402,6 +402,11 @@ class FixedEncoder:
         return {"name": self.name, "dim": self.dim}
 
 
+def fixed_encoder(codes: dict):
+    """A stand-in for ``TextTask.encoder(model)``: the runner asks for the encoder per call."""
+    return lambda model: FixedEncoder(codes)
+
+
 SCRIPTED = [(0, 0, 20, 20), (30, 5, 60, 10), (30, 0, 40, 20)]  # square, bar, a box across the bar
 
 
@@ -409,7 +414,7 @@ def test_text_and_text_plus_point_rows_and_metrics():
     sample = make_sample()
     model = ScriptedTextModel(SCRIPTED)
     task = TextTask({})
-    task._encoder = FixedEncoder({"the red square": 1, "the blue bar": 2})  # both texts answered wrongly
+    task.encoder = fixed_encoder({"the red square": 1, "the blue bar": 2})  # both texts answered wrongly
     record = task.run_sample(model, sample, None, seed=0)
     kinds = [e["kind"] for e in record.errors]
     assert kinds.count("crowd_excluded") == 1 and kinds.count("no_phrase") == 1  # instance 3 has no description
@@ -428,7 +433,7 @@ def test_text_and_text_plus_point_rows_and_metrics():
     assert metrics["text+point_miou"] == 1 and metrics["text+point_p@0.9"] == 1
     assert {"chance_miou", "chance_ciou", "chance_p@0.5"} <= set(metrics)
     without_chance = TextTask({"modes": ["text"], "chance": False})
-    without_chance._encoder = task._encoder
+    without_chance.encoder = task.encoder
     rec = without_chance.run_sample(model, sample, None, seed=0)
     assert not any(k.startswith("chance") for k in without_chance.aggregate([rec], None, seed=0))
 
@@ -436,7 +441,7 @@ def test_text_and_text_plus_point_rows_and_metrics():
 def test_chance_is_a_seeded_random_object_of_the_image():
     sample = make_sample()
     task = TextTask({"modes": ["text"]})
-    task._encoder = FixedEncoder({"the red square": 0, "the blue bar": 1})
+    task.encoder = fixed_encoder({"the red square": 0, "the blue bar": 1})
     model = ScriptedTextModel([(0, 0, 20, 20), (30, 5, 60, 10)])
     a = [r for r in task.run_sample(model, sample, None, seed=3).rows if r["mode"] == "chance"]
     b = [r for r in task.run_sample(model, sample, None, seed=3).rows if r["mode"] == "chance"]
@@ -452,14 +457,14 @@ def test_chance_is_a_seeded_random_object_of_the_image():
 def test_phrase_sources_and_ambiguity():
     sample = make_sample()
     task = TextTask({"modes": ["text"], "phrases": "category", "chance": False})
-    task._encoder = FixedEncoder({"square": 0, "bar": 1})
+    task.encoder = fixed_encoder({"square": 0, "bar": 1})
     record = task.run_sample(ScriptedTextModel([(0, 0, 20, 20), (30, 5, 60, 10)]), sample, None, seed=0)
     phrases = {r["mask"]: (r["phrase"], r.get("ambiguous", False), r["source"]) for r in record.rows}
     assert phrases == {"1": ("square", True, "category"), "2": ("bar", False, "category"),
                        "3": ("square", True, "category")}
     sample.instances[0].meta["expressions"] = ["left square", "the big one"]
     task = TextTask({"modes": ["text"], "chance": False})  # auto: expressions win on this image
-    task._encoder = FixedEncoder({"left square": 0, "the big one": 0})
+    task.encoder = fixed_encoder({"left square": 0, "the big one": 0})
     record = task.run_sample(ScriptedTextModel([(0, 0, 20, 20)]), sample, None, seed=0)
     assert [(r["mask"], r["k"], r["phrase"]) for r in record.rows] == [("1", 0, "left square"), ("1", 1, "the big one")]
     assert not any(e["kind"] == "no_phrase" for e in record.errors)  # unreferred objects are not errors

@@ -50,6 +50,7 @@ class IndexedDataset:
 
     name: str = ""
     image_ids: list = []
+    sample_list = None  # the SampleList a selection was made from (Selected), else None
 
     def __len__(self) -> int:
         return len(self.image_ids)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from sambench import masks as mask_codec
+from sambench.datasets.base import IndexedDataset
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
 
@@ -27,7 +28,7 @@ def load_json(path: Path) -> dict:
         raise SambenchError(f"malformed JSON in {path}: {exc}") from None
 
 
-class CocoDataset:
+class CocoDataset(IndexedDataset):
     """A COCO instances file plus its images, parsed once: ``data`` is the file as read (what
     pycocotools scores against), ``images``, ``categories`` and :meth:`annotations` index it.
 
@@ -58,16 +59,9 @@ class CocoDataset:
         self.orphan_annotations = sum(len(self._anns[i]) for i in orphans)
         self.image_ids = list(self.images) if image_ids is None else list(image_ids)
 
-    def __len__(self) -> int:
-        return len(self.image_ids)
-
     @property
     def n_annotations(self) -> int:
         return sum(len(self._anns[i]) for i in self.image_ids)
-
-    def __iter__(self) -> Iterator[Sample]:
-        for image_id in self.image_ids:
-            yield self.sample(image_id)
 
     def annotations(self, image_id) -> list[dict]:
         """The image's annotations in file order."""

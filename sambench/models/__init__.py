@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from sambench.models.base import ModelInfo, PromptableModel
-from sambench.registry import Registry
+from sambench.registry import Registry, split_spec
 
 MODELS: Registry[Callable[..., PromptableModel]] = Registry("model")
 MODELS.register("sam", "sambench.models.sam:build_sam_model", "Segment Anything v1, our implementation "
@@ -23,12 +23,6 @@ MODELS.register("sobel", "sambench.models.classical_edges:build_sobel",
                 "classical Sobel edge magnitude (edges task only; no weights)")
 MODELS.register("canny", "sambench.models.classical_edges:build_canny",
                 "classical Canny edges, binary (edges task only; no weights)")
-
-
-def split_spec(spec: str) -> tuple[str, Optional[str]]:
-    """``"sam:ckpt.pth"`` → ``("sam", "ckpt.pth")``; ``"grabcut"`` → ``("grabcut", None)``."""
-    name, _, checkpoint = spec.partition(":")
-    return name, (checkpoint or None)
 
 
 def load_model(name: str, checkpoint: Optional[str] = None, device: str = "cpu",

@@ -3,15 +3,13 @@ Table 5 rows for detector boxes (task ``instances``), and mIoU by object size fo
 box prompts (task ``instances-gtbox``, or ``instances`` run with ``prompt: gt-box``)."""
 from __future__ import annotations
 
-from typing import Optional
-
 from sambench.report.sections import ReportContext, Section
 from sambench.report.tables import fmt_ci, task_metrics, task_table
 
 GT_PROMPTS = {"gtbox_": "box", "gtbox+point_": "box + centre point"}
 
 
-def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
+def sections(ctx: ReportContext, task: str) -> list[Section]:
     entries = ctx.entries(task, present=False)
     if not entries:
         return []
@@ -26,8 +24,9 @@ def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
                          + "".join(f" Published rows: {s}." for s in sources))
     for prefix, prompt in GT_PROMPTS.items():
         scored = [e for e in entries if f"{prefix}miou" in e.get("metrics", {})]
-        if scored:
-            frame, _ = task_table(scored, [m for m in metrics if m.name.startswith(prefix)], "instances")
+        declared = [m for m in metrics if m.name.startswith(prefix)]
+        if scored and declared:
+            frame, _ = task_table(scored, declared, "instances")
             frame.insert(3, "CI95", [fmt_ci(e["metrics"].get(f"{prefix}miou_ci95")) for e in scored])
             sec.table(frame, f"Ground-truth {prompt} prompts: mIoU ×100 overall (95% bootstrap CI over "
                              "masks) and by COCO object size.")

@@ -3,8 +3,6 @@ frequency group, as a table and as bars next to the paper's Table 4 rows, and th
 and proposal counts behind them (``proposals`` and ``proposals-single-output``)."""
 from __future__ import annotations
 
-from typing import Optional
-
 import pandas as pd
 
 from sambench.report import figures, reference

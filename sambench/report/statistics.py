@@ -17,9 +17,10 @@ import pandas as pd
 from sambench.report.sections import ReportContext, Section
 from sambench.report.tables import fmt_metric, task_metrics
 from sambench.results import scored
+from sambench.tasks.statistics import arrays_path
 
 def load_arrays(run_dir: Path, entry: dict) -> Optional[dict]:
-    path = Path(run_dir) / entry["task"] / f"{entry['dataset']}_statistics.json"
+    path = arrays_path(Path(run_dir) / entry["task"], entry["dataset"])
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):

@@ -38,10 +38,10 @@ def fmt_ci(pair, scale: float = 100, signed: bool = False) -> str:
 def task_metrics(results: dict, task: str, headline: bool = False) -> list[Metric]:
     """The metrics a task's entries declare (optionally only headlines), in declared order."""
     out: dict[str, Metric] = {}
-    for entry in results["results"]:
-        if entry["task"] == task:
-            out.update((m.name, m) for m in entry_metrics(entry) if m.headline or not headline
-                       if m.name not in out)
+    for entry in (e for e in results["results"] if e["task"] == task):
+        for m in entry_metrics(entry):
+            if m.headline or not headline:
+                out.setdefault(m.name, m)
     return list(out.values())
 
 

@@ -3,8 +3,6 @@ cIoU and precision@t ×100, with the chance level (a random object's mask of the
 on its own row so every number reads against it."""
 from __future__ import annotations
 
-from typing import Optional
-
 import pandas as pd
 
 from sambench.report.sections import ReportContext, Section

@@ -10,6 +10,7 @@ order per dataset::
     context = runner.prepare(ref, out)            # once: load what scoring needs
     record = runner.run_sample(model, sample, context, seed)   # per image, any rank
     metrics = runner.aggregate(records, context, seed)         # rank 0, all records
+    entry.update(runner.result_fields(records, metrics, context))  # arrays for the report
     entry["protocol"] = runner.protocol(context)
 
 Each runner declares its metrics once (:class:`Metric`, :meth:`TaskRunner.metric_spec`); the
@@ -242,13 +243,10 @@ def decode_instances(sample: Sample, record: SampleRecord, include_crowd: bool):
 
 def best_masks(model, embedding, n: int, multimask: bool, batch_size: Optional[int] = None,
                refine_multimask: Optional[bool] = None, **prompts):
-    """(mask, predicted IoU) of the most confident output for each of ``n`` prompts.
-
-    ``prompts`` are the batched keyword prompts of ``model.predict`` (None: not given), sent
-    ``batch_size`` at a time (None: all at once; speed only). With ``refine_multimask`` set, each
-    batch gets one more pass: the kept mask's low-res logits as ``mask_input`` with the same
-    prompts, in that output mode (SAM App. D.4), and its most confident output is kept.
-    """
+    """(mask, predicted IoU) of the most confident output for each of ``n`` batched prompts
+    (``model.predict`` keywords, None: not given), ``batch_size`` at a time (speed only). With
+    ``refine_multimask`` set, each batch gets one more pass (SAM App. D.4): the kept mask's
+    low-res logits with the same prompts, in that output mode."""
     step = batch_size or n
     for start in range(0, n, step):
         part = {k: v[start:start + step] for k, v in prompts.items() if v is not None}

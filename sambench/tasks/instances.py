@@ -22,6 +22,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from sambench import masks as mask_codec
+from sambench.datasets.coco import CocoDataset
 from sambench.errors import SambenchError
 from sambench.metrics.coco_eval import COCO_MAX_DETS, LVIS_MAX_DETS, RESULT_KEYS, is_lvis, segm_ap
 from sambench.metrics.iou import bootstrap_ci, mask_iou
@@ -79,14 +80,14 @@ class InstancesProtocol:
 
 @dataclass
 class InstancesContext(DatasetContext):
-    """The dataset's annotation file and the detections matched to its images."""
+    """The dataset's annotation file (as parsed once by the dataset) and the detections matched
+    to its images."""
 
-    annotation_file: Path = Path()
+    ground_truth: dict = field(default_factory=dict)  # the annotation file, what AP is scored against
     image_ids: dict[str, Any] = field(default_factory=dict)  # sample id -> the file's image id
     evaluator: str = "coco"
     max_dets: int = COCO_MAX_DETS
     detections: dict[str, np.ndarray] = field(default_factory=dict)  # sample id -> boxes to prompt
-    coco: Any = None  # the dataset's parsed annotation file (scored against at aggregation)
 
 
 def predict_masks(model, embedding, boxes: np.ndarray, protocol: InstancesProtocol,
@@ -157,28 +158,26 @@ class InstancesTask(TaskRunner):
     def prepare(self, ref, out: Path) -> InstancesContext:
         """Load what scoring ``ref`` needs; its counts go into results.json."""
         dataset = ref.open(subsample=False)  # every image id of the annotation file
-        annotation_file = getattr(dataset, "annotation_file", None)
-        if annotation_file is None:
+        if not isinstance(dataset, CocoDataset):
             raise SambenchError(f"instances task: dataset {ref.name} is not a COCO-format dataset "
                                 "with one annotation file")
         image_ids = {str(i): i for i in dataset.images}
-        lvis = is_lvis({"categories": list(dataset.categories.values())})
-        evaluator = self.proto.evaluator if self.proto.evaluator != "auto" else ("lvis" if lvis else "coco")
+        auto = "lvis" if is_lvis(dataset.data) else "coco"
+        evaluator = self.proto.evaluator if self.proto.evaluator != "auto" else auto
         max_dets = self.proto.max_dets or (LVIS_MAX_DETS if evaluator == "lvis" else COCO_MAX_DETS)
         detections, counts = {}, {}
         if self.proto.prompt == "detections":
             detections, counts = match_detections(load_detections(self.proto.detections), ref.name,
                                                   image_ids, set(dataset.categories), max_dets)
-        return InstancesContext(ref.name, Path(out), counts, Path(annotation_file), image_ids, evaluator,
-                                max_dets, detections, dataset.data)
+        return InstancesContext(ref.name, Path(out), counts, dataset.data, image_ids, evaluator, max_dets,
+                                detections)
 
     def run_sample(self, model, sample: Sample, context: InstancesContext, seed: int) -> SampleRecord:
-        state = context
         record = SampleRecord(sample.id)
         if self.proto.prompt == "gt-box":
-            record.rows = self._gt_box_rows(model, sample, record, state)
+            record.rows = self._gt_box_rows(model, sample, record, context)
             return record
-        dets = state.detections.get(sample.id)
+        dets = context.detections.get(sample.id)
         if dets is None or not len(dets):
             return record  # no detections: the image's GT are all misses
         image = load_image_or_record(sample, record)
@@ -186,7 +185,7 @@ class InstancesTask(TaskRunner):
             record.errors.append({"kind": "detections_not_scored", "detail": f"{len(dets)} detections"})
             return record
         embedding = model.embed(image)
-        image_id = state.image_ids[sample.id]
+        image_id = context.image_ids[sample.id]
         masks = predict_masks(model, embedding, xywh_to_xyxy(dets["bbox"]), self.proto)
         for det, (mask, pred_iou) in zip(dets, masks):
             det_score = float(det["score"])
@@ -197,7 +196,7 @@ class InstancesTask(TaskRunner):
                                 "segmentation": mask_codec.encode(mask)})
         return record
 
-    def _gt_box_rows(self, model, sample: Sample, record: SampleRecord, state: InstancesContext) -> list[dict]:
+    def _gt_box_rows(self, model, sample: Sample, record: SampleRecord, context: InstancesContext) -> list[dict]:
         gts, ids = decode_instances(sample, record, include_crowd=False)
         if not gts:
             return []
@@ -218,7 +217,7 @@ class InstancesTask(TaskRunner):
             preds = predict_masks(model, embedding, boxes, self.proto, points)
             for gt, mask_id, (mask, pred_iou) in zip(gts, ids, preds):
                 rows.append({"mask": mask_id, "mode": mode, "area": int(gt.sum()), "iou": mask_iou(mask, gt),
-                             "pred_iou": pred_iou, "image_id": state.image_ids[sample.id],
+                             "pred_iou": pred_iou, "image_id": context.image_ids[sample.id],
                              "category_id": instances[mask_id].category_id, "score": pred_iou,
                              "segmentation": mask_codec.encode(mask)})
         return rows
@@ -229,7 +228,7 @@ class InstancesTask(TaskRunner):
         results = [{k: row[k] for k in RESULT_KEYS} for rec in records for row in rec.rows]
         atomic_write_json(context.out / f"{context.name}_segm.json", results)
         img_ids = [context.image_ids[rec.sample_id] for rec in records if rec.sample_id in context.image_ids]
-        return segm_ap(context.coco, results, img_ids, context.evaluator, context.max_dets)
+        return segm_ap(context.ground_truth, results, img_ids, context.evaluator, context.max_dets)
 
     def _gt_box_metrics(self, records: list[SampleRecord], state: InstancesContext, seed: int) -> dict:
         metrics: dict = {}

@@ -29,6 +29,7 @@ import numpy as np
 
 from sambench import masks as mask_codec
 from sambench.amg import AutomaticMaskGenerator
+from sambench.datasets.coco import CocoDataset
 from sambench.errors import SambenchError
 from sambench.metrics.proposals import AREA_RANGES, FREQUENCY_GROUPS, average_recall, match_image
 from sambench.prompts import stable_rng
@@ -120,7 +121,7 @@ class ProposalsTask(TaskRunner):
 
     def prepare(self, ref, out: Path) -> ProposalsContext:
         dataset = ref.open()
-        index = AnnotationIndex(dataset) if getattr(dataset, "annotation_file", None) else None
+        index = AnnotationIndex(dataset) if isinstance(dataset, CocoDataset) else None
         return ProposalsContext(ref.name, Path(out), index=index)
 
     # -- scoring one image ----------------------------------------------------------------

@@ -15,6 +15,7 @@ is not used, so the task runs on any dataset, SA-1B-format AMG output included (
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -54,6 +55,11 @@ class StatisticsProtocol:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SambenchError(f"statistics task: {name} must be a positive integer, got {value!r}")
+
+
+def arrays_path(task_dir: Path, dataset: str) -> Path:
+    """Where a dataset's arrays go: ``<run>/<task>/<dataset>_statistics.json``."""
+    return Path(task_dir) / f"{dataset}_statistics.json"
 
 
 def mask_properties(mask: np.ndarray) -> dict:
@@ -168,7 +174,7 @@ class StatisticsTask(TaskRunner):
 
     def aggregate(self, records: list[SampleRecord], context: DatasetContext, seed: int) -> dict:
         metrics, arrays = summarize(records, self.proto, seed)
-        atomic_write_json(context.out / f"{context.name}_statistics.json", arrays)
+        atomic_write_json(arrays_path(context.out, context.name), arrays)
         return metrics
 
 

@@ -225,7 +225,7 @@ class TextTask(TaskRunner):
     def encoder(self, model):
         """The text encoder for ``model``: the option, else the one its checkpoint records;
         a different name than the recorded one is refused (another embedding space)."""
-        from sambench.text import split_encoder_spec
+        from sambench.registry import split_spec
 
         name = model.info().name
         if not supports_text(model):
@@ -238,7 +238,7 @@ class TextTask(TaskRunner):
             raise SambenchError(f"text task: model {name} does not record which text encoder its text path "
                                 "was trained with (safetensors metadata 'text_encoder' or a <checkpoint>.json "
                                 "sidecar); pass --text-encoder NAME[:ARG]")
-        if recorded and split_encoder_spec(recorded)[0] != split_encoder_spec(spec)[0]:
+        if recorded and split_spec(recorded)[0] != split_spec(spec)[0]:
             raise SambenchError(f"text task: model {name} was trained with text encoder {recorded!r}; "
                                 f"--text-encoder {spec} gives embeddings of another space")
         encoder = _load_encoder(spec, str(getattr(model, "device", "cpu")), model.text_dim)

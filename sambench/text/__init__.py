@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from sambench.registry import Registry
+from sambench.registry import Registry, split_spec
 from sambench.text.base import TextEncoder, l2_normalise
 
 ENCODERS: Registry[Callable[..., TextEncoder]] = Registry("text encoder")
@@ -31,16 +31,10 @@ ENCODERS.register("clip", "sambench.text.clip:build_clip", "CLIP text tower from
                   "(clip:DIR; the paper's reference: ViT-L/14@336px); never downloads")
 
 
-def split_encoder_spec(spec: str) -> tuple[str, Optional[str]]:
-    """``"clip:/models/clip"`` → ``("clip", "/models/clip")``; ``"minilm"`` → ``("minilm", None)``."""
-    name, _, arg = spec.partition(":")
-    return name, (arg or None)
-
-
 def load_text_encoder(spec: str, device: str = "cpu", dim: Optional[int] = None) -> TextEncoder:
     """Build the encoder named by ``spec`` (``NAME[:ARG]``). ``dim`` is the embedding size a
     model expects: encoders whose size is a free choice (``hash``) take it when not given."""
-    name, arg = split_encoder_spec(spec)
+    name, arg = split_spec(spec)
     return ENCODERS.get(name)(arg, device=device, dim=dim)
 
 
@@ -49,4 +43,4 @@ def list_text_encoders() -> list[tuple[str, str]]:
 
 
 __all__ = ["ENCODERS", "TextEncoder", "l2_normalise", "list_text_encoders", "load_text_encoder",
-           "split_encoder_spec"]
+           "split_spec"]
