@@ -1,13 +1,9 @@
 """Name → object registries, lazy, with close-match suggestions (the lm-evaluation-harness habit).
 
 Every pluggable part (models, task runners, dataset formats, text encoders, report sections) is
-registered the same way, by one line beside the registry::
-
-    RUNNERS.register("point", "sambench.tasks.point:PointTask", "single-point valid mask")
-
-The target is a ``"module:attr"`` string, imported only when the name is first asked for, so
-listing names costs no import, an optional dependency is needed only by the part that uses it,
-and no module has to be imported for its side effect of registering itself.
+one line beside its registry, ``RUNNERS.register("point", "sambench.tasks.point:PointTask",
+"description")``. The target is imported when the name is first used, so listing names imports
+nothing and an optional dependency is needed only by the part that uses it.
 """
 from __future__ import annotations
 

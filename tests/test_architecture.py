@@ -109,3 +109,19 @@ def test_the_task_option_flag_reaches_the_variant(examples, npz_data, tmp_path):
     assert not (tmp_path / "bad").exists()  # one clear error before anything runs
     assert main(["run", "--task", "point-center3", "--dataset", f"toy-npz={npz_data}", "--model", "centre-box",
                  "--task-option", "no_such_option=1", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_runners_keep_nothing_between_calls(examples, npz_data, tmp_path, monkeypatch):
+    """After a run a runner holds exactly what its constructor set: what it learnt about a
+    dataset lived in the context the engine passed around."""
+    from sambench.tasks import TaskSpec
+
+    built = []
+    build = TaskSpec.build
+    monkeypatch.setattr(TaskSpec, "build", lambda spec: built.append((spec, build(spec))) or built[-1][1])
+    for task, model in (("point-center3", ["--model", "centre-box"]), ("area", [])):
+        assert main(["run", "--task", task, "--dataset", f"toy-npz={npz_data}", *model, "--no-cache",
+                     "--no-report", "--out", str(tmp_path / task)]) == 0
+    assert {type(runner).__name__ for _, runner in built} == {"PointTask", "AreaTask"}
+    for spec, runner in built:
+        assert vars(runner) == vars(build(spec))

@@ -23,9 +23,10 @@ PROTOCOL_NOTE = (
     "the clicks run).")
 
 def _table(entries: list[dict]) -> pd.DataFrame:
-    """Every metric the entries declare, a CI column after each headline that has one, and
-    the unweighted mean over the present datasets."""
+    """Every metric the entries declare, the CI at 1 point of each first-point mode, and the
+    unweighted mean over the present datasets."""
     metrics = list({m.name: m for e in entries for m in entry_metrics(e)}.values())
+    with_ci = {metric_name(mode, 1) for mode in METRIC_PREFIX}
     present = [e for e in entries if scored(e)]
     rows = []
     for entry in entries:
@@ -33,7 +34,7 @@ def _table(entries: list[dict]) -> pd.DataFrame:
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
         for metric in metrics:
             row[metric.label] = fmt_metric(metric, m.get(metric.name))
-            if metric.headline and f"{metric.name}_ci95" in m:
+            if metric.name in with_ci and f"{metric.name}_ci95" in m:
                 row[f"{metric.label} CI95"] = fmt_ci(m[f"{metric.name}_ci95"])
         if not scored(entry):
             row["images"], row["masks"] = "", ""

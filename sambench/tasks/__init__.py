@@ -1,11 +1,9 @@
 """Task runners and suites.
 
 A runner (:class:`TaskRunner`) turns one sample into a record and a dataset's records into
-metrics. It holds only its validated options: whatever it knows about the dataset being scored
-is the *context* that :meth:`TaskRunner.prepare` returns and the engine passes back to every
-other hook (the lifecycle of detectron2's ``DatasetEvaluator`` reset/process/evaluate, with the
-state handed around instead of kept). The engine calls exactly the hooks declared here, in this
-order per dataset::
+metrics. It holds only its validated options; what it knows about the dataset being scored is
+the *context* that ``prepare`` returns and the engine hands back to every hook (detectron2's
+``DatasetEvaluator`` lifecycle, with the state passed around, not kept). Per dataset::
 
     context = runner.prepare(ref, out)            # once: load what scoring needs
     record = runner.run_sample(model, sample, context, seed)   # per image, any rank
@@ -13,11 +11,10 @@ order per dataset::
     entry.update(runner.result_fields(records, metrics, context))  # arrays for the report
     entry["protocol"] = runner.protocol(context)
 
-Each runner declares its metrics once (:class:`Metric`, :meth:`TaskRunner.metric_spec`); the
-results entry carries them, and the report and leaderboard read them from there. Tasks and
-suites themselves are data: ``tasks/<name>.yaml`` names a runner, a version and default options;
-a suite lists (task, datasets, option overrides). A task's version goes into every result so
-old and new numbers are visibly comparable or not.
+Each runner declares its metrics once (:class:`Metric`, ``metric_spec``); results entries carry
+them for the report and leaderboard. Tasks and suites are data: ``tasks/<name>.yaml`` names a
+runner, a version (in every result) and default options; a suite lists (task, datasets, option
+overrides).
 """
 from __future__ import annotations
 
