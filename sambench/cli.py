@@ -55,7 +55,8 @@ def _add_run(sub) -> None:
                         "YAML, e.g. n_points=[1,3] or point.first_point=[center] (repeatable; "
                         "recorded in results.json's protocol)")
     p.add_argument("--detections", metavar="FILE",
-                   help="alias of --task-option detections=FILE (instances task): detector boxes to prompt with (COCO results JSON)")
+                   help="alias of --task-option detections=FILE (instances task): detector boxes to "
+                        "prompt with (COCO results JSON)")
     p.add_argument("--prompt", choices=["detections", "gt-box"],
                    help="alias of --task-option prompt=... (instances task): prompt with the detections "
                         "or the ground-truth boxes")

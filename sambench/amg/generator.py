@@ -1,8 +1,9 @@
 """Automatic mask generation: prompt a model with a grid of points, keep the good, distinct masks.
 
 The pipeline of SAM's data engine (paper App. B) as released in ``SamAutomaticMaskGenerator``,
-with the same parameter names, defaults and output (segment-anything's ``automatic_mask_generator.py``), for any model of
-the :class:`~sambench.models.base.PromptableModel` protocol:
+with the same parameter names, defaults and output (segment-anything's
+``automatic_mask_generator.py``), for any model of the :class:`~sambench.models.base.PromptableModel`
+protocol:
 
 1. the image and, with ``crop_n_layers``, overlapping zoomed-in crops, each embedded once;
 2. a point grid per crop, prompted ``points_per_batch`` points per model call (3 masks a point);

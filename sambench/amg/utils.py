@@ -2,9 +2,9 @@
 
 Behaviour follows the official ``segment_anything/utils/amg.py`` where a user would notice a
 difference (grid order, crop boxes, inclusive box edges, stability as int counts, OpenCV
-8-connectivity), since AMG's output must equal the official generator's on the same weights
-(segment-anything's ``utils/amg.py``). Masks are numpy ``bool`` arrays, boxes ``XYXY`` int pixels with
-inclusive right/bottom edges, points ``(x, y)`` pixels.
+8-connectivity), since AMG's output must equal the official generator's on the same weights.
+Masks are numpy ``bool`` arrays, boxes ``XYXY`` int pixels with inclusive right/bottom edges,
+points ``(x, y)`` pixels.
 """
 from __future__ import annotations
 

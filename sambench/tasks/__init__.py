@@ -267,5 +267,6 @@ def load_image_or_record(sample: Sample, record: SampleRecord) -> Optional[np.nd
         return None
 
 
-__all__ = ["RUNNERS", "Metric", "DatasetContext", "TaskRunner", "runner_of", "entry_metrics", "TaskSpec", "Suite", "load_task", "load_suite", "task_names",
-           "suite_names", "parse_protocol", "decode_instances", "best_masks", "load_image_or_record"]
+__all__ = ["RUNNERS", "Metric", "DatasetContext", "TaskRunner", "runner_of", "entry_metrics", "TaskSpec",
+           "Suite", "load_task", "load_suite", "task_names", "suite_names", "parse_protocol",
+           "decode_instances", "best_masks", "load_image_or_record"]
