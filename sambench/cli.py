@@ -28,7 +28,8 @@ _SUBCOMMAND_MODULES: list[str] = ["sambench.report.cli", "sambench.train.cli",
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="evaluate a model on a suite or task (no arguments: the demo)")
-    p.add_argument("--model", help="NAME[:CHECKPOINT] (default: the suite's model)")
+    p.add_argument("--model", help="NAME[:CHECKPOINT] or FAMILY:NAME, e.g. sam:vit_b (`sambench models list`; "
+                   "default: the suite's model)")
     p.add_argument("--suite", help="suite name or YAML file (default: demo, unless --task)")
     p.add_argument("--task", help="run only this task (of the suite, or alone with --dataset)")
     p.add_argument("--dataset", action="append", default=[],
@@ -61,7 +62,25 @@ def _add_run(sub) -> None:
                    help="text task: text encoder (minilm, clip:DIR, hash; default: the checkpoint's)")
     p.add_argument("--phrases", choices=["auto", "expressions", "description", "category"],
                    help="text task: where phrases come from (default auto)")
+    _add_hub_flags(p)
     p.set_defaults(func=cmd_run)
+
+
+def _add_hub_flags(parser) -> None:
+    parser.add_argument("--offline", action="store_true",
+                        help="no network access (also SAMBENCH_OFFLINE=1): named checkpoints and Hub "
+                             "datasets must already be cached")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="accept a named checkpoint that has no published sha256 (the first download "
+                             "records its hash; also SAMBENCH_ALLOW_UNVERIFIED=1)")
+
+
+def _apply_hub_flags(args) -> None:
+    """The flags become environment variables, so every loader (and huggingface_hub) sees them."""
+    if getattr(args, "offline", False):
+        os.environ["SAMBENCH_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+    if getattr(args, "allow_unverified", False):
+        os.environ["SAMBENCH_ALLOW_UNVERIFIED"] = "1"
 
 
 def _set_task_options(suite, runner: str, options: dict, flags: str) -> None:
@@ -190,18 +209,37 @@ def cmd_run(args) -> int:
 def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list models or describe one")
     msub = p.add_subparsers(dest="action", required=True)
-    msub.add_parser("list", help="registered models").set_defaults(func=cmd_models_list)
+    msub.add_parser("list", help="registered models and named checkpoints").set_defaults(func=cmd_models_list)
     info = msub.add_parser("info", help="inferred config, parameter count and sha256")
     info.add_argument("spec", help="NAME[:CHECKPOINT]")
     info.add_argument("--json", action="store_true")
+    _add_hub_flags(info)
     info.set_defaults(func=cmd_models_info)
+    fetch = msub.add_parser("fetch", help="download and verify named checkpoints into the cache (for offline use later)")
+    fetch.add_argument("names", nargs="+", help="FAMILY:NAME, e.g. sam:vit_b")
+    _add_hub_flags(fetch)
+    fetch.set_defaults(func=cmd_models_fetch)
 
 
 def cmd_models_list(args) -> int:
+    from sambench import hub
     from sambench.models import list_models
 
     for name, description in list_models():
         print(f"{name:16s} {description}")
+    print(f"\nnamed checkpoints (--model FAMILY:NAME; cached in {hub.checkpoint_dir()}):")
+    for name, description in hub.describe():
+        print(f"{name:22s} {description}")
+    return 0
+
+
+def cmd_models_fetch(args) -> int:
+    from sambench import hub
+
+    for name in args.names:
+        if name not in hub.table():
+            raise SambenchError(f"no named checkpoint {name!r} (see `sambench models list`)")
+        print(f"{name}: {hub.fetch(name)}")
     return 0
 
 
@@ -367,6 +405,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="sambench: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
+        _apply_hub_flags(args)
         return args.func(args)
     except SambenchError as exc:
         print(f"sambench: error: {exc}", file=sys.stderr)
