@@ -117,7 +117,7 @@ def run(config: RunConfig) -> Optional[dict]:
         runner = task.build()
         for name in task.datasets:
             ref = datasets.resolve(name, config.data_root)
-            if config.explicit_datasets and not ref.root.exists():
+            if config.explicit_datasets and not ref.present():
                 raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
             plan.append((task, runner, ref))
     if config.model is None:
@@ -207,7 +207,7 @@ def _evaluate(config: RunConfig, task: TaskSpec, runner, ref, model, dist,
     whole-dataset runner's ground truth loaded, once for both steps and released after."""
     dataset, counts = None, {}
     if unsupported is None:
-        if ref.root.exists():
+        if ref.present():
             counts = _begin_dataset(config, task, runner, ref)
             dataset = _open(config, ref)
             _score_shard(config, task, runner, model, ref, dataset, dist)
@@ -271,6 +271,9 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
     entry["status"] = "ok"
     if getattr(dataset, "sample_list", None) is not None:  # which masks: a frozen list or a draw
         entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
+    source = getattr(getattr(dataset, "dataset", dataset), "source", None)
+    if source:  # where remote rows came from (Hugging Face: repository, revision, fingerprint)
+        entry["source"] = source
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
     counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)

@@ -25,6 +25,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present:
 class DatasetCard:
     name: str
     format: str
+    aliases: list[str] = field(default_factory=list)  # other spellings a user may type (coco, ADE20K)
     title: str = ""
     domain: str = ""
     source: str = ""
@@ -59,11 +60,15 @@ class DatasetCard:
 
 
 def load_cards(directory: Optional[Path] = None) -> Registry[DatasetCard]:
-    """All cards in ``dataset_adapters/`` keyed by name (a fresh registry each call)."""
+    """All cards in ``dataset_adapters/`` keyed by name, with their aliases (a fresh registry
+    each call)."""
     cards: Registry[DatasetCard] = Registry("dataset")
     for path in sorted((directory or asset_dir("dataset_adapters")).glob("*.yaml")):
         card = _read_card(path, path.stat().st_mtime_ns)
         cards.add(card.name, replace(card))
+    for name, card in cards.items():
+        for spelling in card.aliases:
+            cards.alias(spelling, name)
     return cards
 
 
