@@ -31,9 +31,13 @@ def _add_run(sub) -> None:
     p.add_argument("--model", help="NAME[:CHECKPOINT] or FAMILY:NAME, e.g. sam:vit_b (`sambench models list`; "
                    "default: the suite's model)")
     p.add_argument("--suite", help="suite name or YAML file (default: demo, unless --task)")
-    p.add_argument("--task", help="run only this task (of the suite, or alone with --dataset)")
+    p.add_argument("--task", help="run only this task (of the suite, or alone: on --dataset, else on "
+                   "its bundled synthetic data)")
     p.add_argument("--dataset", action="append", default=[],
-                   help="NAME, NAME=ROOT or a COCO-style folder (repeatable)")
+                   help="NAME (or an alias, e.g. coco), NAME=ROOT, a COCO-style folder, or "
+                        "hf:REPO_ID[:CONFIG][@SPLIT] / hf:FOLDER (Hugging Face; repeatable)")
+    p.add_argument("--stream", action="store_true",
+                   help="stream hf: Hub datasets instead of downloading them whole")
     p.add_argument("--data-root", help="folder holding datasets under their card's dirname")
     p.add_argument("--out", help="run directory (default: runs/<suite>-<model>-<time>)")
     p.add_argument("--limit", type=int, help="at most N images per dataset")
@@ -81,6 +85,8 @@ def _apply_hub_flags(args) -> None:
         os.environ["SAMBENCH_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
     if getattr(args, "allow_unverified", False):
         os.environ["SAMBENCH_ALLOW_UNVERIFIED"] = "1"
+    if getattr(args, "stream", False):
+        os.environ["SAMBENCH_STREAM"] = "1"
 
 
 def _set_task_options(suite, runner: str, options: dict, flags: str) -> None:
@@ -138,9 +144,14 @@ def _plan(args):
     from sambench.tasks import Suite, load_suite, load_task
 
     if args.task and not args.suite:
+        task = load_task(args.task, args.dataset)
         if not args.dataset:
-            raise SambenchError("--task needs --dataset (or a --suite that lists datasets)")
-        suite = Suite(name=args.task, version=1, tasks=[load_task(args.task, args.dataset)])
+            if not task.bundled:
+                raise SambenchError(f"task {args.task} has no bundled data: pass --dataset NAME[=DIR] "
+                                    "(see `sambench datasets list`)")
+            task.datasets = list(task.bundled)
+            log.info("no --dataset: running %s on its bundled synthetic data (%s)", args.task, ", ".join(task.datasets))
+        suite = Suite(name=args.task, version=1, tasks=[task])
     else:
         suite = load_suite(args.suite or "demo")
         if args.task:
@@ -301,7 +312,8 @@ def cmd_datasets_list(args) -> int:
     from sambench.datasets import load_cards
 
     cards = load_cards()
-    print(f"{'name':16s} {'domain':24s} {'split':22s} {'format':10s} {'images':>7s} {'masks':>7s}  status")
+    print(f"{'name':16s} {'aliases':26s} {'domain':24s} {'split':22s} {'format':10s} {'images':>7s} "
+          f"{'masks':>7s}  status")
     for name, card in cards.items():
         status = ""
         if card.synthetic is not None:
@@ -309,7 +321,7 @@ def cmd_datasets_list(args) -> int:
         elif args.data_root:
             folder = Path(args.data_root) / (card.dirname or name)
             status = f"present ({folder})" if folder.exists() else "absent"
-        print(f"{name:16s} {card.domain[:24]:24s} {card.split[:22]:22s} {card.format:10s} "
+        print(f"{name:16s} {','.join(card.aliases)[:26]:26s} {card.domain[:24]:24s} {card.split[:22]:22s} {card.format:10s} "
               f"{card.expected.get('images', ''):>7} {card.expected.get('masks', ''):>7}  {status}")
     return 0
 

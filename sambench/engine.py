@@ -105,6 +105,19 @@ def _check_resume(config: RunConfig) -> None:
         atomic_write_json(pinned, fp)
 
 
+def _check_some_data(plan: list, data_root: Optional[str]) -> None:
+    """A run whose datasets are all absent is a mistake (a mistyped --data-root), not a report
+    of absent rows: say where we looked and what we expected there."""
+    absent = [ref for _, _, ref in plan if not ref.present()]
+    if not plan or len(absent) < len(plan):
+        return
+    names = list(dict.fromkeys(ref.root.name for ref in absent))
+    where = f"--data-root {data_root}" if data_root else "their folders"
+    raise SambenchError(f"none of the {len(names)} datasets of this run is present under {where}: expected "
+                        f"folders such as {', '.join(names[:3])} (see `sambench datasets list"
+                        f"{' --data-root ' + str(data_root) if data_root else ''}` for every name and folder)")
+
+
 def run(config: RunConfig) -> Optional[dict]:
     """Execute the suite and write ``results.json``; returns the results dict (on rank 0;
     other ranks of a torchrun job return None after scoring their shard)."""
@@ -120,6 +133,7 @@ def run(config: RunConfig) -> Optional[dict]:
             if config.explicit_datasets and not ref.present():
                 raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
             plan.append((task, runner, ref))
+    _check_some_data(plan, config.data_root)
     if config.model is None:
         if any(uses_model(runner) for _, runner, _ in plan):
             raise SambenchError("this run needs a model: pass --model NAME[:CHECKPOINT]")

@@ -106,6 +106,8 @@ def render_table(cards: Optional[Registry[DatasetCard]] = None) -> str:
         out += ["", f"## `{name}`: {card.title}", ""]
         out += [f"- **Source:** {_text(card.source)}", f"- **Licence:** {_text(card.licence)}",
                 f"- **Folder:** `<data-root>/{card.dirname or name}`, format `{card.format}`"]
+        if card.aliases:
+            out.append("- **Also called:** " + ", ".join(f"`{a}`" for a in card.aliases))
         if card.layout_note:
             out.append(f"- **Layout:** {_text(card.layout_note)}")
         if card.extraction:
