@@ -93,6 +93,13 @@ def render_table(cards: Optional[Registry[DatasetCard]] = None) -> str:
            "- `sambench datasets sample NAME --root DIR --out FILE [--seed S]`: freeze the (image, mask) "
            "ids to evaluate; `sambench run --sample-list FILE` evaluates exactly those and records "
            "the file's sha256",
+           "- `--dataset NAME` also takes the aliases listed per card (e.g. `coco`, `lvis`, `sa-1b`, "
+           "`ADE20K`; any case), and `--dataset hf:REPO_ID[:CONFIG][@SPLIT]` or `hf:FOLDER` reads a Hugging "
+           "Face dataset (Hub, `save_to_disk` folder or parquet files) with the `datasets` library. Default "
+           "columns: `image`, then `segmentation` (per instance a COCO RLE or polygons), `masks` (per instance "
+           "a mask image) or `label` (a label map); optional `image_id`, `annotation_ids`, `iscrowd`, "
+           "`category_id`. A card with `format: hf` maps other column names and pins `hf_dataset`, `config`, "
+           "`split` and `revision` in its layout (sambench/datasets/hf.py).",
            "- Faces are not blurred by sambench (SAM App. D.1 blurred them): a known deviation on every "
            "card, unless you supply pre-blurred images.", "",
            "| name | dataset | domain | split | format | images | masks | subsampled | licence |",
