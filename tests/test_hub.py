@@ -176,3 +176,33 @@ def test_load_model_resolves_a_named_checkpoint(server, cache, monkeypatch, tmp_
     model = load_model("sam:tiny")
     assert model.info().checkpoint == str(cache / "tiny.pth")
     assert model.info().sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+
+
+def test_cli_offline_flag_refuses_the_network(cache, monkeypatch, capsys):
+    from sambench.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # so the flag's changes to the environment are undone
+    monkeypatch.setenv("SAMBENCH_OFFLINE", "0")
+    assert main(["models", "fetch", "sam:vit_b", "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert "offline and not in the cache; download https://dl.fbaipublicfiles.com/segment_anything/" in err
+    assert str(cache / "sam_vit_b_01ec64.pth") in err and leftovers(cache) == []
+
+
+def test_hub_entries_use_the_users_huggingface_hub(cache, monkeypatch, tmp_path):
+    import sys
+
+    table = {"sam3:sam3": {"hf": {"repo": "facebook/sam3", "file": "sam3.pt"}, "file": "sam3.pt", "sha256": None}}
+    monkeypatch.setattr(hub, "table", lambda: table)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(SambenchError, match="pip install huggingface_hub"):
+        hub.resolve("sam3", "sam3")
+    monkeypatch.delitem(sys.modules, "huggingface_hub")
+    huggingface_hub = pytest.importorskip("huggingface_hub", reason="installed with datasets")
+    calls = []
+    (tmp_path / "sam3.pt").write_bytes(b"w")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, name, **kw: calls.append((repo, name, kw)) or str(tmp_path / "sam3.pt"))
+    monkeypatch.setenv("SAMBENCH_OFFLINE", "1")
+    assert hub.resolve("sam3", "sam3") == str(tmp_path / "sam3.pt")
+    assert calls == [("facebook/sam3", "sam3.pt", {"revision": None, "local_files_only": True})]
