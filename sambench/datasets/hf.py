@@ -37,6 +37,7 @@ import numpy as np
 from sambench import masks as mask_codec
 from sambench.datasets.base import FORMATS, IndexedDataset, find_files
 from sambench.datasets.cards import DatasetCard
+from sambench.datasets.coco import segmentation_rle
 from sambench.datasets.labels import LabelRule, extract
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
@@ -206,13 +207,9 @@ class _Rows:
         instances, problems = [], []
         for k, seg in enumerate(row[self.cols.annotations] or []):
             meta = self._instance_meta(row, k)
-            try:
-                rle = mask_codec.from_annotation(seg, height, width)
-            except SambenchError as exc:
-                problems.append({"kind": "bad_segmentation", "detail": f"annotation {meta['id']}: {exc}"})
-                continue
-            if mask_codec.area(rle) == 0:
-                problems.append({"kind": "empty_mask", "detail": f"annotation {meta['id']}"})
+            rle, problem = segmentation_rle(seg, height, width, f"annotation {meta['id']}")
+            if problem:
+                problems.append(problem)
                 continue
             instances.append(Instance(id=meta["id"], rle=rle, category=str(meta["category_id"]),
                                       category_id=meta["category_id"], iscrowd=meta["iscrowd"]))
