@@ -166,10 +166,12 @@ def _plan(args):
 
 def _sample_lists(args, suite) -> dict:
     """--sample-list files by dataset name; each must name a dataset this run evaluates."""
-    from sambench.datasets import sample_lists_by_dataset
+    from sambench.datasets import load_cards, sample_lists_by_dataset
 
     by_name = sample_lists_by_dataset(args.sample_list)
-    planned = {spec.partition("=")[0] for t in suite.tasks for spec in t.datasets}
+    cards = load_cards()
+    planned = {cards.canonical(spec.partition("=")[0]) or spec.partition("=")[0]
+               for t in suite.tasks for spec in t.datasets}
     for name, path in by_name.items():
         if name not in planned:
             raise SambenchError(f"sample list {path} is for dataset {name}, which this run does not evaluate")

@@ -63,10 +63,14 @@ def checkpoint_dir() -> Path:
     return Path(root) / "checkpoints"
 
 
+# Model names that read another family's released files (the official code on SAM's checkpoints).
+SAME_FILES = {"sam-official": "sam"}
+
+
 def resolve(family: str, checkpoint: Optional[str]) -> Optional[str]:
     """The file a model loader should read: ``checkpoint`` itself unless it is a name in the
     table (and not an existing path), in which case the fetched, verified cache file."""
-    key = f"{family}:{checkpoint}"
+    key = f"{SAME_FILES.get(family, family)}:{checkpoint}"
     if checkpoint is None or key not in table() or Path(checkpoint).exists():
         return checkpoint
     return str(fetch(key))

@@ -157,3 +157,17 @@ def test_point_task_numbers_equal_across_layouts(layouts, tmp_path):
 @pytest.mark.slow
 def test_grabcut_point_numbers_equal_across_layouts(layouts, tmp_path):
     assert_same_numbers("grabcut", layouts, tmp_path)
+
+
+def test_a_streamed_hub_dataset_runs_in_order_but_is_never_subsampled(layouts, monkeypatch, tmp_path):
+    files = [str(p) for p in sorted((layouts["parquet"] / "data").glob("*.parquet"))]
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda repo, config, **kw: real("parquet", data_files=files, split="train", streaming=True))
+    monkeypatch.setenv("SAMBENCH_STREAM", "1")
+    ref = resolve("hf:someone/shapes")
+    stream = ref.open()
+    assert isinstance(stream, HFStream) and [s.id for s in stream] == [s.id for s in resolve(str(layouts["coco"])).open()]
+    (tmp_path / "list.json").write_text("{}")
+    with pytest.raises(SambenchError, match="streamed"):
+        ref.open(sample_list=str(tmp_path / "list.json"))

@@ -89,6 +89,7 @@ def test_good_download_is_verified_cached_and_reused(server, cache, monkeypatch)
     assert leftovers(cache) == ["b.pth", "b.pth.sha256"]
     _Handler.files.clear()  # a second resolve must not touch the network
     assert hub.resolve("sam", "b") == path
+    assert hub.resolve("sam-official", "b") == path  # the official code reads SAM's files
 
 
 @pytest.mark.parametrize("path", ["cut", "norange"])

@@ -58,6 +58,10 @@ class DatasetRef:
         if not self.present():
             raise SambenchError(f"dataset {self.name}: folder not found: {self.root}")
         dataset = open_format(self.card, self.root)
+        indexed = hasattr(dataset, "image_ids")
+        if not indexed and (sample_list is not None or (subsample and self.card.subsample is not None)):
+            raise SambenchError(f"dataset {self.name} is streamed: it cannot be subsampled or restricted to a "
+                                "sample list (drop --stream)")
         if sample_list is not None:
             chosen = read_sample_list(Path(sample_list))
             if chosen.dataset != self.name:
