@@ -35,7 +35,8 @@ from urllib.request import Request, urlopen
 
 import yaml
 
-from sambench.errors import SambenchError
+from sambench.errors import SambenchError, UnknownNameError
+from sambench.registry import Registry
 
 log = logging.getLogger("sambench")
 
@@ -70,10 +71,18 @@ SAME_FILES = {"sam-official": "sam"}
 def resolve(family: str, checkpoint: Optional[str]) -> Optional[str]:
     """The file a model loader should read: ``checkpoint`` itself unless it is a name in the
     table (and not an existing path), in which case the fetched, verified cache file."""
-    key = f"{SAME_FILES.get(family, family)}:{checkpoint}"
-    if checkpoint is None or key not in table() or Path(checkpoint).exists():
+    if checkpoint is None or Path(checkpoint).exists():
         return checkpoint
-    return str(fetch(key))
+    base = SAME_FILES.get(family, family)
+    key = f"{base}:{checkpoint}"
+    if key in table():
+        return str(fetch(key))
+    if any(k.startswith(f"{base}:") for k in table()) and not any(c in checkpoint for c in "/\\."):
+        names = Registry("named checkpoint")  # a name, not a file: say which names exist
+        for known in table():
+            names.add(known, known)
+        raise UnknownNameError(names.unknown_message(key) + "; a checkpoint file needs its path")
+    return checkpoint
 
 
 def fetch(key: str) -> Path:

@@ -155,6 +155,8 @@ def test_paths_and_unknown_names_pass_through(cache, tmp_path):
     assert hub.resolve("sam", str(existing)) == str(existing)
     assert hub.resolve("sam", "my_finetune.pth") == "my_finetune.pth"
     assert hub.resolve("grabcut", None) is None
+    with pytest.raises(SambenchError, match="unknown named checkpoint 'sam:vit_hh'; did you mean sam:vit_h"):
+        hub.resolve("sam", "vit_hh")
 
 
 def test_every_table_entry_is_complete():
