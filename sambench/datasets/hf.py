@@ -264,7 +264,8 @@ class HFStream:
     def __init__(self, name: str, rows, source: dict, layout: dict):
         self.name, self.source = name, source
         self._stream = rows.decode(False)
-        self._rows = _Rows(name, layout, list(rows.features or {}), None)
+        columns = list(rows.features) if rows.features else list(next(iter(self._stream.take(1)), {}))
+        self._rows = _Rows(name, layout, columns, None)  # (features unknown up front: from the first row)
         split = (rows.info.splits or {}).get(layout.get("split") or "train")
         self._length = split.num_examples if split is not None and split.num_examples else None
 
