@@ -209,7 +209,7 @@ def _cmd(args) -> int:
     name, checkpoint = split_spec(args.model)
     if name != "sam" or not checkpoint:
         raise SambenchError("bench compares SAM implementations: --model sam:CHECKPOINT")
-    checkpoint = hub.resolve(name, checkpoint)  # sam:vit_b -> the verified cached file
+    _, checkpoint = hub.resolve(name, checkpoint)  # sam:vit_b -> the verified cached file
     if not Path(checkpoint).is_file():
         raise SambenchError(f"checkpoint not found: {checkpoint}")
     rows = run_bench(checkpoint, args.dataset, args.limit, args.seed, args.impl or default_implementations())

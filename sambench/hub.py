@@ -68,21 +68,22 @@ def checkpoint_dir() -> Path:
 SAME_FILES = {"sam-official": "sam"}
 
 
-def resolve(family: str, checkpoint: Optional[str]) -> Optional[str]:
-    """The file a model loader should read: ``checkpoint`` itself unless it is a name in the
-    table (and not an existing path), in which case the fetched, verified cache file."""
+def resolve(family: str, checkpoint: Optional[str]) -> tuple[str, Optional[str]]:
+    """The model and the file its loader should read: ``(family, checkpoint)`` unchanged unless
+    ``checkpoint`` is a name in the table (and not an existing path); then the fetched, verified
+    cache file, and the entry's ``family`` when another model loads it (``sam2.1:*`` -> ``sam2``)."""
     if checkpoint is None or Path(checkpoint).exists():
-        return checkpoint
+        return family, checkpoint
     base = SAME_FILES.get(family, family)
     key = f"{base}:{checkpoint}"
     if key in table():
-        return str(fetch(key))
+        return (family if family in SAME_FILES else table()[key].get("family", family)), str(fetch(key))
     if any(k.startswith(f"{base}:") for k in table()) and not any(c in checkpoint for c in "/\\."):
         names = Registry("named checkpoint")  # a name, not a file: say which names exist
         for known in table():
             names.add(known, known)
         raise UnknownNameError(names.unknown_message(key) + "; a checkpoint file needs its path")
-    return checkpoint
+    return family, checkpoint
 
 
 def fetch(key: str) -> Path:

@@ -84,18 +84,18 @@ def leftovers(folder):
 
 def test_good_download_is_verified_cached_and_reused(server, cache, monkeypatch):
     use_table(monkeypatch, server, b=("good", SHA))
-    path = hub.resolve("sam", "b")
-    assert open(path, "rb").read() == PAYLOAD
+    family, path = hub.resolve("sam", "b")
+    assert family == "sam" and open(path, "rb").read() == PAYLOAD
     assert leftovers(cache) == ["b.pth", "b.pth.sha256"]
     _Handler.files.clear()  # a second resolve must not touch the network
-    assert hub.resolve("sam", "b") == path
-    assert hub.resolve("sam-official", "b") == path  # the official code reads SAM's files
+    assert hub.resolve("sam", "b") == ("sam", path)
+    assert hub.resolve("sam-official", "b") == ("sam-official", path)  # the official code reads SAM's files
 
 
 @pytest.mark.parametrize("path", ["cut", "norange"])
 def test_a_cut_connection_resumes_or_restarts(server, cache, monkeypatch, path):
     use_table(monkeypatch, server, b=(path, SHA))
-    assert open(hub.resolve("sam", "b"), "rb").read() == PAYLOAD
+    assert open(hub.resolve("sam", "b")[1], "rb").read() == PAYLOAD
     assert _Handler.cuts[path] == 1
     assert leftovers(cache) == ["b.pth", "b.pth.sha256"]
 
@@ -125,7 +125,7 @@ def test_offline_refuses_the_network_and_says_where_to_put_the_file(server, cach
     assert _Handler.cuts == {} and leftovers(cache) == []
     cache.mkdir(parents=True)
     (cache / "b.pth").write_bytes(PAYLOAD)  # placed by hand: verified, then used
-    assert hub.resolve("sam", "b") == str(cache / "b.pth")
+    assert hub.resolve("sam", "b") == ("sam", str(cache / "b.pth"))
 
 
 def test_a_corrupt_cached_file_is_moved_aside(cache, monkeypatch):
@@ -143,18 +143,18 @@ def test_unknown_hash_needs_consent_then_records_the_hash(server, cache, monkeyp
         hub.resolve("sam", "b")
     assert leftovers(cache) == []
     monkeypatch.setenv("SAMBENCH_ALLOW_UNVERIFIED", "1")
-    path = hub.resolve("sam", "b")
+    _, path = hub.resolve("sam", "b")
     assert (cache / "b.pth.sha256").read_text().split()[0] == SHA
     monkeypatch.delenv("SAMBENCH_ALLOW_UNVERIFIED")
-    assert hub.resolve("sam", "b") == path  # the recorded hash now verifies it
+    assert hub.resolve("sam", "b") == ("sam", path)  # the recorded hash now verifies it
 
 
 def test_paths_and_unknown_names_pass_through(cache, tmp_path):
     existing = tmp_path / "vit_b"
     existing.write_bytes(b"x")
-    assert hub.resolve("sam", str(existing)) == str(existing)
-    assert hub.resolve("sam", "my_finetune.pth") == "my_finetune.pth"
-    assert hub.resolve("grabcut", None) is None
+    assert hub.resolve("sam", str(existing)) == ("sam", str(existing))
+    assert hub.resolve("sam", "my_finetune.pth") == ("sam", "my_finetune.pth")
+    assert hub.resolve("grabcut", None) == ("grabcut", None)
     with pytest.raises(SambenchError, match="unknown named checkpoint 'sam:vit_hh'; did you mean sam:vit_h"):
         hub.resolve("sam", "vit_hh")
 
@@ -176,9 +176,11 @@ def test_load_model_resolves_a_named_checkpoint(server, cache, monkeypatch, tmp_
     write_random_checkpoint(str(ckpt), "tiny", seed=0)
     _Handler.files["tiny"] = ckpt.read_bytes()
     use_table(monkeypatch, server, tiny=("tiny", hashlib.sha256(ckpt.read_bytes()).hexdigest()))
-    model = load_model("sam:tiny")
-    assert model.info().checkpoint == str(cache / "tiny.pth")
-    assert model.info().sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    hub.table()["sam9:tiny"] = dict(hub.table()["sam:tiny"], family="sam")  # a version another model loads
+    for spec in ("sam:tiny", "sam9:tiny"):
+        model = load_model(spec)
+        assert model.info().checkpoint == str(cache / "tiny.pth")
+        assert model.info().sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
 
 
 def test_cli_offline_flag_refuses_the_network(cache, monkeypatch, capsys):
@@ -207,5 +209,5 @@ def test_hub_entries_use_the_users_huggingface_hub(cache, monkeypatch, tmp_path)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download",
                         lambda repo, name, **kw: calls.append((repo, name, kw)) or str(tmp_path / "sam3.pt"))
     monkeypatch.setenv("SAMBENCH_OFFLINE", "1")
-    assert hub.resolve("sam3", "sam3") == str(tmp_path / "sam3.pt")
+    assert hub.resolve("sam3", "sam3") == ("sam3", str(tmp_path / "sam3.pt"))
     assert calls == [("facebook/sam3", "sam3.pt", {"revision": None, "local_files_only": True})]

@@ -50,8 +50,8 @@ def load_model(name: str, checkpoint: Optional[str] = None, device: str = "cpu",
     """Build a registered model. ``name`` may carry the checkpoint as ``NAME:PATH``."""
     _import_all()
     name, from_spec = split_spec(name)
+    name, checkpoint = hub.resolve(name, checkpoint or from_spec)  # FAMILY:NAME -> the verified cached file
     factory = MODELS.get(name)
-    checkpoint = hub.resolve(name, checkpoint or from_spec)  # FAMILY:NAME -> the verified cached file
     return factory(checkpoint=checkpoint, device=device, dtype=dtype, **options)
 
 

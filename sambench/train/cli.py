@@ -73,7 +73,7 @@ def build(model_spec: str, arch: str):
     if name != "sam":
         raise SambenchError(f"training supports SAM-layout models (sam[:CHECKPOINT]), not {name!r}")
     if checkpoint:
-        return load_sam(hub.resolve(name, checkpoint))[0]  # sam:vit_b: the official checkpoint, fetched
+        return load_sam(hub.resolve(name, checkpoint)[1])[0]  # sam:vit_b: the official checkpoint, fetched
     if arch in ARCHITECTURES:
         return Sam(make_config("tiny", **ARCHITECTURES[arch]))
     if arch in PRESETS:
