@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections import Counter, deque
+from itertools import islice
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from sambench import datasets, distributed
 from sambench.cache import CachedModel, EmbeddingCache, supports_cache
+from sambench.datasets.base import IndexedDataset
 from sambench.errors import SambenchError
 from sambench.models import ModelInfo, load_model
 from sambench.paths import record_path
@@ -91,6 +93,19 @@ def _check_resume(config: RunConfig) -> None:
         atomic_write_json(pinned, fp)
 
 
+def _check_some_data(plan: list, data_root: Optional[str]) -> None:
+    """A run whose datasets are all absent is a mistake (a mistyped --data-root), not a report
+    of absent rows: say where we looked and what we expected there."""
+    absent = [ref for _, _, ref in plan if not ref.present()]
+    if not plan or len(absent) < len(plan):
+        return
+    names = list(dict.fromkeys(ref.root.name for ref in absent))
+    where = f"--data-root {data_root}" if data_root else "their folders"
+    raise SambenchError(f"none of the {len(names)} datasets of this run is present under {where}: expected "
+                        f"folders such as {', '.join(names[:3])} (see `sambench datasets list"
+                        f"{' --data-root ' + str(data_root) if data_root else ''}` for every name and folder)")
+
+
 def run(config: RunConfig) -> Optional[dict]:
     """Execute the suite and write ``results.json``; returns the results dict (on rank 0;
     other ranks of a torchrun job return None after scoring their shard)."""
@@ -103,9 +118,10 @@ def run(config: RunConfig) -> Optional[dict]:
         runner = task.build()
         for name in task.datasets:
             ref = datasets.resolve(name, config.data_root)
-            if config.explicit_datasets and not ref.root.exists():
+            if config.explicit_datasets and not ref.present():
                 raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
             plan.append((task, runner, ref))
+    _check_some_data(plan, config.data_root)
     if config.model is None:
         if any(runner.uses_model for _, runner, _ in plan):
             raise SambenchError("this run needs a model: pass --model NAME[:CHECKPOINT]")
@@ -157,6 +173,22 @@ def _open(config: RunConfig, ref):
     return ref.open(seed=config.seed, sample_list=(config.sample_lists or {}).get(ref.name), subsample=True)
 
 
+def _pending(config: RunConfig, dataset, done) -> Iterator[tuple[int, Sample]]:
+    """(index, sample) of the images up to ``--limit``, in dataset order, that ``done(index, id)``
+    leaves; an indexed dataset builds only those samples, a stream (no ids up front) reads every row."""
+    if isinstance(dataset, IndexedDataset):
+        return ((i, dataset.sample(image_id)) for i, image_id in enumerate(dataset.image_ids[:config.limit])
+                if not done(i, str(image_id)))
+    return ((i, s) for i, s in enumerate(islice(dataset, config.limit)) if not done(i, s.id))
+
+
+def _image_ids(config: RunConfig, dataset) -> list[str]:
+    """The ids of the images up to ``--limit``, in dataset order (a stream is read again for them)."""
+    if isinstance(dataset, IndexedDataset):
+        return [str(i) for i in dataset.image_ids[:config.limit]]
+    return [s.id for s in islice(dataset, config.limit)]
+
+
 def _record_path(config: RunConfig, task: TaskSpec, ref, sample_id: str) -> Path:
     return record_path(config.out, task.name, ref.name, sample_id)
 
@@ -184,7 +216,7 @@ def _evaluate(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, model,
     runner's context prepared, once for both steps and released after."""
     dataset, context = None, None
     if unsupported is None:
-        if ref.root.exists():
+        if ref.present():
             context = runner.prepare(ref, config.out / task.name)
             dataset = _open(config, ref)
             _score_shard(config, task, runner, model, ref, dataset, context, dist)
@@ -199,8 +231,8 @@ def _evaluate(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, model,
 def _score_shard(config: RunConfig, task: TaskSpec, runner: TaskRunner, model, ref, dataset, context,
                  dist) -> None:
     """Score this rank's images that have no record yet (resume) and write their records."""
-    todo = ((i, dataset.sample(image_id)) for i, image_id in enumerate(dataset.image_ids[:config.limit])
-            if dist.owns(i) and not _record_path(config, task, ref, str(image_id)).is_file())
+    todo = _pending(config, dataset, lambda i, sample_id: not dist.owns(i)
+                    or _record_path(config, task, ref, sample_id).is_file())
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
     if runner.uses_images:
         todo = _prefetched(todo)
@@ -234,15 +266,18 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner: TaskRunner, re
         entry["status"] = "absent"
         return entry
     records: list[SampleRecord] = []
-    for image_id in dataset.image_ids[:config.limit]:
-        path = _record_path(config, task, ref, str(image_id))
+    for image_id in _image_ids(config, dataset):
+        path = _record_path(config, task, ref, image_id)
         if not path.is_file():
             raise SambenchError(f"no record for {ref.name} sample {image_id}: a rank stopped early; "
                                 "rerun the same command to resume")
         records.append(SampleRecord.from_json(json.loads(path.read_text())))
     entry["status"] = "ok"
-    if dataset.sample_list is not None:  # which masks: a frozen list or a draw
+    if isinstance(dataset, IndexedDataset) and dataset.sample_list is not None:  # a frozen list or a draw
         entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
+    source = getattr(getattr(dataset, "dataset", dataset), "source", None)
+    if source:  # where remote rows came from (Hugging Face: repository, revision, fingerprint)
+        entry["source"] = source
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
     counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(context.counts)

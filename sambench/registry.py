@@ -24,13 +24,16 @@ def split_spec(spec: str) -> tuple[str, Optional[str]]:
 
 
 class Registry(Generic[T]):
-    """Named entries of one kind; ``get`` raises :class:`UnknownNameError` naming the closest
-    known names, so a typo on the command line gets a helpful one-line error."""
+    """Named entries of one kind. ``alias("other", "name")`` adds another spelling and lookups
+    ignore case; ``get`` raises :class:`UnknownNameError` naming the closest known names
+    (prefixes first, then close spellings, aliases included), so a typo on the command line
+    gets a helpful one-line error."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._targets: dict[str, str] = {}
         self._loaded: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}  # lower-case spelling -> entry name
         self.descriptions: dict[str, str] = {}
 
     def register(self, name: str, target: str, description: str = "") -> None:
@@ -49,30 +52,49 @@ class Registry(Generic[T]):
         self._loaded[name] = obj
         self.descriptions[name] = description
 
+    def alias(self, spelling: str, name: str) -> None:
+        taken = self.canonical(spelling)
+        if taken is not None and taken != name:
+            raise ValueError(f"{self.kind} alias {spelling!r} of {name!r} is already {taken!r}")
+        self._aliases[spelling.lower()] = name
+
+    def aliases(self, name: str) -> list[str]:
+        return sorted(a for a, n in self._aliases.items() if n == name)
+
+    def canonical(self, name: str) -> Optional[str]:
+        """The entry name that ``name`` spells (exactly, in another case, or as an alias)."""
+        if name in self._targets or name in self._loaded:
+            return name
+        lowered = name.lower()
+        return next((n for n in self if n.lower() == lowered), None) or self._aliases.get(lowered)
+
     def get(self, name: str) -> T:
-        if name in self._loaded:
-            return self._loaded[name]
-        if name not in self._targets:
+        key = self.canonical(name)
+        if key is None:
             raise UnknownNameError(self.unknown_message(name))
-        module, _, attr = self._targets[name].partition(":")
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                raise
-            raise SambenchError(f"{self.kind} {name} needs the package {exc.name!r}, which is not "
-                                "installed (see README: optional extras)") from None
-        self._loaded[name] = obj
-        return obj
+        if key not in self._loaded:
+            module, _, attr = self._targets[key].partition(":")
+            try:
+                self._loaded[key] = getattr(importlib.import_module(module), attr)
+            except ModuleNotFoundError as exc:
+                if exc.name and module.startswith(exc.name):
+                    raise
+                raise SambenchError(f"{self.kind} {key} needs the package {exc.name!r}, which is not "
+                                    "installed (see README: optional extras)") from None
+        return self._loaded[key]
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self), n=3, cutoff=0.5)
+        spellings = {n.lower(): n for n in self} | self._aliases
+        lowered = name.lower()
+        prefixed = [n for s, n in spellings.items() if s.startswith(lowered) or (len(s) > 2 and lowered.startswith(s))]
+        similar = [spellings[s] for s in difflib.get_close_matches(lowered, list(spellings), n=3, cutoff=0.5)]
+        close = list(dict.fromkeys(sorted(prefixed) + similar))[:3]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         known = ", ".join(self) or "none"
         return f"unknown {self.kind} {name!r}{hint} (known: {known})"
 
     def __contains__(self, name: object) -> bool:
-        return name in self._targets or name in self._loaded
+        return isinstance(name, str) and self.canonical(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted({*self._targets, *self._loaded}))

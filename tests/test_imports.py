@@ -15,7 +15,7 @@ LAYERS = [
      "sambench.paths", "sambench.prompts", "sambench.distributed", "sambench.results"],
     ["sambench.metrics", "sambench.text", "sambench.edges.nms", "sambench.edges.filters", "sambench.amg.utils",
      "sambench.amg.nms"],
-    ["sambench.models", "sambench.datasets"],
+    ["sambench.models", "sambench.datasets", "sambench.hub"],
     ["sambench.amg", "sambench.edges", "sambench.cache"],
     ["sambench.tasks"],
     ["sambench.engine", "sambench.bench", "sambench.train"],

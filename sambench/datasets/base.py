@@ -30,7 +30,7 @@ FORMATS.register("ade20k", "sambench.datasets.ade20k:open_ade20k", "ADE20K full 
 FORMATS.register("bbbc038", "sambench.datasets.bbbc038:open_bbbc038", "BBBC038 nuclei, one PNG per mask")
 FORMATS.register("bsds", "sambench.datasets.bsds:open_bsds", "BSDS500 images + .mat boundaries")
 FORMATS.register("cityscapes", "sambench.datasets.cityscapes:open_cityscapes", "Cityscapes gtFine, panoptic")
-FORMATS.register("hf", "sambench.datasets.hf:open_hf", "Hugging Face image-segmentation parquet")
+FORMATS.register("hf", "sambench.datasets.hf:open_hf", "Hugging Face datasets (Hub or local folder)")
 FORMATS.register("hypersim", "sambench.datasets.hypersim:open_hypersim", "Hypersim per-frame HDF5 instance maps")
 FORMATS.register("labelmap", "sambench.datasets.labelmap:open_labelmap", "images with one label-map PNG each")
 FORMATS.register("visor", "sambench.datasets.polygons:open_visor", "VISOR polygons painted in order")

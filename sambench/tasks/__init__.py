@@ -118,6 +118,7 @@ class TaskSpec:
     datasets: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    bundled: list[str] = field(default_factory=list)  # synthetic datasets `--task NAME` runs on alone
 
     def build(self) -> TaskRunner:
         return RUNNERS.get(self.runner)(self.options)
@@ -162,7 +163,7 @@ def suite_names() -> Registry[Path]:
     return reg
 
 
-TASK_KEYS = {"runner", "version", "description", "options", "datasets"}
+TASK_KEYS = {"runner", "version", "description", "options", "datasets", "bundled"}
 
 
 def load_task(name: str, datasets: Optional[list[str]] = None, options: Optional[dict] = None) -> TaskSpec:
@@ -176,7 +177,7 @@ def load_task(name: str, datasets: Optional[list[str]] = None, options: Optional
     merged.update(options or {})
     return TaskSpec(name=name, runner=data["runner"], version=int(data.get("version", 1)),
                     datasets=list(datasets or data.get("datasets") or []), options=merged,
-                    description=data.get("description", ""))
+                    description=data.get("description", ""), bundled=list(data.get("bundled") or []))
 
 
 def load_suite(name_or_file: str) -> Suite:
