@@ -124,9 +124,21 @@ class SacoDataset(IndexedDataset):
                     problems.append({"kind": "bad_segmentation", "detail": f"{gt.path.name}: {exc}"})
             sets.append(instances)
         meta = {"phrase": phrase, "file_name": entry["file_name"], "annotator_sets": sets,
-                "exhaustive": pair_id in self.scored}
+                "exhaustive": pair_id in self.scored, "category_id": self.category_id(entry)}
         return Sample(id=str(pair_id), dataset=self.name, height=h, width=w, instances=sets[0],
                       image_path=self.image_dir / entry["file_name"], meta=meta, problems=problems)
+
+
+    def category_id(self, entry: dict) -> int:
+        """The category predictions of the pair carry: its ``queried_category`` when the file
+        knows it, else the file's first category (the metric ignores which, only that it is
+        one of the file's, as SAM 3's evaluator drops predictions of other categories)."""
+        ids = self.files[0].category_ids
+        queried = entry.get("queried_category")
+        for value in (queried, int(queried) if isinstance(queried, str) and queried.isdigit() else None):
+            if value in ids:
+                return value
+        return ids[0] if ids else 1
 
 
 @FORMATS.register("saco")

@@ -109,7 +109,8 @@ def evaluate_files(pred_path, gt_paths, iou_type: str = "segm",
             raise SambenchError("annotator files of one subset must share their categories")
         preds = sets[0][1]
         dropped = len(by_pair.get(pair_id, [])) - len(preds)
-        counts["unknown_category"] += dropped
+        if dropped:
+            counts["unknown_category"] += dropped
         score, index = score_annotators([regions for regions, _ in sets], [p[1] for p in preds],
                                         [p[2] for p in preds], iou_type, score_threshold)
         scores.append(score)
