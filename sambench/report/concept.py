@@ -7,11 +7,27 @@ from typing import Optional
 
 import pandas as pd
 
+from sambench.report import reference
 from sambench.report.sections import ReportContext, Section, section
-from sambench.report.tables import fmt
+from sambench.report.tables import fmt, is_number
 from sambench.results import scored
 
 ROUTES = [("", "concept path"), ("text_", "text path (one mask)"), ("det_", "detector boxes")]
+
+
+def _published_means(entries: list[dict]) -> list[dict]:
+    """This run's unweighted mean over a published benchmark's subsets (e.g. SA-Co/Gold's
+    seven), followed by the published rows, when the run scored at least one subset."""
+    rows = []
+    names = [e["dataset"] for e in entries]
+    for ref, present in reference.aggregate_refs("concept", names):
+        values = [e["metrics"].get("cgf1") for e in entries if e["dataset"] in present]
+        values = [v for v in values if is_number(v)]
+        rows.append({"dataset": f"mean of {len(present)} of {len(ref['datasets'])} ({ref['id']})",
+                     "route": "concept path", "cgF1": fmt(sum(values) / len(values)) if values else ""})
+        rows += [{"dataset": f"published: {r['model']}", "route": "", "cgF1": fmt(r.get("cgf1")), "_kind": "ref"}
+                 for r in ref["rows"]]
+    return rows
 
 
 @section("concept")
@@ -38,12 +54,14 @@ def concept_section(ctx: ReportContext) -> Optional[Section]:
                               "precision": fmt(m.get(f"{prefix}precision")), "recall": fmt(m.get(f"{prefix}recall")),
                               "pos. macro-F1": fmt(m.get(f"{prefix}positive_macro_f1")),
                               "oracle choice": " / ".join(map(str, m.get(f"{prefix}oracle_choice") or []))})
+    main += _published_means([e for e in entries if scored(e)])
     sec = Section("Concept segmentation", "concept")
     sec.table(pd.DataFrame(main).fillna(""),
               "×100 over exhaustively annotated (image, noun phrase) pairs. cgF1 = positive micro-F1 (pmF1: "
               "instances matched one to one at IoU ≥ t, mean over t = 0.50:0.05:0.95) × IL_MCC (Matthews' "
               "correlation of 'the phrase is present' against 'the model predicted something' over all pairs); "
-              "predictions scored below 0.5 do not count (SA-Co's rule, SAM 3's evaluator).")
+              "predictions scored below 0.5 do not count (SA-Co's rule, SAM 3's evaluator). Published rows "
+              "are means over a benchmark's subsets, shown beside this run's mean over the subsets it scored.")
     if breakdown:
         sec.table(pd.DataFrame(breakdown).fillna(""),
                   "Image level: TP (instances present, predicted), FP (absent, predicted), TN (absent, none), FN "
