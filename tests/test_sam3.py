@@ -53,6 +53,11 @@ def compared(tmp_path_factory):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def test_options_reach_the_package(compared):
+    assert compared["default_max_hole_area"] == 256.0 == compared["default_info"]["max_hole_area"]
+    assert compared["default_info"]["confidence_threshold"] == 0.5
+
+
 def test_interactive_path_equals_the_package(compared):
     cases = {k: v for k, v in compared["cases"].items() if not k.startswith(("concept", "batch"))}
     assert len(cases) == 10
@@ -81,14 +86,14 @@ def test_concept_and_point_tasks_end_to_end(compared, tmp_path):
     ckpt = compared["checkpoint"]
     concept = run_reference(["-m", "sambench", "run", "--task", "concept", "--model", f"sam3:{ckpt}", "--dataset",
                              "synth-concepts", "--limit", "3", "--out", str(tmp_path / "c"), "--json",
-                             "--no-cache"])
+                             "--no-cache", "--model-option", "max_hole_area=0"])
     assert concept.returncode == 0, concept.stderr[-3000:]
     entry = json.loads(concept.stdout.strip().splitlines()[-1])["results"][0]
     assert entry["status"] == "ok" and entry["metrics"]["pairs"] >= 2 and "cgf1" in entry["metrics"]
     assert (tmp_path / "c" / "report.html").is_file()
     point = run_reference(["-m", "sambench", "run", "--task", "point", "--model", f"sam3:{ckpt}", "--dataset",
                            "synth-shapes", "--limit", "1", "--out", str(tmp_path / "p"), "--json", "--no-cache",
-                           "--no-report"])
+                           "--no-report", "--model-option", "max_hole_area=0"])
     assert point.returncode == 0, point.stderr[-3000:]
     results = json.loads(point.stdout.strip().splitlines()[-1])
     assert results["results"][0]["status"] == "ok" and results["model"]["family"] == "sam3"
