@@ -112,6 +112,11 @@ def ensure_synthetic(card: DatasetCard) -> Path:
     if card.format == "bsds":  # the edges task's synthetic data, in the BSDS500 layout
         if not (root / "groundTruth").is_dir():
             synth.write_bsds_dataset(root, name=card.name, **settings)
+    elif card.format == "saco":  # the concept task's synthetic data, in the SA-Co layout
+        if not (root / "annotations").is_dir():
+            from sambench.datasets.synth_concepts import write_saco_dataset
+
+            write_saco_dataset(root, name=card.name, **settings)
     elif not (root / "annotations.json").is_file():
         synth.write_dataset(root, name=card.name, **settings)
     return root

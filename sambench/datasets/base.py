@@ -37,6 +37,7 @@ FORMATS.register("visor", "sambench.datasets.polygons:open_visor", "VISOR polygo
 FORMATS.register("woodscape", "sambench.datasets.polygons:open_woodscape", "WoodScape polygons painted in order")
 FORMATS.register("via", "sambench.datasets.polygons:open_via", "VGG Image Annotator polygons")
 FORMATS.register("refcoco", "sambench.datasets.refcoco:open_refcoco", "RefCOCO / RefCOCO+ / RefCOCOg (refer layout)")
+FORMATS.register("saco", "sambench.datasets.saco:open_saco", "SA-Co concept pairs (SAM 3), COCO-style JSON")
 FORMATS.register("sa1b", "sambench.datasets.sa1b:open_sa1b", "SA-1B: one JSON per image beside its JPEG")
 FORMATS.register("ytvis", "sambench.datasets.ytvis:open_ytvis", "YouTube-VIS-style video instances, frames as images")
 

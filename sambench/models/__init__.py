@@ -19,6 +19,8 @@ MODELS.register("sam", "sambench.models.sam:build_sam_model", "Segment Anything 
 MODELS.register("sam-official", "sambench.models.official:build_official_model", "the official "
                 "segment-anything 1.0 code on a SAM v1 checkpoint (cross-checking; needs segment-anything, "
                 "not torchvision)")
+MODELS.register("sam3", "sambench.models.sam3:build_sam3_model", "SAM 3 through Meta's sam3 package: "
+                "points/boxes/masks and noun phrases (concept path); needs pip install 'sambench[sam3]'")
 MODELS.register("grabcut", "sambench.models.grabcut:build_grabcut",
                 "classical GrabCut seeded from the prompts (no weights)")
 MODELS.register("sobel", "sambench.models.classical_edges:build_sobel",

@@ -99,6 +99,7 @@ SECTIONS.register("proposals", "sambench.report.proposals:sections", "AR table a
 SECTIONS.register("instances", "sambench.report.instances:sections", "mask AP or GT-box mIoU tables")
 SECTIONS.register("text", "sambench.report.text:sections", "mIoU / cIoU / P@t per prompt mode")
 SECTIONS.register("statistics", "sambench.report.statistics:sections", "mask statistics figures")
+SECTIONS.register("concept", "sambench.report.concept:sections", "cgF1, pmF1 and IL_MCC per route")
 
 
 def build_sections(ctx: ReportContext) -> list[Section]:

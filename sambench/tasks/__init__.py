@@ -106,6 +106,7 @@ RUNNERS.register("instances", "sambench.tasks.instances:InstancesTask",
                  "box-prompted instance segmentation (SAM §7.4)")
 RUNNERS.register("text", "sambench.tasks.text:TextTask", "text to mask (SAM §7.5)")
 RUNNERS.register("statistics", "sambench.tasks.statistics:StatisticsTask", "dataset mask statistics (SAM §5)")
+RUNNERS.register("concept", "sambench.tasks.concept:ConceptTask", "concept segmentation, cgF1 (SAM 3, SA-Co)")
 
 
 @dataclass
