@@ -26,7 +26,7 @@ def test_run_directory_follows_the_contract(synth_dir, tmp_path):
     assert results["run"]["seed"] == 3
     assert set(results["model"]) >= {"name", "family", "checkpoint", "sha256", "params", "config"}
     (entry,) = results["results"]
-    assert entry["task"] == "point" and entry["task_version"] == 1 and entry["dataset"] == "synth-shapes"
+    assert entry["task"] == "point" and entry["task_version"] == 2 and entry["dataset"] == "synth-shapes"
     assert entry["n_images"] == 3 and entry["n_masks"] > 10
     names = {"miou@1", "miou@2", "miou@3", "miou@5", "miou@9", "miou@1_oracle",
              "random_miou@1", "random_miou@9", "random_miou@1_oracle", "noc@85", "noc@90"}
