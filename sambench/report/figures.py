@@ -127,6 +127,32 @@ def delta_bars(names: Sequence[str], deltas: Sequence[float], ci: Sequence[Seque
 
 
 @styled
+def tornado(labels: Sequence[str], deltas: Sequence[float], ci: Sequence[Optional[Sequence[float]]], xlabel: str):
+    """Protocol sensitivity: one bar per alternative (×100), the largest |Δ| on top, with the
+    paired CI as whiskers where there is one."""
+    order = np.argsort(-np.abs(np.asarray(deltas, float)), kind="stable")[::-1]
+    fig, ax = plt.subplots(figsize=(7.2, _bar_height(len(labels))))
+    y = np.arange(len(labels))
+    vals = np.asarray(deltas, float)[order] * 100
+    ax.barh(y, vals, color=[GOOD if v >= 0 else BAD for v in vals], height=0.65)
+    lo = np.array([100 * ci[i][0] if ci[i] else v for v, i in zip(vals, order)])
+    hi = np.array([100 * ci[i][1] if ci[i] else v for v, i in zip(vals, order)])
+    ax.errorbar(vals, y, xerr=np.array([vals - lo, hi - vals]), fmt="none", ecolor="#333", elinewidth=0.8,
+                capsize=2, label="95% CI (paired cluster bootstrap over images)")
+    span = max(0.1, float(np.abs(np.concatenate([vals, lo, hi])).max()))
+    for yy, v, a, b in zip(y, vals, lo, hi):
+        ax.text(b + 0.02 * span if v >= 0 else a - 0.02 * span, yy, f"{v:+.2f}", va="center",
+                ha="left" if v >= 0 else "right", fontsize=7.5)
+    ax.axvline(0, color="#333", linewidth=0.8)
+    ax.set_xlim(-1.3 * span, 1.3 * span)
+    ax.set_yticks(y, [labels[i] for i in order])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="y", visible=False)
+    _legend_above(ax, ncol=1)
+    return fig
+
+
+@styled
 def miou_vs_points(curves: list[dict], n_points: Sequence[int]):
     """mIoU (×100) against the number of points, center and random first point (Fig. 9c/9d).
 
