@@ -161,3 +161,26 @@ def test_models_and_datasets_lists(capsys):
     assert main(["datasets", "list"]) == 0
     out = capsys.readouterr().out
     assert "synth-shapes" in out and "coco2017" in out
+
+
+@pytest.mark.parametrize("task", ["point", "instances-gtbox"])
+def test_empty_gt_mask_is_counted_logged_and_never_scored(synth_dir, tmp_path, task, caplog):
+    import shutil
+
+    folder = shutil.copytree(synth_dir, tmp_path / "with-empty")
+    data = json.loads((folder / "annotations.json").read_text())
+    image = data["images"][0]
+    data["annotations"].append({"id": 999, "image_id": image["id"], "category_id": data["annotations"][0]["category_id"],
+                                "iscrowd": 0, "bbox": [0, 0, 0, 0], "area": 0,
+                                "segmentation": {"size": [image["height"], image["width"]],
+                                                 "counts": [image["height"] * image["width"]]}})
+    (folder / "annotations.json").write_text(json.dumps(data))
+    out = tmp_path / "run"
+    assert main(["run", "--model", "test-disk", "--task", task, "--no-cache", "--no-report",
+                 "--dataset", str(folder), "--out", str(out), "--limit", "1"]) == 0
+    (entry,) = json.loads((out / "results.json").read_text())["results"]
+    assert entry["counts"]["empty_mask"] == 1
+    scored = {row["mask"] for path in (out / "records").rglob("*.json")
+              for row in json.loads(path.read_text())["rows"]}
+    assert scored and "999" not in scored
+    assert "empty_mask" in caplog.text

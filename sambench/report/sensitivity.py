@@ -9,12 +9,15 @@ import pandas as pd
 
 from sambench.report import figures
 from sambench.report.sections import ReportContext, Section
-from sambench.report.tables import fmt_ci
 from sambench.sensitivity import load_sensitivity, table_rows
 
 
 def _show(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _interval(pair) -> str:
+    return f"[{100 * pair[0]:+.2f}, {100 * pair[1]:+.2f}]" if pair else "—"
 
 
 def sensitivity_section(ctx: ReportContext) -> Optional[Section]:
@@ -30,7 +33,7 @@ def sensitivity_section(ctx: ReportContext) -> Optional[Section]:
         "task": r["task"], "option": r["option"] + ("" if r["open"] else " (not open)"),
         "this run → alternative": f"{_show(r['setting'])} → {_show(r['alternative'])}", "metric": r["metric"],
         "this run": f"{100 * r['base']:.2f}", "alternative": f"{100 * r['value']:.2f}",
-        "Δ": f"{100 * r['delta']:+.2f}", "Δ CI95": fmt_ci(r["delta_ci95"], signed=True) or "—",
+        "Δ": f"{100 * r['delta']:+.2f}", "Δ CI95": _interval(r["delta_ci95"]),
         "per dataset Δ": ", ".join(f"{k} {100 * v:+.2f}" for k, v in r["datasets"].items())} for r in rows])
     sec.table(frame, "Sorted by |Δ|, largest first; every metric and each dataset's CI are in sensitivity.json.")
     labels = [f"{r['task']}: {r['option']} → {_show(r['alternative'])} ({r['metric']})" for r in rows]
