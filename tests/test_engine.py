@@ -163,8 +163,7 @@ def test_models_and_datasets_lists(capsys):
     assert "synth-shapes" in out and "coco2017" in out
 
 
-@pytest.mark.parametrize("task", ["point", "instances-gtbox"])
-def test_empty_gt_mask_is_counted_logged_and_never_scored(synth_dir, tmp_path, task, caplog):
+def test_empty_gt_mask_is_counted_logged_and_never_scored(synth_dir, tmp_path, caplog):
     import shutil
 
     folder = shutil.copytree(synth_dir, tmp_path / "with-empty")
@@ -176,7 +175,7 @@ def test_empty_gt_mask_is_counted_logged_and_never_scored(synth_dir, tmp_path, t
                                                  "counts": [image["height"] * image["width"]]}})
     (folder / "annotations.json").write_text(json.dumps(data))
     out = tmp_path / "run"
-    assert main(["run", "--model", "test-disk", "--task", task, "--no-cache", "--no-report",
+    assert main(["run", "--model", "test-disk", "--task", "point", "--no-cache", "--no-report",
                  "--dataset", str(folder), "--out", str(out), "--limit", "1"]) == 0
     (entry,) = json.loads((out / "results.json").read_text())["results"]
     assert entry["counts"]["empty_mask"] == 1
@@ -184,3 +183,18 @@ def test_empty_gt_mask_is_counted_logged_and_never_scored(synth_dir, tmp_path, t
               for row in json.loads(path.read_text())["rows"]}
     assert scored and "999" not in scored
     assert "empty_mask" in caplog.text
+
+
+def test_every_instance_prompting_task_skips_empty_masks():
+    """point, instances-gtbox and text decode their instances through decode_instances: a custom
+    adapter's empty mask is counted there and never reaches a prompt."""
+    from sambench import masks as mask_codec
+    from sambench.tasks import decode_instances
+    from sambench.types import Instance, Sample, SampleRecord
+
+    full = np.ones((4, 4), bool)
+    sample = Sample("s", "toy", 4, 4, [Instance("a", mask_codec.encode(full)),
+                                       Instance("e", mask_codec.encode(~full))])
+    record = SampleRecord("s")
+    gts, ids = decode_instances(sample, record, include_crowd=False)
+    assert ids == ["a"] and [e["kind"] for e in record.errors] == ["empty_mask"]
