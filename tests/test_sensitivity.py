@@ -122,3 +122,19 @@ def test_report_shows_the_section(runs, tmp_path):
     assert "Protocol sensitivity" in html and "feed_back_logits" in html
     dom, shot, console = render(runs["base"] / "report.html", tmp_path)
     assert console == [] and 'id="sensitivity"' in dom and shot.std() > 10
+
+
+def test_docs_list_every_open_choice():
+    from pathlib import Path
+
+    from sambench.tasks import open_choices
+    from sambench.tasks.edges import EdgesProtocol
+    from sambench.tasks.instances import InstancesProtocol
+    from sambench.tasks.point import PointProtocol
+    from sambench.tasks.proposals import ProposalsProtocol
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sensitivity.md").read_text()
+    for task, protocol in (("point", PointProtocol), ("instances", InstancesProtocol),
+                           ("proposals", ProposalsProtocol), ("edges", EdgesProtocol)):
+        for name in open_choices(protocol):
+            assert f"| {task} | `{name}`" in text, f"docs/sensitivity.md lacks {task}.{name}"
