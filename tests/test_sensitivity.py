@@ -138,3 +138,25 @@ def test_docs_list_every_open_choice():
                            ("proposals", ProposalsProtocol), ("edges", EdgesProtocol)):
         for name in open_choices(protocol):
             assert f"| {task} | `{name}`" in text, f"docs/sensitivity.md lacks {task}.{name}"
+
+
+def test_paired_intervals_of_the_other_tasks_from_their_records():
+    from sambench.sensitivity import _bootstrap_delta
+
+    rng = np.random.default_rng(0)
+    # proposals: AR@1000 is the mean over masks of the mean recall over thresholds
+    prop = [{"sample_id": s, "rows": [{"mask": m, "matched": {"all": [1] * k + [0] * (10 - k)}}
+                                      for m, k in (("a", 10), ("b", 5))]} for s in ("i1", "i2")]
+    assert unit_values("proposals", prop, "ar@1000") == {("i1", "a"): 1.0, ("i1", "b"): 0.5,
+                                                         ("i2", "a"): 1.0, ("i2", "b"): 0.5}
+    worse = json.loads(json.dumps(prop))
+    worse[0]["rows"][0]["matched"]["all"] = [0] * 10
+    boot = _bootstrap_delta("proposals", "ar@1000", prop, worse, {}, rng, 200)
+    assert set(np.round(boot, 12)) <= {0.0, -0.5, -0.25}  # images drawn: (i2, i2), (i1, i2), (i1, i1)
+    # edges: ODS recomputed from the drawn images' pooled counts; a run against itself moves nothing
+    counts = np.zeros((99, 4))
+    counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] = 5, 10, 4, 8
+    edges = [{"sample_id": s, "rows": [{"counts": counts.tolist()}]} for s in ("i1", "i2")]
+    assert (_bootstrap_delta("edges", "ods", edges, edges, {"nthresh": 99}, rng, 20) == 0).all()
+    # AP is a whole-dataset ranking: no interval
+    assert _bootstrap_delta("instances", "ap", prop, prop, {}, rng, 20) is None
