@@ -5,7 +5,7 @@ proposal ranking, the edge post-processing...); each task's protocol dataclass m
 (:func:`sambench.tasks.open_choices`, with the source of the default and the values to try).
 ``sambench sensitivity RUN`` re-scores the run once per alternative value, everything else as
 the run had it (model, datasets and their roots, seed, limit, sample lists), into
-``RUN/sensitivity/<task>/<option>=<value>/``: a full run directory, so it resumes, and the
+``RUN/sensitivity/<task>/<option>-<value>/``: a full run directory, so it resumes, and the
 embedding cache makes it a re-decode only. For each headline metric it reports the value under
 the alternative, Δ = alternative − the run's setting per dataset and on the unweighted mean over
 datasets, and a 95% CI of Δ from a paired cluster bootstrap over images (the same images
@@ -187,7 +187,7 @@ def variant_dir(run_dir: Path, item: dict) -> Path:
     from sambench.engine import safe_name
 
     value = json.dumps(item["value"]) if not isinstance(item["value"], str) else item["value"]
-    return Path(run_dir) / "sensitivity" / item["task"] / safe_name(f"{item['option']}={value}")
+    return Path(run_dir) / "sensitivity" / item["task"] / safe_name(f"{item['option']}-{value}")
 
 
 def _dataset_specs(results: dict, task: str) -> list[str]:
