@@ -176,6 +176,7 @@ def plan(pinned: dict, vary: Optional[dict[str, list]]) -> list[dict]:
             for value in values:
                 if value == setting:
                     continue
+                load_task(task["name"], task["datasets"], {**task["options"], option: value}).build()  # a bad value fails now
                 out.append({"task": task["name"], "option": option, "setting": setting, "value": value,
                             "open": option in declared, "source": declared.get(option, {}).get("source", "")})
     if vary is not None and set(vary) - used:

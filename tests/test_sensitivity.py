@@ -87,6 +87,8 @@ def test_default_plan_varies_every_open_choice(runs):
     assert plan(pinned, parse_vary(["point.multimask_later=true,false"]))[0]["value"] is True
     with pytest.raises(Exception, match="no task of this run has"):
         plan(pinned, parse_vary(["rank_by=random"]))
+    with pytest.raises(Exception, match="ignore 'wrong' is not one of"):  # before anything runs
+        plan(pinned, parse_vary(["ignore=wrong"]))
 
 
 def test_delta_equals_a_separately_computed_run(runs, capsys):
