@@ -191,13 +191,21 @@ def variant_dir(run_dir: Path, item: dict) -> Path:
     return Path(run_dir) / "sensitivity" / item["task"] / safe_name(f"{item['option']}-{value}")
 
 
-def _dataset_specs(results: dict, task: str) -> list[str]:
-    """The run's datasets of a task as NAME=ROOT (a card) or ROOT (a COCO-style folder)."""
+def _dataset_specs(task: dict, results: dict) -> list[str]:
+    """The run's datasets of a task as it named them; a bare card name (found then under
+    --data-root, which the run does not record) becomes NAME=ROOT from its results entry, and
+    datasets the run found absent are left out."""
     from sambench.datasets import load_cards
 
+    roots = {e["dataset"]: e["root"] for e in results["results"] if e["task"] == task["name"] and scored(e)}
     cards = load_cards()
-    return [f"{e['dataset']}={e['root']}" if e["dataset"] in cards else e["root"]
-            for e in results["results"] if e["task"] == task and scored(e)]
+    out = []
+    for spec in task["datasets"]:
+        if "=" in spec or spec.startswith("hf:") or spec not in cards:
+            out.append(spec)
+        elif cards.get(spec).name in roots:
+            out.append(f"{cards.get(spec).name}={roots[cards.get(spec).name]}")
+    return out
 
 
 def run_variant(run_dir: Path, pinned: dict, results: dict, item: dict, cache: Optional[str],
@@ -207,7 +215,7 @@ def run_variant(run_dir: Path, pinned: dict, results: dict, item: dict, cache: O
     from sambench.tasks import Suite, load_task
 
     task = next(t for t in pinned["tasks"] if t["name"] == item["task"])
-    spec = load_task(task["name"], _dataset_specs(results, task["name"]),
+    spec = load_task(task["name"], _dataset_specs(task, results),
                      {**task["options"], item["option"]: item["value"]})
     if spec.version != task["version"]:
         raise SambenchError(f"{run_dir}: task {task['name']} is version {task['version']} there and "
