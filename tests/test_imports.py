@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent / "sambench"
 # own layer and the layers below.
 LAYERS = [
     ["sambench.errors", "sambench.registry", "sambench.resources", "sambench.types", "sambench.masks",
-     "sambench.paths", "sambench.prompts", "sambench.distributed", "sambench.results"],
+     "sambench.paths", "sambench.prompts", "sambench.distributed", "sambench.results", "sambench.options"],
     ["sambench.metrics", "sambench.text", "sambench.edges.nms", "sambench.edges.filters", "sambench.amg.utils",
      "sambench.amg.nms"],
     ["sambench.models", "sambench.datasets", "sambench.hub"],
@@ -21,7 +21,7 @@ LAYERS = [
     ["sambench.engine", "sambench.bench", "sambench.train"],
     ["sambench.report"],
     ["sambench.cli", "sambench.__main__", "sambench.amg.cli", "sambench.report.cli", "sambench.train.cli",
-     "sambench.metrics.bsds_cli", "sambench"],
+     "sambench.metrics.bsds_cli", "sambench.sensitivity", "sambench"],
 ]
 
 

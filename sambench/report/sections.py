@@ -100,6 +100,10 @@ SECTIONS.register("instances", "sambench.report.instances:sections", "mask AP or
 SECTIONS.register("text", "sambench.report.text:sections", "mIoU / cIoU / P@t per prompt mode")
 SECTIONS.register("statistics", "sambench.report.statistics:sections", "mask statistics figures")
 SECTIONS.register("concept", "sambench.report.concept:sections", "cgF1, pmF1 and IL_MCC per route")
+# Sections about the whole run, after the tasks': ``fn(ctx) -> Optional[Section]``.
+RUN_SECTIONS: Registry[Callable[[ReportContext], Optional[Section]]] = Registry("run section")
+RUN_SECTIONS.register("sensitivity", "sambench.report.sensitivity:sensitivity_section",
+                      "results of `sambench sensitivity` over the open choices")
 
 
 def build_sections(ctx: ReportContext) -> list[Section]:
@@ -113,6 +117,10 @@ def build_sections(ctx: ReportContext) -> list[Section]:
         runner = runner_of(entry)
         build = SECTIONS.get(runner) if runner in SECTIONS else generic_sections
         out += [sec for sec in build(ctx, task) if sec is not None]
+    for name in RUN_SECTIONS:  # sections about the whole run (e.g. a sensitivity study)
+        sec = RUN_SECTIONS.get(name)(ctx)
+        if sec is not None:
+            out.append(sec)
     problems = problems_section(ctx)
     if problems is not None:
         out.append(problems)

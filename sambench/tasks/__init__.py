@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from sambench.errors import SambenchError
+from sambench.options import open_choice, open_choices  # noqa: F401 (part of this API)
 from sambench.registry import Registry
 from sambench.resources import asset_dir
 from sambench.types import Sample, SampleRecord
@@ -227,7 +228,11 @@ def parse_protocol(protocol_class, options: dict, task: str):
 
 
 def decode_instances(sample: Sample, record: SampleRecord, include_crowd: bool):
-    """Decode the instances a mask task scores; count crowd/ignore and adapter problems."""
+    """Decode the instances a mask task scores; count crowd/ignore and adapter problems.
+
+    An instance with an empty mask is never prompted (it would have no click and a perfect
+    IoU): it is counted as ``empty_mask``, which the engine logs.
+    """
     for problem in sample.problems:
         record.errors.append(dict(problem))
     gts, ids = [], []
@@ -235,7 +240,11 @@ def decode_instances(sample: Sample, record: SampleRecord, include_crowd: bool):
         if (inst.iscrowd or inst.ignore) and not include_crowd:
             record.errors.append({"kind": "crowd_excluded", "detail": f"mask {inst.id}"})
             continue
-        gts.append(inst.mask())
+        mask = inst.mask()
+        if not mask.any():
+            record.errors.append({"kind": "empty_mask", "detail": f"mask {inst.id}: no pixel, not prompted"})
+            continue
+        gts.append(mask)
         ids.append(inst.id)
     return gts, ids
 
@@ -271,4 +280,4 @@ def load_image_or_record(sample: Sample, record: SampleRecord) -> Optional[np.nd
 
 __all__ = ["RUNNERS", "Metric", "DatasetContext", "TaskRunner", "runner_of", "entry_metrics", "TaskSpec",
            "Suite", "load_task", "load_suite", "task_names", "suite_names", "parse_protocol",
-           "decode_instances", "best_masks", "load_image_or_record"]
+           "decode_instances", "best_masks", "load_image_or_record", "open_choice", "open_choices"]

@@ -37,6 +37,7 @@ from typing import Optional
 import numpy as np
 
 from sambench.errors import SambenchError
+from sambench.metrics.iou import ci_protocol
 from sambench.metrics.referring import intersection_union, referring_metrics
 from sambench.models.base import supports_text
 from sambench.prompts import center_point, stable_rng
@@ -191,7 +192,7 @@ class TextTask(TaskRunner):
     options_class = TextProtocol
 
     def protocol(self, context: Optional[TextContext]) -> dict:
-        out = self.proto.to_json()
+        out = {**self.proto.to_json(), "ci95": ci_protocol()}
         if context is not None and context.encoder_info is not None:
             out["text_encoder_used"] = context.encoder_info
         return out
@@ -338,14 +339,16 @@ class TextTask(TaskRunner):
     # -- aggregation ---------------------------------------------------------------------
     def aggregate(self, records: list[SampleRecord], context: Optional[TextContext], seed: int) -> dict:
         by_mode: dict[str, list[dict]] = {}
+        images: dict[str, list[str]] = {}  # the bootstrap's cluster of each unit
         for rec in records:
             for row in rec.rows:
                 by_mode.setdefault(row["mode"], []).append(row)
+                images.setdefault(row["mode"], []).append(rec.sample_id)
         metrics: dict = {}
         for mode in [*self.proto.modes, "chance"]:
             rows = by_mode.get(mode, [])
             metrics.update(referring_metrics([r["inter"] for r in rows], [r["union"] for r in rows],
-                                             self.proto.thresholds, seed, PREFIX[mode]))
+                                             self.proto.thresholds, seed, PREFIX[mode], images.get(mode, [])))
         det_modes = [m for m in self.proto.modes if m.startswith("det")]
         if det_modes and by_mode.get(det_modes[0]):
             rows = by_mode[det_modes[0]]
