@@ -174,7 +174,7 @@ def family_checkpoints(tmp_path_factory):
 
 def test_models_list_shows_the_families(capsys):
     assert main(["models", "list"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert {"sam", "mobilesam", "hq-sam"} <= set(names)
 
 

@@ -126,8 +126,9 @@ class Attention(nn.Module):
         batch, tokens, _ = x.shape
         q, k, v = (self.qkv(self.norm(x)).view(batch, tokens, self.num_heads, 3 * self.key_dim)
                    .permute(0, 2, 1, 3).split(self.key_dim, dim=3))
-        bias = self.bias()
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=self.scale)
+        # explicit products: for 7×7 windows faster on a CPU than the fused kernel with a mask
+        attn = (q @ k.transpose(-2, -1)) * self.scale + self.bias().to(q.dtype)
+        out = attn.softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, -1))
 
 
