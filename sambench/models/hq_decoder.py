@@ -55,6 +55,19 @@ class HQMaskDecoder(MaskDecoder):
         n_out = output_tokens.shape[0]
         hs, src = self.run_transformer(image_embeddings, image_pe, output_tokens, sparse_prompt_embeddings,
                                        dense_prompt_embeddings, cache, n_out)
+        device = src.device.type
+        if torch.is_autocast_enabled(device):
+            # The heads work on 256² maps with large logits: in bf16 their error is tens of
+            # times the reference's, so they stay fp32 (the transformer is where the time is).
+            with torch.autocast(device, enabled=False):
+                return self._heads(image_embeddings.float(), src.float(), hs.float(), interm.float(),
+                                   multimask_output, cache)
+        return self._heads(image_embeddings, src, hs, interm, multimask_output, cache)
+
+    def _heads(self, image_embeddings: Tensor, src: Tensor, hs: Tensor, interm: Tensor, multimask_output: bool,
+               cache: Optional[dict]) -> tuple[Tensor, Tensor]:
+        """IoU, SAM's chosen mask and the HQ mask from the transformer's outputs."""
+        n_out = hs.shape[1]
         height, width = image_embeddings.shape[-2:]
         iou = self.iou_prediction_head(hs[:, 0, :])
         if multimask_output:
@@ -65,7 +78,7 @@ class HQMaskDecoder(MaskDecoder):
         upscaled = self.upscale(src, height, width)
         hq_features = cached(cache, "hq features", lambda: (
             self.embedding_encoder(image_embeddings)
-            + self.compress_vit_feat(interm.permute(0, 3, 1, 2).to(image_embeddings.dtype))))
+            + self.compress_vit_feat(interm.permute(0, 3, 1, 2))))
         hq_in = self.hf_mlp(hs[:, n_out - 1, :])
         masks = torch.einsum("bc,bchw->bhw", hq_in, self.embedding_maskfeature(upscaled) + hq_features)
         if not self.hq_token_only:
