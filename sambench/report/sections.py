@@ -104,7 +104,7 @@ def section(task: str, order: int = 0) -> Callable[[SectionFn], SectionFn]:
 def build_sections(ctx: ReportContext) -> list[Section]:
     """Summary, then each task's sections in the order the run lists its tasks, then problems."""
     from sambench.report import edges, examples, instances, point, proposals  # noqa: F401 (register)
-    from sambench.report import text  # noqa: F401 (register)
+    from sambench.report import concept, text  # noqa: F401 (register)
 
     out = [summary_section(ctx)]
     for task in dict.fromkeys(e["task"] for e in ctx.results["results"]):
@@ -112,6 +112,11 @@ def build_sections(ctx: ReportContext) -> list[Section]:
             sec = fn(ctx)
             if sec is not None:
                 out.append(sec)
+    from sambench.report.sensitivity import sensitivity_section
+
+    sensitivity = sensitivity_section(ctx)
+    if sensitivity is not None:
+        out.append(sensitivity)
     problems = problems_section(ctx)
     if problems is not None:
         out.append(problems)
