@@ -28,20 +28,21 @@ def keyed_generator(seed: int, name: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
 
 
-def random_tensor(name: str, shape: Iterable[int], dtype: torch.dtype, seed: int,
+def random_tensor(name: str, shape: Iterable[int], dtype: Optional[torch.dtype], seed: int,
                   small_scale: bool = False) -> torch.Tensor:
-    """One tensor for ``name``; ``small_scale`` marks the scale of a residual branch's last norm."""
+    """One tensor for ``name`` (float32, or int64 counters, when ``dtype`` is None);
+    ``small_scale`` marks the scale of a residual branch's last norm."""
     shape = torch.Size(shape)
     gen = keyed_generator(seed, name)
     if name.endswith("num_batches_tracked"):
-        return torch.randint(1, 10_000, shape, generator=gen, dtype=dtype)
+        return torch.randint(1, 10_000, shape, generator=gen, dtype=dtype or torch.int64)
     if name.endswith("running_var"):
         return torch.rand(shape, generator=gen) * 1.5 + 0.5
     if name.endswith("running_mean"):
         return torch.randn(shape, generator=gen) * 0.2
     if small_scale and len(shape) == 1:
         return torch.randn(shape, generator=gen) * 0.05 + 0.2
-    return sam_random_tensor(name, shape, gen).to(dtype)
+    return sam_random_tensor(name, shape, gen).to(dtype or torch.float32)
 
 
 def random_state_dict(shapes: Mapping[str, tuple[torch.Size, torch.dtype]], seed: int,
