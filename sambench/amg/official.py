@@ -30,7 +30,7 @@ from sambench.errors import SambenchError
 
 ENV_VAR = "SAMBENCH_OFFICIAL_PYTHON"
 VENV = ".venv-official"
-REQUIREMENTS = ("torch==2.14.1 torchvision==0.29.1 segment-anything==1.0 numpy pycocotools "
+REQUIREMENTS = ("torch==2.14.1 torchvision==0.29.1 segment-anything==1.0 efficientsam==1.0.0 numpy pycocotools "
                 "opencv-python-headless")
 
 
