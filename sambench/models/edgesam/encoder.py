@@ -17,7 +17,7 @@ Written from the EdgeSAM paper (Zhou et al., 2023, arXiv:2312.06660) and its ref
   the 1024-px input.
 
 :meth:`RepViTEncoder.fuse` folds every batch norm into its conv and each ``RepVGGDW`` into one
-3×3 depthwise conv (as RepViT's own ``fuse``) for inference.
+3×3 depthwise conv (as RepViT's own ``fuse``), with channels-last activations, for inference.
 """
 from __future__ import annotations
 
@@ -196,8 +196,11 @@ class RepViTEncoder(nn.Module):
                                          Upsample2x(config.upsample_mode)])
         self.neck = nn.Sequential(nn.Conv2d(OUT_DIM, OUT_DIM, 1, bias=False), LayerNorm2d(OUT_DIM),
                                   nn.Conv2d(OUT_DIM, OUT_DIM, 3, padding=1, bias=False), LayerNorm2d(OUT_DIM))
+        self.channels_last = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.features[0](x)
         tapped = {}
         for i, block in enumerate(self.features[1:]):
@@ -205,18 +208,20 @@ class RepViTEncoder(nn.Module):
             if i in self.taps:
                 tapped[i] = x
         x = self.fuse_stage2(tapped[self.taps[0]]) + self.fuse_stage3(tapped[self.taps[1]])
-        return self.neck(x)
+        return self.neck(x).contiguous()
 
     @torch.no_grad()
     def fuse(self) -> "RepViTEncoder":
-        """Fold batch norms into convs and each RepVGGDW into one conv (after loading weights)."""
+        """Prepare for inference (after loading weights): fold batch norms into convs and each
+        RepVGGDW into one conv, and keep activations channels-last (faster oneDNN convolutions)."""
         for module in list(self.modules()):
             if isinstance(module, RepVGGDW):
                 module.fuse()
             for name, child in list(module.named_children()):
                 if isinstance(child, ConvBN):
                     setattr(module, name, child.folded())
-        return self
+        self.channels_last = True
+        return self.to(memory_format=torch.channels_last)
 
 
 _BLOCK = re.compile(r"features\.(\d+)\.")
