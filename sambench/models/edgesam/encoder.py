@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sambench.models.convbn import fold_bn
+from sambench.models.conv_layers import OpSequential, fold_bn
 from sambench.models.sam.common import LayerNorm2d
 
 OUT_DIM = 256
@@ -149,17 +149,6 @@ def _m1() -> RepViTConfig:
 
 
 PRESETS = {"m1": _m1()}
-
-
-class OpSequential(nn.Module):
-    def __init__(self, ops: list[nn.Module]) -> None:
-        super().__init__()
-        self.op_list = nn.ModuleList(ops)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for op in self.op_list:
-            x = op(x)
-        return x
 
 
 class Upsample2x(nn.Module):

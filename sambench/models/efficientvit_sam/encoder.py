@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sambench.models.convbn import conv_bn_eval
+from sambench.models.conv_layers import OpSequential as Ops, conv_bn_eval
 
 NORM_EPS = 1e-6
 NECK_GRID = 64  # the neck resizes every input to the SAM embedding grid
@@ -158,19 +158,6 @@ class EfficientViTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.local_module(self.context_module(x))
-
-
-class Ops(nn.Module):
-    """A sequence of modules stored as ``op_list`` (the reference's ``OpSequential``)."""
-
-    def __init__(self, ops: list[nn.Module]) -> None:
-        super().__init__()
-        self.op_list = nn.ModuleList(ops)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for op in self.op_list:
-            x = op(x)
-        return x
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Batch-norm folding for the convolutional encoders (EfficientViT-SAM, EdgeSAM).
+"""Pieces the convolutional encoders share (EfficientViT-SAM, EdgeSAM): batch-norm folding and
+the reference code's ``OpSequential`` container.
 
 In eval mode a BatchNorm after a convolution is an affine map per output channel,
 ``(conv(x) − μ) / √(σ² + ε) · γ + β``, so it folds into the convolution's weights and bias:
@@ -29,3 +30,16 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 def conv_bn_eval(conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d]) -> nn.Conv2d:
     """``conv`` itself without a norm, else the folded pair."""
     return conv if bn is None else fold_bn(conv, bn)
+
+
+class OpSequential(nn.Module):
+    """Modules applied in order, stored as ``op_list`` (the key layout of both references)."""
+
+    def __init__(self, ops: list[nn.Module]) -> None:
+        super().__init__()
+        self.op_list = nn.ModuleList(ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.op_list:
+            x = op(x)
+        return x
