@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sambench.models.conv_layers import OpSequential as Ops, conv_bn_eval
+from sambench.models.conv_layers import OpSequential, conv_bn_eval
 
 NORM_EPS = 1e-6
 NECK_GRID = 64  # the neck resizes every input to the SAM embedding grid
@@ -221,7 +221,7 @@ class Backbone(nn.Module):
         stem = [ConvLayer(3, c.widths[0], 3, 2)]
         stem += [Residual(_local(c.blocks[0], c.widths[0], c.widths[0], 1, c.expands[0], c.fewer_norm[0]), True)
                  for _ in range(c.depths[0])]
-        stages = [Ops(stem)]
+        stages = [OpSequential(stem)]
         for i in range(1, len(c.widths)):
             width, kind = c.widths[i], c.blocks[i]
             down = kind if kind in ("mb", "fmb") else "mb"
@@ -231,7 +231,7 @@ class Backbone(nn.Module):
                     ops.append(EfficientViTBlock(width, c.qkv_dim, c.expands[i], (3,) if kind == "att@3" else (5,)))
                 else:
                     ops.append(Residual(_local(kind, width, width, 1, c.expands[i], c.fewer_norm[i]), True))
-            stages.append(Ops(ops))
+            stages.append(OpSequential(ops))
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -247,11 +247,11 @@ class Neck(nn.Module):
 
     def __init__(self, c: EfficientViTSamConfig) -> None:
         super().__init__()
-        self.input_ops = nn.ModuleList(Ops([ConvLayer(width, c.head_width, 1, act=False)])
+        self.input_ops = nn.ModuleList(OpSequential([ConvLayer(width, c.head_width, 1, act=False)])
                                        for width in reversed(c.widths[-3:]))
-        self.middle = Ops([Residual(_local(c.head_block, c.head_width, c.head_width, 1, c.head_expand, False), True)
+        self.middle = OpSequential([Residual(_local(c.head_block, c.head_width, c.head_width, 1, c.head_expand, False), True)
                            for _ in range(c.head_depth)])
-        self.output_ops = nn.ModuleList([Ops([ConvLayer(c.head_width, c.out_dim, 1, bias=True, norm=False, act=False)])])
+        self.output_ops = nn.ModuleList([OpSequential([ConvLayer(c.head_width, c.out_dim, 1, bias=True, norm=False, act=False)])])
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         inputs = []
