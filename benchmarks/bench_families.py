@@ -138,11 +138,11 @@ def worker(args) -> None:
             from efficientsam.models.efficientvit.sam import EfficientViTSamPredictor
 
             from sambench.models.efficientvit_sam.encoder import PRESETS
-            from sambench.models.efficientvit_sam.model import random_state_dict
+            from sambench.models.efficientvit_sam.family import FAMILY
             from sambench.models.efficientvit_sam.official import build_reference
 
             config = PRESETS[variant]
-            state = random_state_dict(config, 0)
+            state = FAMILY.random_state_dict(config, 0)
             path = str(Path(tmp) / f"{variant}.pt")
             torch.save(state, path)
             ref = build_reference(asdict(config))
@@ -162,9 +162,9 @@ def worker(args) -> None:
             from edge_sam import SamPredictor, sam_model_registry
 
             from sambench.models.edgesam.encoder import PRESETS as EDGE
-            from sambench.models.edgesam.model import random_state_dict as edge_random
+            from sambench.models.edgesam.family import FAMILY as EDGE_FAMILY
 
-            state = edge_random(EDGE["m1"], 0)
+            state = EDGE_FAMILY.random_state_dict(EDGE["m1"], 0)
             path = str(Path(tmp) / "edgesam.pth")
             torch.save(state, path)
             ref = sam_model_registry["edge_sam"]()

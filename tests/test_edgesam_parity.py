@@ -21,7 +21,7 @@ import torch
 
 import sambench
 from sambench.models.edgesam.encoder import PRESETS
-from sambench.models.edgesam.model import random_state_dict
+from sambench.models.edgesam.family import FAMILY
 from sambench.models.sam.parity import LOGIT_TOL, SCORE_TOL, ellipse_mask_input
 
 GOLDEN = Path(__file__).parent / "fixtures" / "edgesam_golden.npz"
@@ -53,7 +53,7 @@ def _load(tmp_path, state) -> object:
 
 @pytest.fixture(scope="module")
 def model(golden, tmp_path_factory):
-    return _load(tmp_path_factory.mktemp("edgesam"), random_state_dict(PRESETS["m1"], int(golden["seed"])))
+    return _load(tmp_path_factory.mktemp("edgesam"), FAMILY.random_state_dict(PRESETS["m1"], int(golden["seed"])))
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +111,10 @@ def test_batched_call_matches(golden, model, ours):
 
 
 def test_a_perturbed_tensor_breaks_parity(golden, tmp_path):
-    """Not vacuous: one running variance of one batch norm 1 % off fails the bound."""
-    state = random_state_dict(PRESETS["m1"], int(golden["seed"]))
+    """Not vacuous: the running variances of one batch norm 2 % off fail the bound."""
+    state = FAMILY.random_state_dict(PRESETS["m1"], int(golden["seed"]))
     key = "image_encoder.features.12.channel_mixer.m.0.bn.running_var"
-    state[key] = state[key].clone()
-    state[key][0] *= 1.01
+    state[key] = state[key] * 1.02
     model = _load(tmp_path, state)
     embedding = model.embed(golden["image0"])
     pred = model.predict(embedding, **_prompt(json.loads(str(golden["prompts"]))[0][0]))

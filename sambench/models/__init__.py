@@ -28,6 +28,8 @@ _MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", 
 # Model families: one line per family (docs/models.md, "Adding a family").
 FAMILIES: dict[str, str] = {
     "sam": "sambench.models.sam.family:FAMILY",
+    "efficientvit-sam": "sambench.models.efficientvit_sam.family:FAMILY",
+    "edgesam": "sambench.models.edgesam.family:FAMILY",
 }
 
 

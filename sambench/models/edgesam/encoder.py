@@ -16,8 +16,9 @@ Written from the EdgeSAM paper (Zhou et al., 2023, arXiv:2312.06660) and its ref
 - **Neck** (SAM's): 1×1 conv, LayerNorm2d, 3×3 conv, LayerNorm2d → ``(B, 256, 64, 64)`` for
   the 1024-px input.
 
-:meth:`RepViTEncoder.fuse` folds every batch norm into its conv and each ``RepVGGDW`` into one
-3×3 depthwise conv (as RepViT's own ``fuse``), with channels-last activations, for inference.
+:meth:`RepViTEncoder.prepare_inference` folds every batch norm into its conv and each
+``RepVGGDW`` into one 3×3 depthwise conv (as RepViT's own ``fuse``), with channels-last
+activations, for inference.
 """
 from __future__ import annotations
 
@@ -200,7 +201,7 @@ class RepViTEncoder(nn.Module):
         return self.neck(x).contiguous()
 
     @torch.no_grad()
-    def fuse(self) -> "RepViTEncoder":
+    def prepare_inference(self) -> "RepViTEncoder":
         """Prepare for inference (after loading weights): fold batch norms into convs and each
         RepVGGDW into one conv, and keep activations channels-last (faster oneDNN convolutions)."""
         for module in list(self.modules()):

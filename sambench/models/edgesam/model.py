@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import re
 
-import torch
 from torch import nn
 
-from sambench.models import random_weights
 from sambench.models.edgesam.encoder import RepViTConfig, RepViTEncoder
 from sambench.models.sam.mask_decoder import MaskDecoder
 from sambench.models.sam.prompt_encoder import PromptEncoder
@@ -39,15 +37,8 @@ class EdgeSam(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-# Residual-branch norms drawn small in random weights (the channel mixer's last batch norm and the RepVGGDW branches), so that the
-# residual stream stays O(1) through the blocks: the reference inits those scales at zero.
+# Norms drawn small in random weights (family.py): the channel mixer's last batch norm and the
+# RepVGGDW branches, so that the residual stream stays O(1) through the blocks (the reference
+# inits the former at zero).
 RESIDUAL_NORMS = re.compile(r"(channel_mixer\.m\.2|token_mixer\.0\.conv1?)\.bn\.weight$")
 
-
-def random_state_dict(config, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights for every tensor of the official layout, keyed by name
-    (:mod:`sambench.models.random_weights`): the same seed gives the same tensors here and in
-    a reference model with the same keys."""
-    with torch.device("meta"):
-        shapes = random_weights.shapes_of(EdgeSam(config))
-    return random_weights.random_state_dict(shapes, seed, lambda name: bool(RESIDUAL_NORMS.search(name)))

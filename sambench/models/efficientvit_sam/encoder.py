@@ -16,8 +16,8 @@ are (``image_encoder.backbone.stages.i.op_list.j...``, ``image_encoder.neck.inpu
 - Activations are tanh-approximated GELU; every BatchNorm and LayerNorm uses ε = 1e-6 (the
   reference sets that on the whole model when it builds it, ``set_norm_eps``).
 
-:meth:`EfficientViTSamEncoder.fuse` folds every BatchNorm into its convolution and switches to
-channels-last activations for inference.
+:meth:`EfficientViTSamEncoder.prepare_inference` folds every BatchNorm into its convolution and
+switches to channels-last activations for inference.
 """
 from __future__ import annotations
 
@@ -297,7 +297,7 @@ class EfficientViTSamEncoder(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.norm(self.neck(self.backbone(x))).contiguous()
 
-    def fuse(self) -> "EfficientViTSamEncoder":
+    def prepare_inference(self) -> "EfficientViTSamEncoder":
         """Prepare for inference (after loading weights): fold every BatchNorm into its conv and
         keep activations channels-last, which oneDNN's CPU convolutions run faster."""
         for module in self.modules():

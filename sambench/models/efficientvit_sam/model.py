@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import re
 
-import torch
 from torch import nn
 
-from sambench.models import random_weights
 from sambench.models.efficientvit_sam.encoder import EfficientViTSamConfig, EfficientViTSamEncoder
 from sambench.models.sam.mask_decoder import MaskDecoder
 from sambench.models.sam.prompt_encoder import PromptEncoder
@@ -44,15 +42,7 @@ class EfficientViTSam(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-# Residual-branch norms drawn small in random weights (the last batch norm of each block (point_conv, conv2, the attention's proj)), so that the
-# residual stream stays O(1) through the blocks: the reference inits those scales at zero.
+# Norms drawn small in random weights (family.py): the last batch norm of each block
+# (point_conv, conv2, the attention's proj), so that the residual stream stays O(1).
 RESIDUAL_NORMS = re.compile(r"main\.(point_conv|conv2|proj)\.norm\.weight$")
 
-
-def random_state_dict(config, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights for every tensor of the official layout, keyed by name
-    (:mod:`sambench.models.random_weights`): the same seed gives the same tensors here and in
-    a reference model with the same keys."""
-    with torch.device("meta"):
-        shapes = random_weights.shapes_of(EfficientViTSam(config))
-    return random_weights.random_state_dict(shapes, seed, lambda name: bool(RESIDUAL_NORMS.search(name)))
