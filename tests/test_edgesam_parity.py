@@ -78,7 +78,7 @@ def test_golden_file_is_the_pinned_upstream(golden):
 
 def test_architecture_inferred(model):
     assert model.config == PRESETS["m1"] and model.config.variant == "m1"
-    assert 9_000_000 < model.info().params < 10_000_000  # 9.6M, the paper's count
+    assert model.info().params == 9_582_112  # the paper: 9.6M
 
 
 def test_embeddings_match(golden, ours):

@@ -132,6 +132,10 @@ class RepViTConfig:
         widths = [w for w, _, _ in self.blocks]
         return [i for i in range(len(widths)) if i + 1 == len(widths) or widths[i + 1] != widths[i]]
 
+    def stride_at(self, index: int) -> int:
+        """Total stride after block ``index`` (the stem has stride 4)."""
+        return 4 * 2 ** sum(1 for _, stride, _ in self.blocks[:index + 1] if stride == 2)
+
     @property
     def variant(self) -> str:
         return next((name for name, preset in PRESETS.items() if preset == self), "custom")
@@ -237,4 +241,8 @@ def infer_config(state: dict[str, torch.Tensor], prefix: str = "image_encoder.",
             return None
         stride = 2 if p + "token_mixer.0.c.weight" in state else 1
         blocks.append((int(state[mixer].shape[1]), stride, p + "token_mixer.1.fc1.weight" in state))
-    return RepViTConfig(tuple(blocks), upsample_mode)
+    config = RepViTConfig(tuple(blocks), upsample_mode)
+    ends = config.stage_ends
+    if len(ends) < 2 or config.stride_at(ends[-2]) != 16 or config.stride_at(ends[-1]) != 32:
+        return None  # the fusion must land on the 64×64 grid of a 1024-px input
+    return config

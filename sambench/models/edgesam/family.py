@@ -27,7 +27,8 @@ def detect(state) -> bool:
 def _infer(state, source: str = "checkpoint") -> RepViTConfig:
     config = infer_config(state)
     if config is None:
-        raise SambenchError(f"{source}: the EdgeSAM RepViT layout is incomplete (blocks missing)")
+        raise SambenchError(f"{source}: the EdgeSAM RepViT layout is incomplete (blocks missing, or "
+                            "its last two stages are not at strides 16 and 32)")
     return config
 
 

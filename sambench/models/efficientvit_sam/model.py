@@ -37,9 +37,11 @@ class EfficientViTSam(nn.Module):
             transformer=TwoWayTransformer(depth=2, embedding_dim=EMBED_DIM, num_heads=8, mlp_dim=2048,
                                           norm_eps=DECODER_NORM_EPS),
             num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=256)
+        self._released_params = sum(p.numel() for p in self.parameters())
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the released layout (counted before ``prepare_inference`` folds norms)."""
+        return self._released_params
 
 
 # Norms drawn small in random weights (family.py): the last batch norm of each block
