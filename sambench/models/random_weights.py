@@ -59,3 +59,12 @@ def random_state_dict(shapes: Mapping[str, tuple[torch.Size, torch.dtype]], seed
 def shapes_of(module: torch.nn.Module) -> dict[str, tuple[torch.Size, torch.dtype]]:
     """``{name: (shape, dtype)}`` of a module's state dict (build it on the meta device)."""
     return {k: (v.shape, v.dtype) for k, v in module.state_dict().items()}
+
+
+def family_random_tensor(small_scale: Callable[[str], bool]) -> Callable[[str, torch.Size, torch.Generator], torch.Tensor]:
+    """A ``Family.random_tensor`` keyed by name: the generator it is handed gives only its seed
+    (``initial_seed()``), so ``Family.random_state_dict(config, seed)`` equals
+    :func:`random_state_dict` of the same shapes whatever order the keys come in."""
+    def draw(name: str, shape: torch.Size, gen: torch.Generator) -> torch.Tensor:
+        return random_tensor(name, shape, None, gen.initial_seed(), small_scale(name))
+    return draw

@@ -15,7 +15,7 @@ from sambench.models.base import Capabilities
 from sambench.models.edgesam.encoder import PRESETS, RepViTConfig, infer_config
 from sambench.models.edgesam.model import RESIDUAL_NORMS, EdgeSam
 from sambench.models.family import Family, Preprocess
-from sambench.models.random_weights import random_tensor
+from sambench.models.random_weights import family_random_tensor
 
 SIGNATURE = ("image_encoder.features.0.0.c.weight", "image_encoder.fuse_stage2.weight")
 
@@ -40,16 +40,10 @@ def capabilities(config: RepViTConfig) -> Capabilities:
     return Capabilities(multimask_outputs=3)
 
 
-def _random_tensor(name, shape, gen):
-    """Keyed by name (the generator gives only the seed): the golden file's weights come back
-    from its seed whatever order the keys are listed in."""
-    return random_tensor(name, shape, None, gen.initial_seed(), bool(RESIDUAL_NORMS.search(name)))
-
-
 FAMILY = Family(
     name="edgesam",
     description="EdgeSAM (RepViT-m1 encoder distilled from SAM), our implementation",
     detect=detect, infer_config=_infer, build=EdgeSam, preprocess=preprocess,
     capabilities=capabilities, presets={name: (lambda c=c: c) for name, c in PRESETS.items()},
-    random_tensor=_random_tensor,
+    random_tensor=family_random_tensor(lambda name: bool(RESIDUAL_NORMS.search(name))),
 )

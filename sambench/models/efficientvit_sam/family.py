@@ -14,7 +14,7 @@ from sambench.models.base import Capabilities
 from sambench.models.efficientvit_sam.encoder import PRESETS, EfficientViTSamConfig, infer_config
 from sambench.models.efficientvit_sam.model import PROMPT_FRAME, EfficientViTSam, RESIDUAL_NORMS
 from sambench.models.family import PIXEL_MEAN, PIXEL_STD, Family, Preprocess
-from sambench.models.random_weights import random_tensor
+from sambench.models.random_weights import family_random_tensor
 
 SIGNATURE = ("image_encoder.backbone.stages.0.op_list.0.conv.weight",
              "image_encoder.neck.input_ops.0.op_list.0.conv.weight")
@@ -42,17 +42,11 @@ def capabilities(config: EfficientViTSamConfig) -> Capabilities:
     return Capabilities(multimask_outputs=3)
 
 
-def _random_tensor(name, shape, gen):
-    """Keyed by name (the generator gives only the seed): golden-free parity runs and the
-    reference get the same tensors whatever order they list keys in."""
-    return random_tensor(name, shape, None, gen.initial_seed(), bool(RESIDUAL_NORMS.search(name)))
-
-
 FAMILY = Family(
     name="efficientvit-sam",
     description="EfficientViT-SAM L0/L1/L2 (512-px input) and XL0/XL1 (1024 px), our implementation "
                 "(sizes inferred from the checkpoint)",
     detect=detect, infer_config=_infer, build=EfficientViTSam, preprocess=preprocess,
     capabilities=capabilities, presets={name: (lambda c=c: c) for name, c in PRESETS.items()},
-    random_tensor=_random_tensor,
+    random_tensor=family_random_tensor(lambda name: bool(RESIDUAL_NORMS.search(name))),
 )
