@@ -17,7 +17,7 @@ logits). EfficientViT-SAM's reference is PyPI ``efficientsam`` 1.0.0; EdgeSAM's 
 source at the commit pinned in scripts/golden_edgesam.py, timed only when ``--edgesam-upstream
 DIR`` names a checkout of it (nothing of it is in this repository).
 
-    python benchmarks/bench_families.py --variants l0 --edgesam-upstream /tmp/EdgeSAM
+    python benchmarks/bench_efficientvit_edgesam.py --variants l0 --edgesam-upstream /tmp/EdgeSAM
 """
 from __future__ import annotations
 
