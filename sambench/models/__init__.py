@@ -32,6 +32,8 @@ FAMILIES: dict[str, str] = {
     "sam": "sambench.models.sam.family:FAMILY",
     "mobilesam": "sambench.models.mobilesam:FAMILY",
     "hq-sam": "sambench.models.hq_sam:FAMILY",
+    "efficientvit-sam": "sambench.models.efficientvit_sam.family:FAMILY",
+    "edgesam": "sambench.models.edgesam.family:FAMILY",
 }
 
 
