@@ -53,13 +53,13 @@ def _model(config, state, **options) -> EfficientSamModel:
     return EfficientSamModel(net, single_mask="token0", **options)
 
 
-def _run_cases(data, manifest, name, model):
-    """Max |Δ| of logits, scores and upsampled logits over the model's cases, and whether the
-    most confident mask agrees everywhere."""
-    worst = {"logits": 0.0, "scores": 0.0, "upsampled": 0.0}
+def _run_cases(data, manifest, name, model, only=None):
+    """Max |Δ| of logits, scores and upsampled logits over the model's cases (or those in
+    ``only``), and whether the most confident mask agrees everywhere."""
+    worst = {"logits": 0.0, "scores": 0.0, "upsampled": 0.0, "mask_mismatch": 0.0}
     same_best = True
     for case in manifest["cases"]:
-        if case["model"] != name:
+        if case["model"] != name or (only is not None and case["case"] not in only):
             continue
         key, stride = f"case{case['case']}_", case["stride"]
         prompt = {f: data[key + f] for f in ("box", "points", "labels") if key + f in data.files}
@@ -74,7 +74,8 @@ def _run_cases(data, manifest, name, model):
         if key + "upsampled" in data.files:
             up = model.upsample(embedding, pred.low_res_logits, threshold=None)
             worst["upsampled"] = max(worst["upsampled"], float(np.abs(up - data[key + "upsampled"]).max()))
-            assert (pred.masks == (data[key + "upsampled"] >= 0)).mean() > 0.999
+            mismatch = float((pred.masks != (data[key + "upsampled"] >= 0)).mean())
+            worst["mask_mismatch"] = max(worst["mask_mismatch"], mismatch)
     return worst, same_best
 
 
@@ -88,6 +89,7 @@ def test_matches_upstream(golden, name, one_thread):
     assert worst["logits"] <= LOGIT_TOL and worst["upsampled"] <= LOGIT_TOL
     assert worst["scores"] <= SCORE_TOL
     assert same_best
+    assert worst["mask_mismatch"] < 1e-3  # only pixels whose logit is within rounding of 0
 
 
 def test_golden_covers_the_prompt_kinds(golden):
@@ -100,21 +102,26 @@ def test_golden_covers_the_prompt_kinds(golden):
 
 def test_every_tensor_matters(golden, one_thread):
     """Perturbing any single tensor of the reduced model breaks parity: each is read, and read
-    where upstream reads it (the class-token slot of pos_embed, unused upstream, is left alone)."""
+    where upstream reads it. Left alone: the class-token slot of pos_embed (unused upstream) and
+    attention key biases (they add q·b to every logit of a row, which softmax cancels)."""
     data, manifest = golden
     config, state = _weights(manifest, "tiny")
     gen = torch.Generator().manual_seed(5)
     undetected = []
     for name in sorted(state):
+        if name.endswith("k_proj.bias"):
+            continue
         bent = dict(state)
         noise = 0.1 * torch.randn(state[name].shape, generator=gen)
         if name == "image_encoder.pos_embed":
             noise[:, 0] = 0
         bent[name] = state[name] + noise
-        worst, _ = _run_cases(data, manifest, "tiny", _model(config, bent))
+        # case 0: clicks, padding, multimask tokens; case 3: box corners, the single-mask token
+        worst, _ = _run_cases(data, manifest, "tiny", _model(config, bent), only=(0, 3))
         if worst["logits"] <= LOGIT_TOL and worst["scores"] <= SCORE_TOL:
             undetected.append(name)
     assert not undetected, f"perturbations not detected: {undetected}"
+    assert len(state) > 100
 
 
 def test_single_mask_best_is_the_most_confident_multimask_output(golden, one_thread):
