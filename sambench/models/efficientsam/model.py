@@ -56,7 +56,7 @@ class EfficientSamEmbedding:
 def preprocess(image: np.ndarray, img_size: int, mean: torch.Tensor, std: torch.Tensor,
                device: torch.device) -> torch.Tensor:
     """``(1, 3, S, S)`` encoder input: [0, 1] pixels stretched to the square, then normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(check_image(image))).to(device).permute(2, 0, 1)[None]
+    x = torch.tensor(check_image(image), device=device).permute(2, 0, 1)[None]  # a copy: images may be read-only
     x = x.float().div(255)
     if x.shape[-2:] != (img_size, img_size):
         x = F.interpolate(x, (img_size, img_size), mode="bilinear")
