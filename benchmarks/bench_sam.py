@@ -38,7 +38,7 @@ import torch
 import sambench
 from sambench.models.base import LOW_RES
 from sambench.models.sam import write_random_checkpoint
-from sambench.models.sam.model import cpu_has_native
+from sambench.models.runtime import cpu_has_native
 from sambench.models.sam.parity import synthetic_image
 from sambench.models.sam.transforms import from_protocol_frame, to_protocol_frame
 

@@ -47,7 +47,7 @@ def default_implementations() -> list[str]:
     oneDNN's emulation (far slower than fp32), not the method. ``--impl`` still runs them."""
     import torch
 
-    from sambench.models.sam.model import cpu_has_native
+    from sambench.models.runtime import cpu_has_native
 
     if cpu_has_native(torch.bfloat16):
         return list(IMPLEMENTATIONS)

@@ -167,7 +167,7 @@ def test_bfloat16_and_sdpa_options(grid64_path, model, embedding):
 def test_emulated_bf16_is_said(grid64_path, native, monkeypatch, caplog):
     """A bf16 model on a CPU without bf16 units loads and works, with a log line saying why it
     is slow; fp32 never warns."""
-    from sambench.models.sam import model as sam_model
+    from sambench.models import runtime as sam_model
 
     monkeypatch.setattr(sam_model, "cpu_has_native", lambda dtype: native or dtype == torch.float32)
     sambench.load_model("sam", checkpoint=str(grid64_path))

@@ -157,7 +157,7 @@ class OfficialSamModel:
 
     def __init__(self, sam: torch.nn.Module, config, *, checkpoint: Optional[str] = None,
                  sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32") -> None:
-        from sambench.models.sam.model import resolve_device, resolve_dtype, warn_if_emulated
+        from sambench.models.runtime import resolve_device, resolve_dtype, warn_if_emulated
 
         self.name = "sam-official"
         self.config = config
@@ -169,7 +169,7 @@ class OfficialSamModel:
         self.predictor = import_official().SamPredictor(self.sam)
 
     def _autocast(self):
-        from sambench.models.sam.model import autocast_for
+        from sambench.models.runtime import autocast_for
 
         return autocast_for(self.device, self.dtype)
 
