@@ -18,9 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from sambench.models.efficientsam import EfficientSamModel, make_config
-from sambench.models.efficientsam.checkpoint import from_state_dict
-from sambench.models.efficientsam.random_checkpoint import random_state_dict
+from sambench.models.efficientsam import FAMILY, EfficientSamModel, make_config, random_state_dict
 
 GOLDEN = Path(__file__).parent / "fixtures" / "efficientsam_golden.npz"
 LOGIT_TOL, SCORE_TOL = 1e-4, 1e-5
@@ -47,8 +45,8 @@ def _weights(manifest, name):
 
 
 def _model(config, state, **options) -> EfficientSamModel:
-    net = from_state_dict(state, "golden", img_size=config.img_size, num_heads=config.num_heads,
-                          decoder_num_heads=config.decoder_num_heads)
+    net = FAMILY.module(state, "golden", img_size=config.img_size, num_heads=config.num_heads,
+                        decoder_num_heads=config.decoder_num_heads)
     assert net.config == config  # every size read back from the tensors
     return EfficientSamModel(net, single_mask="token0", **options)
 

@@ -100,5 +100,10 @@ class EfficientSam(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), False)
 
+    def init_buffers(self) -> None:
+        """Make the pixel statistics real after a meta-device build (they are not in checkpoints)."""
+        self.pixel_mean = torch.tensor(PIXEL_MEAN).view(-1, 1, 1)
+        self.pixel_std = torch.tensor(PIXEL_STD).view(-1, 1, 1)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

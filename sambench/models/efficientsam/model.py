@@ -15,9 +15,10 @@ issue #36) and their own code takes the most confident of the 3 multimask output
 ``single_mask``: ``"best"`` (default, upstream's usage) or ``"token0"``; recorded in
 ``model.config``.
 
-Options: ``device``, ``dtype`` (``float32`` parity path, ``bfloat16`` / ``float16`` autocast),
-``attention`` (``auto``: math in fp32, SDPA otherwise), ``compile``, ``prompt_chunk``,
-``single_mask``, ``num_heads`` / ``decoder_num_heads`` (not recorded in checkpoints).
+Runtime options: ``device``, ``dtype`` (``float32`` parity path, ``bfloat16`` / ``float16``
+autocast), ``attention`` (``auto``: math in fp32, SDPA otherwise; encoder and decoder),
+``compile`` (the image encoder), ``prompt_chunk``, ``single_mask``. The family's options
+(``num_heads``, ``decoder_num_heads``, ``img_size``) go to :func:`.checkpoint.infer_config`.
 """
 from __future__ import annotations
 
@@ -31,17 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from sambench.errors import SambenchError
-from sambench.models.base import Capabilities, ModelInfo, PromptBatch, batch_prompts, reject_text
-from sambench.models.efficientsam.checkpoint import load_efficientsam
+from sambench.models.base import ModelInfo, PromptBatch, batch_prompts, reject_text
 from sambench.models.efficientsam.efficient_sam import EfficientSam
 from sambench.models.efficientsam.image_encoder import ATTENTION_MODES
 from sambench.models.efficientsam.prompt_encoder import PAD_LABEL
-from sambench.models.sam.checkpoint import sha256_file
-from sambench.models.sam.model import (autocast_for, compiled, finish_prediction, resolve_device,
-                                       resolve_dtype, warn_if_emulated)
-from sambench.models.sam.transforms import check_image
+from sambench.models.family_model import finish_prediction
+from sambench.models.runtime import autocast_for, compiled, resolve_device, resolve_dtype, warn_if_emulated
 
-PREPROCESS = "[0,1] stretch to 1024 (bilinear, no antialias)+normalize"
 POSTPROCESS = "bicubic to HxW, logit >= 0"
 SINGLE_MASK = ("best", "token0")
 BOX_LABELS = (2, 3)
@@ -53,20 +50,11 @@ class EfficientSamEmbedding:
     original_size: tuple[int, int]  # (H, W) of the image given to embed
 
 
-def preprocess(image: np.ndarray, img_size: int, mean: torch.Tensor, std: torch.Tensor,
-               device: torch.device) -> torch.Tensor:
-    """``(1, 3, S, S)`` encoder input: [0, 1] pixels stretched to the square, then normalised."""
-    x = torch.tensor(check_image(image), device=device).permute(2, 0, 1)[None]  # a copy: images may be read-only
-    x = x.float().div(255)
-    if x.shape[-2:] != (img_size, img_size):
-        x = F.interpolate(x, (img_size, img_size), mode="bilinear")
-    return (x - mean) / std
-
-
 def prompt_points(batch: PromptBatch, original_size: tuple[int, int], img_size: int, max_points: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Box corners then clicks, scaled to the input square and padded: ``(B, max_points, 2)``
-    coordinates and ``(B, max_points)`` labels, as upstream's ``predict_masks`` builds them."""
+    coordinates and ``(B, max_points)`` labels, as upstream's ``predict_masks`` builds them
+    (float32 ``x · S / W``; a negative coordinate stays −1)."""
     coords, labels = [], []
     if batch.boxes is not None:
         coords.append(batch.boxes.reshape(-1, 2, 2))
@@ -79,10 +67,11 @@ def prompt_points(batch: PromptBatch, original_size: tuple[int, int], img_size: 
         raise SambenchError(f"EfficientSAM takes at most {max_points} points per prompt (a box counts as 2); "
                             f"got {xy.shape[1]}")
     height, width = original_size
-    scale = np.array([img_size / width, img_size / height], np.float32)
-    xy = np.where(xy >= 0, xy * scale, np.float32(-1.0)).astype(np.float32)
+    size = np.float32(img_size)
+    xy = np.stack([np.where(xy[..., 0] >= 0, xy[..., 0] * size / np.float32(width), np.float32(-1)),
+                   np.where(xy[..., 1] >= 0, xy[..., 1] * size / np.float32(height), np.float32(-1))], -1)
     pad = max_points - xy.shape[1]
-    xy = np.pad(xy, ((0, 0), (0, pad), (0, 0)), constant_values=-1.0)
+    xy = np.pad(xy.astype(np.float32), ((0, 0), (0, pad), (0, 0)), constant_values=-1.0)
     lbl = np.pad(lbl, ((0, 0), (0, pad)), constant_values=PAD_LABEL)
     return xy, lbl
 
@@ -90,23 +79,28 @@ def prompt_points(batch: PromptBatch, original_size: tuple[int, int], img_size: 
 class EfficientSamModel:
     """Our EfficientSAM as a :class:`~sambench.models.base.PromptableModel`."""
 
-    family = "efficientsam"
+    runtime_options = ("attention", "compile", "prompt_chunk", "single_mask")
 
-    def __init__(self, model: EfficientSam, *, name: str = "efficientsam", checkpoint: Optional[str] = None,
-                 sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
-                 attention: str = "auto", compile: bool = False, prompt_chunk: int = 16,
-                 single_mask: str = "best") -> None:
-        if prompt_chunk < 1:
+    def __init__(self, net: EfficientSam, family=None, *, name: Optional[str] = None,
+                 checkpoint: Optional[str] = None, sha256: Optional[str] = None, device: str = "cpu",
+                 dtype: str = "float32", attention: str = "auto", compile: bool = False,
+                 prompt_chunk: int = 16, single_mask: str = "best") -> None:
+        if family is None:
+            from sambench.models.efficientsam.family import FAMILY as family
+        if int(prompt_chunk) < 1:
             raise SambenchError(f"prompt_chunk must be >= 1, got {prompt_chunk}")
         if single_mask not in SINGLE_MASK:
             raise SambenchError(f"unknown single_mask {single_mask!r} (known: {', '.join(SINGLE_MASK)})")
-        self.name, self.checkpoint, self.sha256 = name, checkpoint, sha256
+        self.family = family.name
+        self.name, self.checkpoint, self.sha256 = name or family.name, checkpoint, sha256
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         warn_if_emulated(self.device, self.dtype)
-        self.model = model.to(self.device).eval()
-        self.config = model.config
-        self.prompt_chunk = prompt_chunk
+        self.model = net.to(self.device).eval()
+        self.config = net.config
+        self.preprocess = family.preprocess(self.config)
+        self.capabilities = family.capabilities(self.config)
+        self.prompt_chunk = int(prompt_chunk)
         self.single_mask = single_mask
         if attention == "auto":
             attention = "math" if self.dtype == torch.float32 else "sdpa"
@@ -115,30 +109,24 @@ class EfficientSamModel:
         self.attention = attention
         self.model.image_encoder.set_attention(attention)
         self.model.mask_decoder.transformer.set_attention(attention)
-        self.compile = compile
-        self._encoder = compiled(self.model.image_encoder) if compile else self.model.image_encoder
-
-    def capabilities(self) -> Capabilities:
-        side = self.config.low_res
-        return Capabilities(low_res_shape=(side, side), low_res_frame="stretched",
-                            multimask_outputs=self.config.num_multimask_outputs, mask_input=False,
-                            max_points=self.config.max_points, score="predicted_iou")
+        self.compile = bool(compile)
+        self._encoder = compiled(self.model.image_encoder) if self.compile else self.model.image_encoder
 
     def info(self) -> ModelInfo:
         config = self.config.to_dict()
-        config.update(attention=self.attention, preprocess=PREPROCESS, postprocess=POSTPROCESS,
+        config.update(attention=self.attention, preprocess=self.preprocess.describe(), postprocess=POSTPROCESS,
                       single_mask=self.single_mask)
         if self.compile:
             config.update(compile=True)
         return ModelInfo(name=self.name, family=self.family, checkpoint=self.checkpoint, sha256=self.sha256,
-                         params=self.model.num_parameters(), config=config, capabilities=self.capabilities())
+                         params=self.model.num_parameters(), config=config, capabilities=self.capabilities)
 
     # -- embedding cache (sambench.cache) ------------------------------------------------
     def embedding_key(self) -> str:
         """What an embedding depends on: weights, architecture, dtype, attention path, compile
         and preprocessing (not the decoder-only options)."""
         config = self.config.to_dict()
-        config.update(attention=self.attention, preprocess=PREPROCESS, compile=self.compile)
+        config.update(attention=self.attention, preprocess=self.preprocess.describe(), compile=self.compile)
         blob = json.dumps({"family": self.family, "sha256": self.sha256, "config": config,
                            "dtype": str(self.dtype)}, sort_keys=True)
         if self.sha256 is None:  # weights not from a file: hash the encoder's
@@ -166,12 +154,11 @@ class EfficientSamModel:
         out = []
         for start in range(0, len(images), batch_size):
             group = images[start:start + batch_size]
-            x = torch.cat([preprocess(im, self.config.img_size, self.model.pixel_mean, self.model.pixel_std,
-                                      self.device) for im in group])
+            x = torch.cat([self.preprocess.image(image, self.device)[0] for image in group])
             with torch.inference_mode(), autocast_for(self.device, self.dtype):
                 features = self._encoder(x).float()
-            out += [EfficientSamEmbedding(features[i:i + 1].clone(), tuple(im.shape[:2]))
-                    for i, im in enumerate(group)]
+            out += [EfficientSamEmbedding(features[i:i + 1].clone(), tuple(image.shape[:2]))
+                    for i, image in enumerate(group)]
         return out
 
     # -- prompt encoder + mask decoder -------------------------------------------------
@@ -221,19 +208,3 @@ class EfficientSamModel:
             if threshold is None:
                 return out.cpu().numpy()
             return (out >= threshold).cpu().numpy()
-
-
-def build_efficientsam_model(checkpoint: Optional[str] = None, device: str = "cpu", dtype: str = "float32",
-                             attention: str = "auto", compile: bool = False, prompt_chunk: int = 16,
-                             single_mask: str = "best", num_heads: int = 0, decoder_num_heads: int = 8,
-                             **options) -> EfficientSamModel:
-    """The ``efficientsam`` registry factory."""
-    if options:
-        raise SambenchError(f"unknown option(s) for model efficientsam: {', '.join(sorted(options))}")
-    if checkpoint is None:
-        raise SambenchError("model efficientsam needs a checkpoint: --model efficientsam:PATH "
-                            "(efficient_sam_vitt.pt or efficient_sam_vits.pt, {'model': state_dict})")
-    model = load_efficientsam(checkpoint, num_heads=int(num_heads), decoder_num_heads=int(decoder_num_heads))
-    return EfficientSamModel(model, checkpoint=str(checkpoint), sha256=sha256_file(checkpoint), device=device,
-                             dtype=dtype, attention=attention, compile=compile, prompt_chunk=int(prompt_chunk),
-                             single_mask=single_mask)
