@@ -36,7 +36,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sambench.models.efficientsam.random_checkpoint import make_config, random_state_dict  # noqa: E402
+from sambench.models.efficientsam.random_checkpoint import (make_config, random_state_dict,  # noqa: E402
+                                                            weights_digest)
 
 UPSTREAM_COMMIT = "d525f622e6f640acf5a0fc37c7ca1f243da5bde0"  # efficient_sam/ last changed in fbf2208
 UPSTREAM_SHA256 = {
@@ -83,14 +84,6 @@ def check_upstream(root: Path) -> None:
             sys.exit(f"{path} not found: pass a checkout of yformer/EfficientSAM at {UPSTREAM_COMMIT}")
         if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             sys.exit(f"{path} differs from yformer/EfficientSAM at {UPSTREAM_COMMIT}")
-
-
-def weights_digest(state: dict) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def upstream_model(config):

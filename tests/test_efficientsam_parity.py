@@ -10,7 +10,6 @@ ViT-Ti at 1024), points, boxes, box + points, six points, multimask on and off.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import torch
 
 from sambench.models.efficientsam import FAMILY, EfficientSamModel, make_config, random_state_dict
+from sambench.models.efficientsam.random_checkpoint import weights_digest
 
 GOLDEN = Path(__file__).parent / "fixtures" / "efficientsam_golden.npz"
 LOGIT_TOL, SCORE_TOL = 1e-4, 1e-5
@@ -28,14 +28,6 @@ LOGIT_TOL, SCORE_TOL = 1e-4, 1e-5
 def golden():
     data = np.load(GOLDEN)
     return data, json.loads(str(data["manifest"]))
-
-
-def _digest(state: dict) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _weights(manifest, name):
@@ -81,7 +73,7 @@ def _run_cases(data, manifest, name, model, only=None):
 def test_matches_upstream(golden, name, one_thread):
     data, manifest = golden
     config, state = _weights(manifest, name)
-    assert _digest(state) == str(data[f"{name}_digest"]), "seeded weights differ from the golden run's"
+    assert weights_digest(state) == str(data[f"{name}_digest"]), "seeded weights differ from the golden run's"
     worst, same_best = _run_cases(data, manifest, name, _model(config, state))
     print(name, worst)
     assert worst["logits"] <= LOGIT_TOL and worst["upsampled"] <= LOGIT_TOL

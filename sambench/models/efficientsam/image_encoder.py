@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sambench.models.sam.common import LayerNorm2d
+from sambench.models.sam.common import neck
 
 ATTENTION_MODES = ("math", "sdpa")
 
@@ -86,12 +86,7 @@ class ImageEncoderViT(nn.Module):
         # one slot for the pre-training class token, unused here (upstream keeps it)
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + pretrain_grid ** 2, embed_dim))
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_dim) for _ in range(depth))
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dim, neck_dim, kernel_size=1, bias=False),
-            LayerNorm2d(neck_dim),
-            nn.Conv2d(neck_dim, neck_dim, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(neck_dim),
-        )
+        self.neck = neck(embed_dim, neck_dim)
 
     def set_attention(self, mode: str) -> None:
         for block in self.blocks:

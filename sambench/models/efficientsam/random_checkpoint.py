@@ -8,6 +8,7 @@ matrix. The same seed gives the same tensors on every machine, which is what let
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Union
 
@@ -42,6 +43,16 @@ def random_state_dict(config: EfficientSamConfig, seed: int = 0) -> dict[str, to
     from sambench.models.efficientsam.family import FAMILY
 
     return FAMILY.random_state_dict(config, seed)
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of every tensor's float32 bytes with its name: the golden file records the
+    weights it was made with, the parity test checks the regenerated ones against it."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def write_random_checkpoint(path: Union[str, Path], config: Union[str, EfficientSamConfig, None] = "vit_t",
