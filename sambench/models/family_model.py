@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from sambench.errors import SambenchError
-from sambench.models.base import LOW_RES, ModelInfo, PromptBatch, batch_prompts
+from sambench.models.base import ModelInfo, PromptBatch, batch_prompts
 from sambench.models.family import Family
 from sambench.models.runtime import autocast_for, compiled, resolve_device, resolve_dtype, warn_if_emulated
 from sambench.types import Prediction
@@ -211,10 +211,8 @@ class FamilyModel:
 
     # -- prompt encoder + mask decoder -------------------------------------------------
     def prompt_tensors(self, batch: PromptBatch, original_size: tuple[int, int]):
-        """Protocol prompts → input-frame tensors: coordinates scaled, mask prompt in the
-        decoder's native frame."""
-        from sambench.models.sam import transforms
-
+        """Protocol prompts → input-frame tensors (coordinates scaled; the mask prompt is
+        already in the model's low-res frame)."""
         points = boxes = masks = None
         if batch.points is not None:
             coords = self.preprocess.coords(batch.points, original_size)
@@ -223,20 +221,12 @@ class FamilyModel:
         if batch.boxes is not None:
             boxes = torch.from_numpy(self.preprocess.boxes(batch.boxes, original_size)).to(self.device)
         if batch.mask_input is not None:
-            masks = transforms.from_protocol_frame(torch.from_numpy(batch.mask_input).to(self.device),
-                                                   self.native_low_res)
+            masks = torch.from_numpy(batch.mask_input).to(self.device)
         return points, boxes, masks
-
-    @property
-    def native_low_res(self) -> int:
-        """Side of the decoder's low-res logits: 4× the image embedding's side."""
-        return 4 * self.sam.prompt_encoder.image_embedding_size[0]
 
     def decode(self, embedding: SamEmbedding, batch: PromptBatch, multimask: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-res logits ``(B, K, 256, 256)`` (protocol frame) and scores ``(B, K)``."""
-        from sambench.models.sam import transforms
-
+        """Low-res logits ``(B, K, h, w)`` (the model's frame) and scores ``(B, K)``."""
         self._check_text(batch)
         points, boxes, masks = self.prompt_tensors(batch, embedding.original_size)
         text = None if batch.text is None else torch.from_numpy(batch.text).to(self.device)
@@ -254,7 +244,7 @@ class FamilyModel:
                     None if text is None else text[part], factored=True)
                 logits, iou = self.sam.mask_decoder(features, dense_pe, sparse, dense, multimask,
                                                     cache=cache, **extras)
-                low_res.append(transforms.to_protocol_frame(logits.float(), LOW_RES))
+                low_res.append(logits.float())
                 scores.append(iou.float())
         return torch.cat(low_res), torch.cat(scores)
 
@@ -267,13 +257,13 @@ class FamilyModel:
         only), one extra prompt token each. ``return_masks=False`` skips the full-resolution
         upsampling (``masks`` is None): use :meth:`upsample` on the logits of the masks you keep.
         """
-        batch = batch_prompts(points, labels, box, mask_input, text)
+        batch = batch_prompts(points, labels, box, mask_input, text, self.capabilities.low_res_shape)
         low_res, scores = self.decode(embedding, batch, multimask)
         masks = self.upsample(embedding, low_res) if return_masks else None
         return finish_prediction(masks, scores, low_res, batch)
 
     def upsample(self, embedding: SamEmbedding, low_res_logits, threshold: Optional[float] = 0.0):
-        """Low-res logits ``(..., l, l)`` → masks at the original image size.
+        """Low-res logits ``(..., h, w)`` (the model's frame) → masks at the original image size.
 
         Returns bool masks (logit > ``threshold``), or float logits with ``threshold=None``.
         """

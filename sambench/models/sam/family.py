@@ -34,7 +34,9 @@ def preprocess(config: SamConfig) -> Preprocess:
 
 
 def capabilities(config: SamConfig) -> Capabilities:
-    return Capabilities(multimask_outputs=config.num_multimask_outputs)
+    """Low-res frame 4× the embedding (256² for the released 1024-px models), padded square."""
+    return Capabilities(low_res_shape=(config.low_res, config.low_res), low_res_frame="padded-square",
+                        multimask_outputs=config.num_multimask_outputs)
 
 
 class SamModel(FamilyModel):

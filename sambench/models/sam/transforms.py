@@ -122,23 +122,3 @@ def logits_to_masks(low_res: torch.Tensor, input_size: tuple[int, int],
         logits = upsample(flat[start:start + step], input_size, original_size, img_size)
         torch.gt(logits[:, 0].cpu(), threshold, out=target[start:start + step])
     return out.reshape(batch, k, *original_size)
-
-
-def to_protocol_frame(logits: torch.Tensor, side: int) -> torch.Tensor:
-    """Native low-res logits → the protocol's ``side``² frame (identity for released models).
-
-    The protocol fixes low-res logits at 256² (1024-px input / 4). A model with another input
-    or patch size has a different native frame; its logits are resized bilinearly over the
-    same padded-square extent, so they still line up with the image.
-    """
-    if logits.shape[-1] == side and logits.shape[-2] == side:
-        return logits
-    return F.interpolate(logits.float(), (side, side), mode="bilinear", align_corners=False)
-
-
-def from_protocol_frame(mask_input: torch.Tensor, native: int) -> torch.Tensor:
-    """A ``(B, 1, 256, 256)`` mask prompt → the model's native mask-prompt frame."""
-    if mask_input.shape[-1] == native and mask_input.shape[-2] == native:
-        return mask_input
-    return F.interpolate(mask_input, (native, native), mode="bilinear", align_corners=False,
-                         antialias=native < mask_input.shape[-1])
