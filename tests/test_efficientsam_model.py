@@ -69,7 +69,7 @@ def test_bad_checkpoints_are_one_line(tiny, tmp_path):
 def test_refuses_what_it_cannot_answer(model, one_thread):
     emb = model.embed(synthetic_image(40, 50, seed=1))
     with pytest.raises(SambenchError, match="no mask input"):
-        model.predict(emb, points=[[5, 5]], labels=[1], mask_input=np.zeros((1, 256, 256), np.float32))
+        model.predict(emb, points=[[5, 5]], labels=[1], mask_input=np.zeros((1, 32, 32), np.float32))
     with pytest.raises(SambenchError, match="at most 6 points"):
         model.predict(emb, points=[[5, 5]] * 5, labels=[1] * 5, box=[1, 1, 20, 20])
     pred = model.predict(emb, points=[[5, 5]] * 4, labels=[1, 0, 1, 0], box=[1, 1, 20, 20], multimask=False)

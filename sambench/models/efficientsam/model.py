@@ -192,7 +192,7 @@ class EfficientSamModel:
     def predict(self, embedding: EfficientSamEmbedding, points=None, labels=None, box=None, mask_input=None,
                 multimask: bool = True, return_masks: bool = True, text=None):
         """Masks for one prompt or a batch of prompts on one embedded image (module docstring)."""
-        batch = batch_prompts(points, labels, box, mask_input, text)
+        batch = batch_prompts(points, labels, box, mask_input, text, self.capabilities.low_res_shape)
         low_res, scores = self.decode(embedding, batch, multimask)
         masks = self.upsample(embedding, low_res) if return_masks else None
         return finish_prediction(masks, scores, low_res, batch)
