@@ -91,8 +91,9 @@ def _curve(entries: list[dict], label: str, n_points: list[int], **style) -> dic
     curve = {"label": label, **style}
     for mode, prefix in (("center", ""), ("random", "random_")):
         per_n = [[e["metrics"].get(f"{prefix}miou@{n}") for e in entries] for n in n_points]
-        if all(is_number(v) for vals in per_n for v in vals):
-            curve[mode] = [sum(vals) / len(vals) for vals in per_n]
+        means = [sum(vals) / len(vals) if all(is_number(v) for v in vals) else None for vals in per_n]
+        if any(m is not None for m in means):  # None: not scored (e.g. unsupported_metrics)
+            curve[mode] = means
         oracle = [e["metrics"].get(f"{prefix}miou@1_oracle") for e in entries]
         if all(is_number(v) for v in oracle):
             curve[f"{mode}_oracle"] = sum(oracle) / len(oracle)
