@@ -52,6 +52,9 @@ def _add_run(sub) -> None:
                    help="evaluate exactly the masks of this list (from `sambench datasets sample`; repeatable)")
     p.add_argument("--detections", metavar="FILE",
                    help="instances task: detector boxes to prompt with (COCO results JSON)")
+    p.add_argument("--box-source", metavar="NAME",
+                   help="instances task: the detector the --detections boxes come from (e.g. vitdet-h, "
+                        "focalnet-dino); recorded, and published rows show only for the same boxes")
     p.add_argument("--prompt", choices=["detections", "gt-box"],
                    help="instances task: prompt with the detections or the ground-truth boxes")
     p.add_argument("--text-detections", metavar="FILE",
@@ -98,7 +101,9 @@ def _instances_options(args, suite) -> None:
         options["detections"] = str(Path(args.detections).expanduser().resolve())
     if args.prompt:
         options["prompt"] = args.prompt
-    _set_task_options(suite, "instances", options, "--detections and --prompt")
+    if args.box_source:
+        options["box_source"] = args.box_source
+    _set_task_options(suite, "instances", options, "--detections, --box-source and --prompt")
 
 
 def _text_options(args, suite) -> None:
@@ -195,6 +200,13 @@ def _add_models(sub) -> None:
     info.add_argument("spec", help="NAME[:CHECKPOINT], or a checkpoint path (family inferred from its keys)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_models_info)
+    rnd = msub.add_parser("random", help="write a checkpoint of random weights in a family's released "
+                          "layout (tests, demos; every tensor random)")
+    rnd.add_argument("family", help="a model family (see `sambench models list`)")
+    rnd.add_argument("preset", help="a size of that family, e.g. tiny, vit_b, vit_t, vit_tiny")
+    rnd.add_argument("path", help="output .pth/.pt or .safetensors")
+    rnd.add_argument("--seed", type=int, default=0)
+    rnd.set_defaults(func=cmd_models_random)
 
 
 def cmd_models_list(args) -> int:
@@ -216,6 +228,15 @@ def cmd_models_info(args) -> int:
                     "capabilities"):
             value = info[key]
             print(f"{key:12s} {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0
+
+
+def cmd_models_random(args) -> int:
+    from sambench.models import get_family
+    from sambench.models.family import random_checkpoint
+
+    path = random_checkpoint(get_family(args.family), args.path, args.preset, seed=args.seed)
+    print(path)
     return 0
 
 

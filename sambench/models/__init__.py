@@ -28,6 +28,8 @@ _MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", 
 # Model families: one line per family (docs/models.md, "Adding a family").
 FAMILIES: dict[str, str] = {
     "sam": "sambench.models.sam.family:FAMILY",
+    "mobilesam": "sambench.models.mobilesam:FAMILY",
+    "hq-sam": "sambench.models.hq_sam:FAMILY",
     "efficientsam": "sambench.models.efficientsam.family:FAMILY",
 }
 

@@ -238,7 +238,9 @@ class Family:
     recorded behaviour such as ``hq_token_only``); the remaining keywords of ``load_model``
     go to ``model_class`` (device, dtype, ``prompt_chunk``, ...). ``presets`` maps size names
     to configs for :func:`random_checkpoint`; ``random_tensor(name, shape, generator)`` draws
-    one tensor of such a checkpoint.
+    one tensor of such a checkpoint; ``released_extras(config)`` names the ``{key: shape}`` a
+    released checkpoint holds beyond the module's keys (those the mapper ignores), so random
+    checkpoints have the released layout.
     """
 
     name: str
@@ -254,6 +256,7 @@ class Family:
     presets: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     random_tensor: Callable[[str, torch.Size, torch.Generator], torch.Tensor] = default_random_tensor
     model_class: Optional[type] = None  # default: sambench.models.family_model.FamilyModel
+    released_extras: Optional[Callable[[Any], Mapping[str, tuple[int, ...]]]] = None
 
     def state_dict(self, state: StateDict, source: str = "checkpoint") -> dict[str, torch.Tensor]:
         """Map a released checkpoint's tensors and check that they are this family's.
@@ -269,12 +272,12 @@ class Family:
             from sambench.models import detect_family
 
             other = detect_family(state)
+            lacks = f" (it has no {', '.join(p.rstrip('.') for p in missing)})" if missing else ""
             if other is not None and other.name != self.name:
-                raise SambenchError(f"{source} is a {other.name} checkpoint, not {self.name}: "
+                raise SambenchError(f"{source} is a {other.name} checkpoint, not {self.name}{lacks}: "
                                     f"load it as --model {other.name}:{source}")
             if missing:
-                raise SambenchError(f"{source} is not a {self.name} checkpoint: it has no "
-                                    f"{', '.join(p.rstrip('.') for p in missing)}")
+                raise SambenchError(f"{source} is not a {self.name} checkpoint{lacks}")
         # neither this family's nor another's: infer_config / the strict load name what is off
         return mapped
 
@@ -299,9 +302,12 @@ class Family:
         return net.eval()
 
     def random_state_dict(self, config, seed: int = 0) -> dict[str, torch.Tensor]:
-        """Random values for every entry of ``build(config).state_dict()`` (the module's keys)."""
+        """Random values for every entry of ``build(config).state_dict()`` and the released
+        layout's extra keys (the module's key names: a family with renames maps them back)."""
         with torch.device("meta"):
             shapes = {k: (v.shape, v.dtype) for k, v in self.build(config).state_dict().items()}
+        if self.released_extras is not None:
+            shapes.update({k: (torch.Size(s), torch.float32) for k, s in self.released_extras(config).items()})
         gen = torch.Generator().manual_seed(seed)
         return {name: self.random_tensor(name, shape, gen).to(dtype).contiguous()
                 for name, (shape, dtype) in shapes.items()}

@@ -155,7 +155,7 @@ def task_table(task: str, entries: list[dict], metrics: list[tuple[str, str]]) -
         if not scored(entry):
             row["images"] = entry["status"]
         rows.append(row)
-        for ref, ref_row in reference.rows_for(task, entry["dataset"]):
+        for ref, ref_row in reference.rows_for(task, entry["dataset"], entry.get("protocol")):
             if not any(is_number(ref_row.get(metric)) for metric, _ in metrics):
                 continue
             if ref["source"] not in sources:

@@ -47,6 +47,7 @@ class InstancesProtocol:
 
     prompt: str = "detections"  # detections | gt-box
     detections: Optional[str] = None  # the detector's COCO results JSON (prompt: detections)
+    box_source: Optional[str] = None  # the detector those boxes come from, e.g. vitdet-h (reports match published rows on it)
     multimask: bool = True  # first pass: 3 masks, keep the highest predicted IoU
     refine: bool = True  # one more pass: that mask's low-res logits + the same prompt (P §D.4)
     refine_multimask: bool = False  # output mode of the refinement pass [NOT IN PAPER]
@@ -150,9 +151,10 @@ class InstancesTask:
                 out.update(evaluator=p.evaluator, max_dets=p.max_dets)
             detections = load_detections(p.detections)
             out["detections_sha256"] = detections.sha256
+            out["box_source"] = p.box_source
         else:
             out.update(center_point=p.center_point, include_crowd=False,
-                       box="tight box of the GT mask (COCO bbox -> XYXY)",
+                       box="tight box of the GT mask (COCO bbox -> XYXY)", box_source="gt",
                        center="deepest interior point of the GT mask",
                        sizes="mask pixel area: small < 32², medium < 96², large otherwise")
         return out

@@ -199,7 +199,6 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
             windows.add(extent)
     if len(windows) > 1:
         raise SambenchError(f"{source}: blocks use different window sizes {sorted(windows)}")
-    iou_layers = _indexes(state, dec + "iou_prediction_head.layers.")
     return SamConfig(
         img_size=grid * patch_size,
         patch_size=patch_size,
@@ -210,17 +209,37 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
         window_size=windows.pop() if windows else 0,
         global_attn_indexes=tuple(global_blocks),
         qkv_bias=enc + "blocks.0.attn.qkv.bias" in state,
-        prompt_embed_dim=state[enc + "neck.0.weight"].shape[0],
+        text_dim=state[TEXT_PROJ].shape[1] if TEXT_PROJ in state and state[TEXT_PROJ].ndim == 2 else 0,
+        **decoder_fields(state, state[enc + "neck.0.weight"].shape[0], source, decoder_num_heads),
+    )
+
+
+def decoder_fields(state: Mapping[str, torch.Tensor], width: int, source: str = "checkpoint",
+                   decoder_num_heads: int = 8) -> dict:
+    """The prompt encoder's and mask decoder's sizes (:class:`DecoderConfig` fields other than
+    ``img_size`` and ``grid``), read off ``prompt_encoder.*`` / ``mask_decoder.*`` tensors.
+
+    ``width`` (``prompt_embed_dim``) is the channel count of the embedding the image encoder
+    delivers (its neck's output); a decoder of another width is then a shape error naming the
+    tensor."""
+    _, pe, dec = PREFIXES
+    needed = [pe + "mask_downscaling.3.weight", dec + "mask_tokens.weight",
+              dec + "transformer.layers.0.mlp.lin1.weight",
+              dec + "transformer.final_attn_token_to_image.q_proj.weight",
+              dec + "iou_prediction_head.layers.0.weight"]
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise SambenchError(f"{source} lacks SAM's prompt encoder / mask decoder: missing keys {names(missing)}")
+    return dict(
+        prompt_embed_dim=width,
         mask_in_chans=state[pe + "mask_downscaling.3.weight"].shape[0],
         num_multimask_outputs=state[dec + "mask_tokens.weight"].shape[0] - 1,
         decoder_depth=len(_indexes(state, dec + "transformer.layers.")),
         decoder_mlp_dim=state[dec + "transformer.layers.0.mlp.lin1.weight"].shape[0],
         decoder_num_heads=decoder_num_heads,
-        attention_downsample_rate=(state[enc + "neck.0.weight"].shape[0]
-                                   // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0]),
-        iou_head_depth=len(iou_layers),
+        attention_downsample_rate=width // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0],
+        iou_head_depth=len(_indexes(state, dec + "iou_prediction_head.layers.")),
         iou_head_hidden_dim=state[dec + "iou_prediction_head.layers.0.weight"].shape[0],
-        text_dim=state[TEXT_PROJ].shape[1] if TEXT_PROJ in state and state[TEXT_PROJ].ndim == 2 else 0,
     )
 
 

@@ -74,6 +74,10 @@ class ImageEncoderViT(nn.Module):
             x = x + self.pos_embed
         for block in self.blocks:
             x = block(x)
+        return self.neck_of(x)
+
+    def neck_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The neck on the last block's channels-last output ``(B, h, w, C)``."""
         x = x.permute(0, 3, 1, 2)
         if torch.is_autocast_enabled(x.device.type):
             # The neck is ~1% of the FLOPs; LayerNorm2d in bf16 would cost accuracy for nothing.
