@@ -1,7 +1,8 @@
 """Model registry, model families and ``load_model``.
 
 A registry entry is a factory ``(checkpoint, device, dtype, **options) -> PromptableModel``.
-``load_model("sam:path.pth")`` is the same as ``load_model("sam", checkpoint="path.pth")``.
+``load_model("sam:path.pth")`` is the same as ``load_model("sam", checkpoint="path.pth")``;
+``load_model("sam:vit_b")`` names an official checkpoint, fetched and verified by ``sambench.hub``.
 
 Families of checkpoint-loaded models (:class:`~sambench.models.family.Family`) are listed in
 :data:`FAMILIES`, one line each, ``name -> "module:attribute"``, imported on first use; each is
@@ -14,6 +15,7 @@ import importlib
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
+from sambench import hub
 from sambench.errors import SambenchError
 from sambench.models.base import ModelInfo, PromptableModel
 from sambench.registry import Registry
@@ -94,7 +96,7 @@ def load_model(name: str, checkpoint: Optional[str] = None, device: str = "cpu",
     checkpoint path alone, whose family is then inferred from its keys."""
     _import_all()
     name, from_spec = split_spec(name)
-    checkpoint = checkpoint or from_spec
+    name, checkpoint = hub.resolve(name, checkpoint or from_spec)  # FAMILY:NAME -> the verified cached file
     if name in MODELS:
         return MODELS.get(name)(checkpoint=checkpoint, device=device, dtype=dtype, **options)
     if name in FAMILIES:

@@ -105,7 +105,7 @@ def _build(family: str, config: dict):
     package = __import__(PACKAGES[family], fromlist=["modeling", "predictor"])
     m = package.modeling
     c = config
-    grid = c["grid"]
+    grid = c["grid"] if "grid" in c else c["img_size"] // c["patch_size"]
     if "embed_dims" in c:  # TinyViT (MobileSAM, Light HQ-SAM)
         encoder = m.TinyViT(img_size=c["img_size"], in_chans=3, num_classes=1000, embed_dims=c["embed_dims"],
                             depths=c["depths"], num_heads=[max(h, 1) for h in c["num_heads"]],
