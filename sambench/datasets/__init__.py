@@ -15,7 +15,7 @@ from typing import Optional
 
 # Each format module registers its opener in FORMATS when imported.
 from sambench.datasets import (ade20k, bbbc038, bsds, cityscapes, hf, hypersim, labelmap,  # noqa: F401
-                               lvis, polygons, refcoco, sa1b, ytvis)
+                               lvis, polygons, refcoco, sa1b, saco, ytvis)
 from sambench.datasets.base import FORMATS, open_format
 from sambench.datasets.cards import DatasetCard, load_cards
 from sambench.datasets.coco import CocoDataset, find_coco_files
@@ -124,6 +124,11 @@ def ensure_synthetic(card: DatasetCard) -> Path:
     if card.format == "bsds":  # the edges task's synthetic data, in the BSDS500 layout
         if not (root / "groundTruth").is_dir():
             synth.write_bsds_dataset(root, name=card.name, **settings)
+    elif card.format == "saco":  # the concept task's synthetic data, in the SA-Co layout
+        if not (root / "annotations").is_dir():
+            from sambench.datasets.synth_concepts import write_saco_dataset
+
+            write_saco_dataset(root, name=card.name, **settings)
     elif not (root / "annotations.json").is_file():
         synth.write_dataset(root, name=card.name, **settings)
     return root

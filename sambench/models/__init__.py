@@ -25,7 +25,7 @@ MODEL_DESCRIPTIONS: dict[str, str] = {}
 
 # Modules that register models on import; optional ones may fail for a missing extra.
 _MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", "sambench.models.sam",
-                  "sambench.models.official")
+                  "sambench.models.official", "sambench.models.sam3")
 
 # Model families: one line per family (docs/models.md, "Adding a family").
 FAMILIES: dict[str, str] = {

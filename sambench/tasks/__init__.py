@@ -123,7 +123,8 @@ def _import_runners() -> None:
     import importlib
 
     for module in ("sambench.tasks.point", "sambench.tasks.instances", "sambench.tasks.proposals",
-                   "sambench.tasks.statistics", "sambench.tasks.edges", "sambench.tasks.text"):
+                   "sambench.tasks.statistics", "sambench.tasks.edges", "sambench.tasks.text",
+                   "sambench.tasks.concept"):
         importlib.import_module(module)
 
 
