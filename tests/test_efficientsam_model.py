@@ -113,3 +113,6 @@ def test_demo_run_reports_unsupported_metrics(tiny, tmp_path, one_thread, capsys
     html = (out / "report.html").read_text()
     assert "n/a*" in html and "miou@9, random_miou@9: needs 9 clicks" in html
     assert "n/a for this model" in capsys.readouterr().out
+    assert main(["leaderboard", str(out), "--out", str(tmp_path / "board")]) == 0
+    board = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "efficientsam" in board and "efficient_sam_tiny.pt" in board
