@@ -34,6 +34,7 @@ FAMILIES: dict[str, str] = {
     "hq-sam": "sambench.models.hq_sam:FAMILY",
     "efficientvit-sam": "sambench.models.efficientvit_sam.family:FAMILY",
     "edgesam": "sambench.models.edgesam.family:FAMILY",
+    "efficientsam": "sambench.models.efficientsam.family:FAMILY",
 }
 
 

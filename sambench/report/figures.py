@@ -155,18 +155,19 @@ def tornado(labels: Sequence[str], deltas: Sequence[float], ci: Sequence[Optiona
 def miou_vs_points(curves: list[dict], n_points: Sequence[int]):
     """mIoU (×100) against the number of points, center and random first point (Fig. 9c/9d).
 
-    ``curves``: dicts with ``label``, ``center`` / ``random`` (lists of values per n, or None),
+    ``curves``: dicts with ``label``, ``center`` / ``random`` (lists of values per n, None where
+    a value is not available, e.g. a metric the model cannot be scored on; or None),
     ``center_oracle`` / ``random_oracle`` (value at 1 point, or None), and ``bold`` / ``dashed``.
     """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     xs = np.arange(len(n_points))
     for ax, mode, title in zip(axes, ("center", "random"), ("center first point", "random first point")):
         for k, curve in enumerate(curves):
-            values = curve.get(mode)
-            if not values or any(v is None for v in values):
+            drawn = [(x, v) for x, v in zip(xs, curve.get(mode) or []) if v is not None]  # None: n/a
+            if not drawn:
                 continue
             color = "#111" if curve.get("bold") else PALETTE[k % len(PALETTE)]
-            ax.plot(xs, [100 * v for v in values], marker="o", markersize=4, color=color,
+            ax.plot([x for x, _ in drawn], [100 * v for _, v in drawn], marker="o", markersize=4, color=color,
                     linewidth=2.2 if curve.get("bold") else 1.3, linestyle="--" if curve.get("dashed") else "-",
                     label=curve["label"])
             if curve.get(f"{mode}_oracle") is not None:
