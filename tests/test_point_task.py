@@ -124,6 +124,9 @@ VOID = square(4, 12, 10, 18)  # 8 x 8 = 64 px, apart from the object
 class SpillModel:
     """Every mask it returns is the object plus the void region (3 equal masks in multimask)."""
 
+    def info(self):
+        return ModelInfo("spill", "test")
+
     def embed(self, image):
         return image
 
