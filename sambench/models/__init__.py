@@ -27,6 +27,9 @@ MODEL_DESCRIPTIONS: dict[str, str] = {}
 _MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", "sambench.models.sam",
                   "sambench.models.official", "sambench.models.sam3")
 
+# Models that wrap another package and are recognised by their checkpoint's key prefixes.
+ADAPTER_PREFIXES: dict[str, tuple[str, ...]] = {"sam3": ("detector.", "tracker.")}
+
 # Model families: one line per family (docs/models.md, "Adding a family").
 FAMILIES: dict[str, str] = {
     "sam": "sambench.models.sam.family:FAMILY",
@@ -86,6 +89,8 @@ def infer_family(path: str):
 
     state = read_state_dict(path)
     family = detect_family(state)
+    if family is None and any(k.startswith(ADAPTER_PREFIXES["sam3"]) for k in state):
+        return "sam3", state  # an adapter over its own package, not a Family
     if family is None:
         raise SambenchError(f"cannot tell the model family of {path} from its keys (known families: "
                             f"{', '.join(FAMILIES)}); name it: --model FAMILY:{path}")
@@ -109,6 +114,8 @@ def load_model(name: str, checkpoint: Optional[str] = None, device: str = "cpu",
         from sambench.models.family import load_family_model
 
         family, state = infer_family(name)
+        if family in MODELS:
+            return MODELS.get(family)(checkpoint=name, device=device, dtype=dtype, **options)
         return load_family_model(family, name, device, dtype, state=state, **options)
     MODELS.get(name)  # the registry's unknown-name error, with suggestions
     raise AssertionError("unreachable")
