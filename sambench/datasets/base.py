@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from sambench import validate
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
 from sambench.registry import Registry
@@ -25,7 +26,8 @@ FORMATS: Registry[Callable[[DatasetCard, Path], Iterable[Sample]]] = Registry("d
 
 # Problem kinds that mean a file is missing or broken (``datasets check`` reports them as
 # errors); every other kind is an annotation skipped by rule (empty, too small, crowd, ...).
-BROKEN = {"missing_annotation", "unreadable_annotation", "label_size", "missing_image"}
+BROKEN = {"missing_annotation", "unreadable_annotation", "label_size", "missing_image",
+          "bad_segmentation", "bad_image_size", "duplicate_image_id", "orphan_annotation"}
 
 
 class IndexedDataset:
@@ -33,6 +35,7 @@ class IndexedDataset:
 
     name: str = ""
     image_ids: list = []
+    problems: list = []  # of the dataset's files, not of one image (e.g. a duplicated image id)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -51,6 +54,7 @@ class Concat(IndexedDataset):
     def __init__(self, name: str, parts: list[tuple[str, IndexedDataset]]):
         self.name = name
         self._lookup = {f"{part}/{i}": (ds, i) for part, ds in parts for i in ds.image_ids}
+        self.problems = [p for _, ds in parts for p in getattr(ds, "problems", [])]
         self.image_ids = list(self._lookup)
 
     def sample(self, image_id) -> Sample:
@@ -108,6 +112,7 @@ def read_label(path: Path) -> np.ndarray:
         raise SambenchError(f"label file not found: {path}")
     try:
         with Image.open(path) as im:
+            validate.check_pixels(im.height, im.width, f"label file {path}")
             im.load()
             if im.mode in ("RGB", "RGBA"):
                 rgb = np.asarray(im.convert("RGB")).astype(np.int64)
@@ -115,7 +120,7 @@ def read_label(path: Path) -> np.ndarray:
             if im.mode not in ("P", "L", "1", "I", "I;16", "I;16B", "I;16L"):
                 im = im.convert("L")
             return np.asarray(im).astype(np.int64)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise SambenchError(f"unreadable label file {path}: {exc}") from None
 
 
@@ -134,7 +139,7 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             return im.height, im.width
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise SambenchError(f"unreadable image {path}: {exc}") from None
 
 

@@ -137,6 +137,7 @@ class Selected(IndexedDataset):
     def __init__(self, dataset: IndexedDataset, sample_list: SampleList):
         self.dataset, self.sample_list = dataset, sample_list
         self.name = getattr(dataset, "name", sample_list.dataset)
+        self.problems = getattr(dataset, "problems", [])
         self._native = {str(i): i for i in dataset.image_ids}
         missing = [image for image, _ in sample_list.images if image not in self._native]
         if missing:
