@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 
 from tqdm import tqdm
 
-from sambench import datasets, distributed, rundir
+from sambench import datasets, distributed, rundir, validate
 from sambench.cache import CachedModel, EmbeddingCache, supports_cache
 from sambench.errors import SambenchError
 from sambench.models import ModelInfo, load_model
@@ -85,7 +85,8 @@ class RunConfig:
               "suite": self.suite.name, "suite_version": self.suite.version,
               "tasks": [{"name": t.name, "version": t.version, "datasets": t.datasets,
                          "options": t.options} for t in self.suite.tasks],
-              "seed": self.seed, "limit": self.limit, "dtype": self.dtype}
+              "seed": self.seed, "limit": self.limit, "dtype": self.dtype,
+              "max_pixels": validate.max_pixels()}
         if self.sample_lists:
             fp["sample_lists"] = {name: datasets.sampling.file_sha256(path)
                                   for name, path in sorted(self.sample_lists.items())}

@@ -93,24 +93,19 @@ def read_image(path: Path) -> np.ndarray:
     their header, before any pixel is decoded. Images of more than 8 bits per channel are
     scaled to 8 bits by :func:`to_uint8` (never clipped).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     from sambench import validate
 
     path = Path(path)
     if not path.is_file():
         raise SambenchError(f"image not found: {path}")
-    limit = validate.max_pixels()
-    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit  # PIL's own bomb check
     try:
-        with Image.open(path) as im:
-            validate.check_pixels(im.height, im.width, f"image {path}")
+        with validate.open_image(path) as im:
             im.load()
             arr = to_uint8(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SambenchError(f"unreadable image {path}: {exc}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
     return np.ascontiguousarray(arr)
 
 

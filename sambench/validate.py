@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from typing import Optional
 
 import numpy as np
@@ -74,6 +75,29 @@ def check_pixels(height: int, width: int, what: str = "image") -> None:
     if height * width > limit:
         raise SambenchError(f"{what} {width}x{height} ({height * width:,} pixels) is over the limit of "
                             f"{limit:,} pixels (raise it with --max-pixels or SAMBENCH_MAX_PIXELS)")
+
+
+_PIL_LIMIT = threading.Lock()
+
+
+def open_image(path, what: str = "image"):
+    """``PIL.Image.open`` with our pixel limit in place of PIL's (whose error names no way
+    out): the header is read, nothing decoded; refused over :func:`max_pixels`. PIL's own
+    check runs only inside ``open``, so it is lifted just there."""
+    from PIL import Image
+
+    with _PIL_LIMIT:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            im = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    try:
+        check_pixels(im.height, im.width, f"{what} {path}")
+    except SambenchError:
+        im.close()
+        raise
+    return im
 
 
 def _as_int(value) -> int:

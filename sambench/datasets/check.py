@@ -71,8 +71,9 @@ def check(ref) -> CheckReport:
         for p in sample.problems:
             problems[p["kind"]].append(f"{sample.id}: {p['detail']}")
         try:
-            sample.load_image()
-            usable += 1
+            if not any(p["kind"] == "bad_image_size" for p in sample.problems):  # never decoded
+                sample.load_image()
+                usable += 1
         except SambenchError as exc:
             problems["image"].append(f"{sample.id}: {exc}")
         for inst in sample.instances:
