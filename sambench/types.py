@@ -106,6 +106,8 @@ def read_image(path: Path) -> np.ndarray:
             arr = to_uint8(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SambenchError(f"unreadable image {path}: {exc}") from None
+    except MemoryError:  # a corrupt chunk length asks PIL to read gigabytes
+        raise SambenchError(f"unreadable image {path}: it declares more data than fits in memory") from None
     return np.ascontiguousarray(arr)
 
 

@@ -121,6 +121,8 @@ def read_label(path: Path) -> np.ndarray:
             return np.asarray(im).astype(np.int64)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SambenchError(f"unreadable label file {path}: {exc}") from None
+    except MemoryError:  # a corrupt chunk length asks PIL to read gigabytes
+        raise SambenchError(f"unreadable label file {path}: it declares more data than fits in memory") from None
 
 
 def read_rgb_label(path: Path) -> np.ndarray:

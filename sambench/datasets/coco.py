@@ -108,6 +108,9 @@ class CocoDataset:
         if crowd and not self.include_crowd:
             return None, {"kind": "crowd_excluded", "detail": f"annotation {ann_id}"}
         cat_id = ann.get("category_id")
+        if cat_id is not None and (isinstance(cat_id, bool) or not isinstance(cat_id, int)):
+            return None, {"kind": "unknown_category",
+                          "detail": f"annotation {ann_id} has category_id {cat_id!r}, not an integer"}
         if self.categories and cat_id not in self.categories:
             return None, {"kind": "unknown_category",
                           "detail": f"annotation {ann_id} has category_id {cat_id}"}

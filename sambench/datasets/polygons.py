@@ -53,6 +53,8 @@ def paint(objects: list[PolygonObject], height: int, width: int) -> tuple[list[I
     problems, painted = [], []
     for index, obj in enumerate(objects, start=1):
         try:
+            if not isinstance(obj.polygons, (list, tuple)):
+                raise SambenchError(f"polygons must be a list, got {type(obj.polygons).__name__}")
             polys = [validate.polygon_vertices(p, height, width) for p in obj.polygons]
         except SambenchError as exc:
             problems.append({"kind": "bad_segmentation", "detail": f"object {obj.id} ({obj.category}): {exc}"})

@@ -1,0 +1,39 @@
+"""Property-based fuzzing of every parser of untrusted input (targets.py), each in its own
+process under a 2 GB address-space cap (fuzz.py): a SambenchError or a counted skip, never
+another exception, never a memory blow-up. CI runs 500 cases per parser; the slow run 10,000
+(the figures in docs/reliability.md)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from targets import TARGETS
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+
+
+def fuzz(target: str, profile: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(HERE / "fuzz.py"), target, profile],
+                          capture_output=True, text=True, env=env, timeout=3600)
+    assert proc.returncode == 0, f"{target} crashed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_fuzz_ci(target):
+    counts = fuzz(target, "ci")
+    assert counts["probes"] >= 500
+    assert counts["ok"] + counts["skip"] + counts["error"] == counts["probes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_fuzz_full(target):
+    counts = fuzz(target, "full")
+    assert counts["probes"] >= 10_000
+    print(json.dumps(counts))
