@@ -8,6 +8,7 @@
   sha256 of every non-image file, the image list with sizes and mtimes, and with
   ``--verify-data`` the images' own sha256). Anything different refuses the resume with one
   line; ``--restart`` starts the folder over.
+- **Temporary files** of a killed run (``.NAME.PID.tmp``) are removed when the lock is taken.
 - **Records**: a record file that does not parse or validate is moved to
   ``records/.damaged/``, logged, and its sample recomputed; a non-finite number is refused
   with the model and sample named, before anything is written.
@@ -156,6 +157,8 @@ def prepare(config, info: dict, roots: dict) -> RunLock:
     out = writable_dir(config.out, "run directory (--out)")
     lock = RunLock(out).acquire()
     try:
+        for tmp in out.rglob(".*.tmp"):  # left by a killed run (we hold the lock: no writer is live)
+            tmp.unlink(missing_ok=True)
         if config.restart:
             restart(out, [t.name for t in config.suite.tasks])
         content = {"checkpoint_sha256": info.get("sha256"),
