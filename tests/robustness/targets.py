@@ -405,15 +405,18 @@ def _valid_safetensors() -> bytes:
     return save({"image_encoder.pos_embed": np.zeros((1, 2, 2, 4), np.float32)})
 
 
-def probe_safetensors(raw: bytes, work: Path) -> str:
-    from sambench.models.sam.checkpoint import read_state_dict
+def probe_checkpoint(suffix: str):
+    """The probe of a checkpoint file named ``ckpt<suffix>`` (the loader picks by suffix)."""
+    def probe(raw: bytes, work: Path) -> str:
+        from sambench.models.sam.checkpoint import read_state_dict
 
-    (work / "ckpt.safetensors").write_bytes(raw)
-    try:
-        read_state_dict(work / "ckpt.safetensors")
-    except SambenchError:
-        return "error"
-    return "ok"
+        (work / f"ckpt{suffix}").write_bytes(raw)
+        try:
+            read_state_dict(work / f"ckpt{suffix}")
+        except SambenchError:
+            return "error"
+        return "ok"
+    return probe
 
 
 _PTH: dict = {}
@@ -434,17 +437,6 @@ def _valid_pth(kind: int) -> bytes:
 PTH = st.one_of(st.tuples(st.integers(0, 2), EDITS).map(lambda t: mutate(_valid_pth(t[0]), t[1])),
                 st.binary(max_size=300), st.binary(max_size=200).map(lambda b: b"\x80\x02" + b),
                 st.binary(max_size=200).map(lambda b: b"PK\x03\x04" + b))
-
-
-def probe_pth(raw: bytes, work: Path) -> str:
-    from sambench.models.sam.checkpoint import read_state_dict
-
-    (work / "ckpt.pth").write_bytes(raw)
-    try:
-        read_state_dict(work / "ckpt.pth")
-    except SambenchError:
-        return "error"
-    return "ok"
 
 
 # ---- cache entries and records ---------------------------------------------------------
@@ -511,8 +503,8 @@ TARGETS = {
     "sa1b_json": (SA1B_DOC, probe_sa1b),
     "detections_json": (DETECTIONS, probe_detections),
     "sample_list": (SAMPLE_LIST, probe_sample_list),
-    "safetensors_header": (SAFETENSORS, probe_safetensors),
-    "pth_header": (PTH, probe_pth),
+    "safetensors_header": (SAFETENSORS, probe_checkpoint(".safetensors")),
+    "pth_header": (PTH, probe_checkpoint(".pth")),
     "cache_entry": (CACHE_ENTRY, probe_cache_entry),
     "record": (RECORD, probe_record),
 }
