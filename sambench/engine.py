@@ -3,8 +3,9 @@
 Records are one JSON file per sample under ``records/<task>/<dataset>/``, written atomically;
 a rerun into the same directory skips samples whose record exists, so a killed run resumes
 without recomputing or duplicating, and the final numbers equal an uninterrupted run's
-(random prompts are seeded per mask, not by order). ``run.json`` pins the configuration so a
-resume cannot silently mix two different runs.
+(random prompts are seeded per mask, not by order). ``run.json`` pins the configuration and
+the checkpoint's and datasets' content so a resume cannot silently mix two different runs;
+the run directory's lock, pins and record recovery live in :mod:`sambench.rundir`.
 """
 from __future__ import annotations
 
@@ -124,9 +125,8 @@ def run(config: RunConfig) -> Optional[dict]:
         model = load_model(config.model, device=dist.device(config.device), dtype=config.dtype,
                            **(config.model_options or {}))
         if device_used(model) != dist.device(config.device) and dist.is_main:
-            log.warning("model %s runs on %s only: --device %s is not used (results.json records %s)",
-                        config.model, device_used(model), config.device,
-                        device_used(model))
+            log.warning("model %s runs on %s only: --device %s is not used (and not recorded)",
+                        config.model, device_used(model), config.device)
     unsupported = {}  # runner id -> why this model cannot answer the task (reported, not scored)
     for task, runner, _ in plan:
         reason = runner.unsupported(model) if hasattr(runner, "unsupported") else None
@@ -172,10 +172,11 @@ def _run_plan(config: RunConfig, plan, model, dist, unsupported: dict, cache, in
         stats = {k: round(v, 3) if isinstance(v, float) else v for k, v in vars(cache.stats).items()}
         summary["run"]["embedding_cache"] = {"dir": str(cache.root), **stats}  # this rank's
     summary["run"]["duration_s"] = round(time.time() - started, 2)
-    bad = rundir.non_finite(results)
-    if bad:
-        raise SambenchError(f"model {info.get('name')} gave a non-finite value (NaN or infinity) at "
-                            f"results{bad}: a metric cannot be computed from it (check the checkpoint)")
+    for entry in results:
+        bad = rundir.non_finite(entry)
+        if bad:
+            raise SambenchError(f"model {config.model} gave a non-finite value (NaN or infinity) in the "
+                                f"{entry['task']}/{entry['dataset']} result ({bad.lstrip('.')}); check the checkpoint")
     atomic_write_json(config.out / "results.json", summary)
     return summary
 

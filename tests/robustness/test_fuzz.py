@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,18 @@ def fuzz(target: str, profile: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def ci_runs():
+    """Every target's CI run, started together on all cores (each is one process)."""
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    runs = {target: pool.submit(fuzz, target, "ci") for target in sorted(TARGETS)}
+    yield runs
+    pool.shutdown(cancel_futures=True)
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_fuzz_ci(target):
-    counts = fuzz(target, "ci")
+def test_fuzz_ci(target, ci_runs):
+    counts = ci_runs[target].result()
     assert counts["probes"] >= 500
     assert counts["ok"] + counts["skip"] + counts["error"] == counts["probes"]
 
