@@ -5,8 +5,8 @@
   lock of a killed process, so a lock left behind is taken over (and said so).
 - **Pins**: ``run.json`` holds the settings (:meth:`RunConfig.fingerprint`) and the content a
   resume must find unchanged: the checkpoint's sha256 and each dataset's fingerprint (the
-  sha256 of every non-image file, the image list with sizes and mtimes, and with
-  ``--verify-data`` the images' own sha256). Anything different refuses the resume with one
+  sha256 of every annotation file, the list of the other files (images) with sizes and
+  mtimes, and with ``--verify-data`` their own sha256). Anything different refuses the resume with one
   line; ``--restart`` starts the folder over.
 - **Temporary files** of a killed run (``.NAME.PID.tmp``) are removed when the lock is taken.
 - **Records**: a record file that does not parse or validate is moved to
@@ -34,7 +34,9 @@ from sambench.types import SampleRecord
 
 log = logging.getLogger("sambench")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+# Annotation files are hashed on every run; every other file (images, label maps, HDF5,
+# parquet: often large) is pinned by size and mtime, and hashed only with --verify-data.
+ANNOTATION_SUFFIXES = {".json", ".mat", ".txt", ".csv", ".xml", ".yaml", ".yml", ".p", ".pkl", ".pickle"}
 # What --restart removes: everything a run writes (never other files a user keeps there).
 _RUN_FILES = ("run.json", "results.json", "report.html", "report.pdf", "records", "sample_lists")
 
@@ -112,9 +114,10 @@ def restart(out: Path, task_names=()) -> None:
 def data_fingerprint(root: Path, verify: bool = False) -> dict:
     """What identifies a dataset folder's content without reading every image.
 
-    ``annotations``: sha256 over (path, content sha256) of every non-image file; ``images``:
-    sha256 over (path, size, mtime) of every image file; with ``verify`` also
-    ``images_sha256`` over the images' content. Paths are relative and sorted.
+    ``annotations``: sha256 over (path, content sha256) of every annotation file (by suffix,
+    :data:`ANNOTATION_SUFFIXES`); ``images``: sha256 over (path, size, mtime) of every other
+    file; with ``verify`` also ``images_sha256`` over those files' content. Paths are relative
+    and sorted; hidden files (caches, editors' swap files) are left out.
     """
     root = Path(root)
     if not root.exists():
@@ -124,19 +127,19 @@ def data_fingerprint(root: Path, verify: bool = False) -> dict:
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for path in files:
         rel = path.relative_to(root).as_posix() if path != root else path.name
-        if rel.startswith(".") or "/." in rel:  # hidden files: caches, editors' swap files
+        if rel.startswith(".") or "/." in rel:
             continue
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.suffix.lower() in ANNOTATION_SUFFIXES:
+            annotations.update(f"{rel}\0{file_sha256(path)}\n".encode())
+            n_files += 1
+        else:
             st = path.stat()
             images.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             n_images += 1
             if verify:
                 contents.update(f"{rel}\0{file_sha256(path)}\n".encode())
-        else:
-            annotations.update(f"{rel}\0{file_sha256(path)}\n".encode())
-            n_files += 1
     fp = {"annotation_files": n_files, "annotations": annotations.hexdigest(),
-          "image_files": n_images, "images": images.hexdigest()}
+          "other_files": n_images, "images": images.hexdigest()}
     if verify:
         fp["images_sha256"] = contents.hexdigest()
     return fp
