@@ -23,7 +23,7 @@ FREQUENCIES = {"r": "rare", "c": "common", "f": "frequent"}
 class LvisDataset(CocoDataset):
     def __init__(self, name: str, annotation_file: Path, image_dir: Path, **kwargs):
         super().__init__(name, annotation_file, image_dir, **kwargs)
-        bad = [c["id"] for c in self.categories.values() if c.get("frequency") not in FREQUENCIES]
+        bad = [c["id"] for c in self.categories.values() if str(c.get("frequency")) not in FREQUENCIES]
         if bad:
             raise SambenchError(f"{annotation_file}: not an LVIS file: categories {bad[:5]} "
                                 "lack a frequency (r/c/f)")
