@@ -98,7 +98,7 @@ def read_image(path: Path) -> np.ndarray:
     from sambench import validate
 
     path = Path(path)
-    if not path.is_file():
+    if not validate.is_file(path):
         raise SambenchError(f"image not found: {path}")
     try:
         with validate.open_image(path) as im:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -98,6 +99,15 @@ def open_image(path, what: str = "image"):
         im.close()
         raise
     return im
+
+
+def is_file(path) -> bool:
+    """``Path.is_file`` that is False, not an error, for a name no file system accepts (too
+    long, a NUL byte): such names come from annotation files."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _as_int(value) -> int:

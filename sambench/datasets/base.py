@@ -108,7 +108,7 @@ def read_label(path: Path) -> np.ndarray:
     """
     from PIL import UnidentifiedImageError
 
-    if not Path(path).is_file():
+    if not validate.is_file(path):
         raise SambenchError(f"label file not found: {path}")
     try:
         with validate.open_image(path, "label file") as im:
@@ -135,7 +135,7 @@ def image_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` from the image header only (no pixel decoding)."""
     from PIL import Image, UnidentifiedImageError
 
-    if not Path(path).is_file():
+    if not validate.is_file(path):
         raise SambenchError(f"image not found: {path}")
     try:
         with Image.open(path) as im:

@@ -91,7 +91,7 @@ def read_sample_list(path: Path) -> SampleList:
         images = [(str(e["id"]), [str(i) for i in e["instances"]]) for e in data["images"]]
         return SampleList(dataset=data["dataset"], seed=int(data["seed"]), images=images,
                           subsampled=bool(data.get("subsampled")), rule=data.get("rule", {}), path=path)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise SambenchError(f"malformed sample list {path}: {exc!r}") from None
 
 
