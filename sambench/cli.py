@@ -28,7 +28,8 @@ _ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, er
 # Modules that add their own subcommand with ``add_parser(subparsers)``.
 _SUBCOMMAND_MODULES: list[str] = ["sambench.report.cli", "sambench.train.cli",
                                    "sambench.metrics.bsds_cli", "sambench.bench",
-                                   "sambench.amg.cli", "sambench.tasks.concept_eval"]
+                                   "sambench.amg.cli", "sambench.tasks.concept_eval",
+                                   "sambench.sensitivity"]
 
 
 def _add_run(sub) -> None:
@@ -67,6 +68,9 @@ def _add_run(sub) -> None:
                    help="evaluate exactly the masks of this list (from `sambench datasets sample`; repeatable)")
     p.add_argument("--detections", metavar="FILE",
                    help="instances task: detector boxes to prompt with (COCO results JSON)")
+    p.add_argument("--box-source", metavar="NAME",
+                   help="instances task: the detector the --detections boxes come from (e.g. vitdet-h, "
+                        "focalnet-dino); recorded, and published rows show only for the same boxes")
     p.add_argument("--prompt", choices=["detections", "gt-box"],
                    help="instances task: prompt with the detections or the ground-truth boxes")
     p.add_argument("--text-detections", metavar="FILE",
@@ -138,7 +142,9 @@ def _instances_options(args, suite) -> None:
         options["detections"] = str(Path(args.detections).expanduser().resolve())
     if args.prompt:
         options["prompt"] = args.prompt
-    _set_task_options(suite, "instances", options, "--detections and --prompt")
+    if args.box_source:
+        options["box_source"] = args.box_source
+    _set_task_options(suite, "instances", options, "--detections, --box-source and --prompt")
 
 
 def _text_options(args, suite) -> None:
@@ -209,7 +215,7 @@ def cmd_run(args) -> int:
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise SambenchError("--out is required when running under torchrun (all ranks share it)")
     out = Path(args.out) if args.out else Path("runs") / (
-        f"{suite.name}-{split_spec(model or 'none')[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
+        f"{suite.name}-{Path(split_spec(model or 'none')[0]).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
                        device=args.device, dtype=args.dtype, data_root=args.data_root,
                        model_options=parse_model_options(args.model_option),
@@ -241,10 +247,17 @@ def _add_models(sub) -> None:
     msub = p.add_subparsers(dest="action", required=True)
     msub.add_parser("list", help="registered models and named checkpoints").set_defaults(func=cmd_models_list)
     info = msub.add_parser("info", help="inferred config, parameter count and sha256")
-    info.add_argument("spec", help="NAME[:CHECKPOINT]")
+    info.add_argument("spec", help="NAME[:CHECKPOINT], or a checkpoint path (family inferred from its keys)")
     info.add_argument("--json", action="store_true")
     _add_hub_flags(info)
     info.set_defaults(func=cmd_models_info)
+    rnd = msub.add_parser("random", help="write a checkpoint of random weights in a family's released "
+                          "layout (tests, demos; every tensor random)")
+    rnd.add_argument("family", help="a model family (see `sambench models list`)")
+    rnd.add_argument("preset", help="a size of that family, e.g. tiny, vit_b, vit_t, vit_tiny")
+    rnd.add_argument("path", help="output .pth/.pt or .safetensors")
+    rnd.add_argument("--seed", type=int, default=0)
+    rnd.set_defaults(func=cmd_models_random)
     fetch = msub.add_parser("fetch", help="download and verify named checkpoints into the cache (for offline use later)")
     fetch.add_argument("names", nargs="+", help="FAMILY:NAME, e.g. sam:vit_b")
     _add_hub_flags(fetch)
@@ -283,14 +296,25 @@ def cmd_models_fetch(args) -> int:
 
 
 def cmd_models_info(args) -> int:
-    from sambench import load_model
+    from sambench.models import describe
 
-    info = load_model(args.spec).info().to_json()
+    info = describe(args.spec)
     if args.json:
         print(json.dumps(info))
     else:
-        for key, value in info.items():
-            print(f"{key:11s} {json.dumps(value) if isinstance(value, dict) else value}")
+        for key in ("family", "variant", "params", "sha256", "checkpoint", "name", "config",
+                    "capabilities"):
+            value = info[key]
+            print(f"{key:12s} {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0
+
+
+def cmd_models_random(args) -> int:
+    from sambench.models import get_family
+    from sambench.models.family import random_checkpoint
+
+    path = random_checkpoint(get_family(args.family), args.path, args.preset, seed=args.seed)
+    print(path)
     return 0
 
 

@@ -55,6 +55,23 @@ class Sample:
     meta: dict = field(default_factory=dict)
     # Annotations the adapter could not turn into an Instance (kind, detail); tasks count them.
     problems: list[dict[str, str]] = field(default_factory=list)
+    # The label map's void / unlabelled pixels as an (H, W) bool array, computed on demand
+    # (None: the format has none); crowd and ignore instances are added by ``ignore_mask``.
+    void_loader: Optional[Callable[[], np.ndarray]] = None
+
+    def ignore_mask(self) -> Optional[np.ndarray]:
+        """``(H, W)`` bool: pixels no mask of this image is judged on (the dataset's void /
+        unlabelled pixels and its crowd or ignore regions), or None when there are none.
+        Computed once, on first use."""
+        if "_ignore" not in self.__dict__:
+            ignore = np.zeros((self.height, self.width), bool)
+            if self.void_loader is not None:
+                ignore |= np.asarray(self.void_loader(), bool)
+            for inst in self.instances:
+                if inst.iscrowd or inst.ignore:
+                    ignore |= inst.mask().astype(bool)
+            self.__dict__["_ignore"] = ignore if ignore.any() else None
+        return self.__dict__["_ignore"]
 
     def preload(self) -> None:
         """Decode the image now (e.g. in a prefetch thread); ``load_image`` then returns it,
@@ -142,7 +159,7 @@ class Prompt:
     points: np.ndarray  # (N, 2) float pixels (x, y)
     labels: np.ndarray  # (N,) int, 1 foreground, 0 background
     box: Optional[np.ndarray] = None  # (4,) XYXY pixels
-    mask_input: Optional[np.ndarray] = None  # (1, 256, 256) low-res logits
+    mask_input: Optional[np.ndarray] = None  # (1, h, w) low-res logits, the model's frame
 
 
 @dataclass
@@ -151,7 +168,9 @@ class Prediction:
 
     ``masks`` is ``(B, K, H, W)`` bool at the original size (None when the caller asked the
     model not to upsample, e.g. SAM's ``return_masks=False``), ``scores`` ``(B, K)`` predicted
-    IoU, ``low_res_logits`` ``(B, K, 256, 256)`` for feeding back as ``mask_input``. For a single
+    IoU, ``low_res_logits`` ``(B, K, h, w)`` in the model's own low-res frame
+    (``ModelInfo.capabilities.low_res_shape``; SAM v1: 256²) for feeding back unchanged as
+    ``mask_input``; ``model.upsample`` maps them to the image. For a single
     prompt (unbatched call) the leading B axis is absent.
     """
 
