@@ -27,7 +27,6 @@ import hashlib
 import json
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -117,17 +116,33 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise SambenchError(f"unreadable safetensors checkpoint {path}: {exc}") from None
     else:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SambenchError(
-                f"refusing to load {path}: it contains objects other than tensors and plain "
-                f"containers, and checkpoints are never unpickled as code ({first})") from None
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-            raise SambenchError(f"unreadable checkpoint {path} (truncated or not a torch file): "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        data = _torch_load(path)
     return unwrap_state_dict(data, str(path))
+
+
+def _torch_load(path: Path):
+    """``torch.load(weights_only=True)`` with diagnoses of our own: torch's messages advise
+    ``weights_only=False``, which would run whatever code the file carries, so they are
+    never passed on."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # zip archive or pickle >= 2
+        raise SambenchError(f"{path} is not a checkpoint (unrecognised bytes: neither a torch file "
+                            "nor safetensors)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise SambenchError(f"{path} is not a checkpoint (unrecognised or corrupt pickle data)") from None
+        raise SambenchError(
+            f"refusing to load {path}: it references {found.group(1)}, an object other than tensors "
+            "and plain containers, and checkpoints are never unpickled as code") from None
+    except Exception as exc:  # torch's unpickler fails on corrupt bytes with any error
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights_only" in first:
+            first = type(exc).__name__
+        raise SambenchError(f"unreadable checkpoint {path} (truncated or not a torch file): {first}") from None
 
 
 def unwrap_state_dict(data, source: str = "checkpoint") -> dict[str, torch.Tensor]:
