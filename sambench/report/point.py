@@ -10,7 +10,7 @@ import pandas as pd
 from sambench.report import figures, reference
 from sambench.report.compare import compare_runs, run_label
 from sambench.report.sections import ReportContext, Section
-from sambench.report.tables import fmt, fmt_ci, fmt_metric, is_number
+from sambench.report.tables import fmt, fmt_ci, fmt_metric, is_number, unsupported_by_reason
 from sambench.results import scored
 from sambench.tasks import entry_metrics
 from sambench.tasks.point import METRIC_PREFIX, metric_name
@@ -22,6 +22,18 @@ PROTOCOL_NOTE = (
     "datasets, like the paper's headline. NoC@85/90: mean clicks to reach 85% / 90% IoU (capped at "
     "the clicks run).")
 
+NA = "n/a*"  # a metric the model cannot be scored on (results entry ``unsupported_metrics``)
+
+
+def unsupported_note(entries: list[dict]) -> Optional[str]:
+    """The footnote of the ``n/a*`` cells: which metrics, and why."""
+    reasons = unsupported_by_reason(entries)
+    if not reasons:
+        return None
+    return ("* n/a: not scored for this model, never computed on a shortened protocol: "
+            + "; ".join(f"{', '.join(names)}: {why}" for why, names in reasons.items()) + ".")
+
+
 def _table(entries: list[dict]) -> pd.DataFrame:
     """Every metric the entries declare, the CI at 1 point of each first-point mode, and the
     unweighted mean over the present datasets."""
@@ -31,9 +43,10 @@ def _table(entries: list[dict]) -> pd.DataFrame:
     rows = []
     for entry in entries:
         m = entry.get("metrics", {})
+        na = entry.get("unsupported_metrics") or {}
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
         for metric in metrics:
-            row[metric.label] = fmt_metric(metric, m.get(metric.name))
+            row[metric.label] = NA if metric.name in na else fmt_metric(metric, m.get(metric.name))
             if metric.name in with_ci and f"{metric.name}_ci95" in m:
                 row[f"{metric.label} CI95"] = fmt_ci(m[f"{metric.name}_ci95"])
         if not scored(entry):
@@ -46,7 +59,9 @@ def _table(entries: list[dict]) -> pd.DataFrame:
                 "_kind": "mean"}
         for metric in metrics:
             values = [e["metrics"].get(metric.name) for e in present]
-            if all(is_number(v) for v in values):
+            if any(metric.name in (e.get("unsupported_metrics") or {}) for e in present):
+                mean[metric.label] = NA
+            elif all(is_number(v) for v in values):
                 mean[metric.label] = fmt_metric(metric, sum(values) / len(values))
         rows.append(mean)
     frame = pd.DataFrame(rows).fillna("")
@@ -76,8 +91,9 @@ def _curve(entries: list[dict], label: str, n_points: list[int], **style) -> dic
     curve = {"label": label, **style}
     for mode in METRIC_PREFIX:
         per_n = [[e["metrics"].get(metric_name(mode, n)) for e in entries] for n in n_points]
-        if all(is_number(v) for vals in per_n for v in vals):
-            curve[mode] = [sum(vals) / len(vals) for vals in per_n]
+        means = [sum(vals) / len(vals) if all(is_number(v) for v in vals) else None for vals in per_n]
+        if any(m is not None for m in means):  # None: not scored (e.g. unsupported_metrics)
+            curve[mode] = means
         oracle = [e["metrics"].get(metric_name(mode, 1, oracle=True)) for e in entries]
         if all(is_number(v) for v in oracle):
             curve[f"{mode}_oracle"] = sum(oracle) / len(oracle)
@@ -97,6 +113,9 @@ def point_section(ctx: ReportContext, task: str) -> Optional[Section]:
     sec = Section("Point task: single-point valid mask", task)
     sec.note(PROTOCOL_NOTE)
     sec.table(_table(entries), "Per-dataset mIoU (×100) with 95% CIs; NoC: mean clicks.")
+    note = unsupported_note(entries)
+    if note:
+        sec.note(note)
     present = ctx.entries(task)
     ref = _reference_table(present)
     if ref is not None:

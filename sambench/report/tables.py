@@ -79,11 +79,33 @@ def results_text(results: dict) -> str:
                 rows.append(row if scored(entry) else {**row, "status": entry["status"]})
         lines.append(f"{task}:")
         lines.append(pd.DataFrame(rows).fillna("").to_string(index=False))
+    lines += unsupported_lines(results)
     for entry in results["results"]:
         if entry.get("counts"):
             counts = ", ".join(f"{k}={v}" for k, v in entry["counts"].items())
             lines.append(f"{entry['task']}/{entry['dataset']}: not scored: {counts}")
     return "\n".join(lines)
+
+
+def unsupported_by_reason(entries: list[dict]) -> dict[str, list[str]]:
+    """Reason -> the metrics (results entries' ``unsupported_metrics``) it applies to, each once."""
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        for name, why in (entry.get("unsupported_metrics") or {}).items():
+            if name not in out.setdefault(why, []):
+                out[why].append(name)
+    return out
+
+
+def unsupported_lines(results: dict) -> list[str]:
+    """One terminal line per task naming the metrics the model cannot be scored on."""
+    lines = []
+    for task in dict.fromkeys(e["task"] for e in results["results"]):
+        reasons = unsupported_by_reason([e for e in results["results"] if e["task"] == task])
+        if reasons:
+            lines.append(f"{task}: n/a for this model: "
+                         + "; ".join(f"{', '.join(names)} ({why})" for why, names in reasons.items()))
+    return lines
 
 
 def task_table(entries: list[dict], metrics: list[Metric], runner: str) -> tuple[pd.DataFrame, list[str]]:
@@ -101,7 +123,7 @@ def task_table(entries: list[dict], metrics: list[Metric], runner: str) -> tuple
         if not scored(entry):
             row["images"] = entry["status"]
         rows.append(row)
-        for ref, ref_row in reference.rows_for(runner, entry["dataset"]):
+        for ref, ref_row in reference.rows_for(runner, entry["dataset"], entry.get("protocol")):
             if not any(is_number(ref_row.get(metric.name)) for metric in metrics):
                 continue
             if ref["source"] not in sources:

@@ -5,7 +5,7 @@ metrics. It holds only its validated options; what it knows about the dataset be
 the *context* that ``prepare`` returns and the engine hands back to every hook (detectron2's
 ``DatasetEvaluator`` lifecycle, with the state passed around, not kept). Per dataset::
 
-    context = runner.prepare(ref, out)            # once: load what scoring needs
+    context = runner.prepare(ref, out, model)     # once: load what scoring needs
     record = runner.run_sample(model, sample, context, seed)   # per image, any rank
     metrics = runner.aggregate(records, context, seed)         # rank 0, all records
     entry.update(runner.result_fields(records, metrics, context))  # arrays for the report
@@ -75,8 +75,9 @@ class TaskRunner:
         """Why ``model`` cannot answer this task (reported, not scored), or None."""
         return None
 
-    def prepare(self, ref, out: Path) -> DatasetContext:
-        """Load what scoring dataset ``ref`` needs, before any sample of it is scored."""
+    def prepare(self, ref, out: Path, model=None) -> DatasetContext:
+        """Load what scoring dataset ``ref`` needs, before any sample of it is scored; ``model``
+        (None outside a run) is there for runners whose protocol follows its capabilities."""
         return DatasetContext(ref.name, Path(out))
 
     def run_sample(self, model, sample: Sample, context: DatasetContext, seed: int) -> SampleRecord:

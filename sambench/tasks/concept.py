@@ -133,7 +133,7 @@ class ConceptTask(TaskRunner):
                        headline=name == "cgf1" or (r == "concept" and headline))
                 for r in PREFIX if r in routes for name, label, headline in METRICS]
 
-    def prepare(self, ref, out: Path) -> ConceptContext:
+    def prepare(self, ref, out: Path, model=None) -> ConceptContext:
         return ConceptContext(ref.name, Path(out))
 
     def unsupported(self, model) -> Optional[str]:

@@ -123,7 +123,7 @@ class ProposalsTask(TaskRunner):
         spec += [Metric(f"ar@{k}_{name}", name) for name in FREQUENCY_GROUPS.values()]
         return spec + [Metric("proposals_per_image", "proposals / image", scale=1, digits=0)]
 
-    def prepare(self, ref, out: Path) -> ProposalsContext:
+    def prepare(self, ref, out: Path, model=None) -> ProposalsContext:
         dataset = ref.open()
         index = AnnotationIndex(dataset) if isinstance(dataset, CocoDataset) else None
         return ProposalsContext(ref.name, Path(out), index=index)

@@ -211,7 +211,7 @@ class TextTask(TaskRunner):
             spec.append(Metric("det_coverage", "det. boxes"))
         return spec
 
-    def prepare(self, ref, out: Path) -> TextContext:
+    def prepare(self, ref, out: Path, model=None) -> TextContext:
         return TextContext(ref.name, Path(out))
 
     def unsupported(self, model) -> Optional[str]:

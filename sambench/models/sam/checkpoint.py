@@ -27,17 +27,16 @@ import hashlib
 import json
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
 from sambench.errors import SambenchError
+from sambench.models.base import names
 from sambench.models.sam.sam import Sam, SamConfig
 
 PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
-_SHOWN = 8  # key names quoted in an error message
 TEXT_PROJ = "prompt_encoder.text_proj.weight"
 TEXT_ENCODER_KEY = "text_encoder"  # metadata: the text encoder a text path was trained with
 SIDECAR_SUFFIX = ".json"  # metadata sidecar of a checkpoint: <checkpoint>.json
@@ -86,6 +85,15 @@ def write_sidecar(checkpoint: str | Path, metadata: Mapping[str, str]) -> Path:
     return side
 
 
+def recorded_text_encoder(checkpoint: str | Path, given: Optional[str] = None) -> Optional[str]:
+    """The text encoder a checkpoint records (metadata ``text_encoder``), checked against
+    ``given``; ``given`` alone fills in for a checkpoint that records none."""
+    recorded = read_metadata(checkpoint).get(TEXT_ENCODER_KEY) or None
+    if given and recorded and given != recorded:
+        raise SambenchError(f"{checkpoint} was trained with text encoder {recorded!r}, not {given!r}")
+    return recorded or given
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -108,17 +116,33 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise SambenchError(f"unreadable safetensors checkpoint {path}: {exc}") from None
     else:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SambenchError(
-                f"refusing to load {path}: it contains objects other than tensors and plain "
-                f"containers, and checkpoints are never unpickled as code ({first})") from None
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-            raise SambenchError(f"unreadable checkpoint {path} (truncated or not a torch file): "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        data = _torch_load(path)
     return unwrap_state_dict(data, str(path))
+
+
+def _torch_load(path: Path):
+    """``torch.load(weights_only=True)`` with diagnoses of our own: torch's messages advise
+    ``weights_only=False``, which would run whatever code the file carries, so they are
+    never passed on."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # zip archive or pickle >= 2
+        raise SambenchError(f"{path} is not a checkpoint (unrecognised bytes: neither a torch file "
+                            "nor safetensors)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise SambenchError(f"{path} is not a checkpoint (unrecognised or corrupt pickle data)") from None
+        raise SambenchError(
+            f"refusing to load {path}: it references {found.group(1)}, an object other than tensors "
+            "and plain containers, and checkpoints are never unpickled as code") from None
+    except Exception as exc:  # torch's unpickler fails on corrupt bytes with any error
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights_only" in first:
+            first = type(exc).__name__
+        raise SambenchError(f"unreadable checkpoint {path} (truncated or not a torch file): {first}") from None
 
 
 def unwrap_state_dict(data, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -137,21 +161,15 @@ def unwrap_state_dict(data, source: str = "checkpoint") -> dict[str, torch.Tenso
     tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
     others = sorted(k for k in data if k not in tensors)
     if others:
-        raise SambenchError(f"{source}: entries that are not tensors: {_names(others)}")
+        raise SambenchError(f"{source}: entries that are not tensors: {names(others)}")
     return tensors
-
-
-def _names(keys) -> str:
-    keys = sorted(keys)
-    more = f" ... (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
-    return ", ".join(keys[:_SHOWN]) + more
 
 
 def _not_sam(state: Mapping[str, torch.Tensor], source: str, missing) -> SambenchError:
     unexpected = [k for k in state if not k.startswith(PREFIXES)]
-    msg = f"{source} is not a SAM v1 checkpoint: missing keys {_names(missing)}"
+    msg = f"{source} is not a SAM v1 checkpoint: missing keys {names(missing)}"
     if unexpected:
-        msg += f"; unexpected keys {_names(unexpected)}"
+        msg += f"; unexpected keys {names(unexpected)}"
     return SambenchError(msg)
 
 
@@ -196,7 +214,6 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
             windows.add(extent)
     if len(windows) > 1:
         raise SambenchError(f"{source}: blocks use different window sizes {sorted(windows)}")
-    iou_layers = _indexes(state, dec + "iou_prediction_head.layers.")
     return SamConfig(
         img_size=grid * patch_size,
         patch_size=patch_size,
@@ -207,37 +224,38 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
         window_size=windows.pop() if windows else 0,
         global_attn_indexes=tuple(global_blocks),
         qkv_bias=enc + "blocks.0.attn.qkv.bias" in state,
-        prompt_embed_dim=state[enc + "neck.0.weight"].shape[0],
+        text_dim=state[TEXT_PROJ].shape[1] if TEXT_PROJ in state and state[TEXT_PROJ].ndim == 2 else 0,
+        **decoder_fields(state, state[enc + "neck.0.weight"].shape[0], source, decoder_num_heads),
+    )
+
+
+def decoder_fields(state: Mapping[str, torch.Tensor], width: int, source: str = "checkpoint",
+                   decoder_num_heads: int = 8) -> dict:
+    """The prompt encoder's and mask decoder's sizes (:class:`DecoderConfig` fields other than
+    ``img_size`` and ``grid``), read off ``prompt_encoder.*`` / ``mask_decoder.*`` tensors.
+
+    ``width`` (``prompt_embed_dim``) is the channel count of the embedding the image encoder
+    delivers (its neck's output); a decoder of another width is then a shape error naming the
+    tensor."""
+    _, pe, dec = PREFIXES
+    needed = [pe + "mask_downscaling.3.weight", dec + "mask_tokens.weight",
+              dec + "transformer.layers.0.mlp.lin1.weight",
+              dec + "transformer.final_attn_token_to_image.q_proj.weight",
+              dec + "iou_prediction_head.layers.0.weight"]
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise SambenchError(f"{source} lacks SAM's prompt encoder / mask decoder: missing keys {names(missing)}")
+    return dict(
+        prompt_embed_dim=width,
         mask_in_chans=state[pe + "mask_downscaling.3.weight"].shape[0],
         num_multimask_outputs=state[dec + "mask_tokens.weight"].shape[0] - 1,
         decoder_depth=len(_indexes(state, dec + "transformer.layers.")),
         decoder_mlp_dim=state[dec + "transformer.layers.0.mlp.lin1.weight"].shape[0],
         decoder_num_heads=decoder_num_heads,
-        attention_downsample_rate=(state[enc + "neck.0.weight"].shape[0]
-                                   // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0]),
-        iou_head_depth=len(iou_layers),
+        attention_downsample_rate=width // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0],
+        iou_head_depth=len(_indexes(state, dec + "iou_prediction_head.layers.")),
         iou_head_hidden_dim=state[dec + "iou_prediction_head.layers.0.weight"].shape[0],
-        text_dim=state[TEXT_PROJ].shape[1] if TEXT_PROJ in state and state[TEXT_PROJ].ndim == 2 else 0,
     )
-
-
-def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise :class:`SambenchError` naming missing/unexpected keys and shape mismatches."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_names(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_names(unexpected)}")
-        raise SambenchError(f"{source} does not match the inferred SAM architecture: "
-                            + "; ".join(parts))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-             for k, v in expected.items() if state[k].shape != v.shape]
-    if wrong:
-        raise SambenchError(f"{source}: tensors of the wrong shape: {_names(wrong)}")
 
 
 def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, dict[str, torch.Tensor]]:
@@ -249,12 +267,7 @@ def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, d
 
 def sam_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
                         decoder_num_heads: int = 8) -> Sam:
-    config = infer_config(state, source, decoder_num_heads)
-    with torch.device("meta"):  # shapes only: no time spent on a random init
-        sam = Sam(config)
-    check_state_dict(sam, state, source)
-    sam.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, assign=True)
-    # non-persistent buffers are not in the state dict: make them real
-    sam.pixel_mean = torch.tensor(config.pixel_mean).view(-1, 1, 1)
-    sam.pixel_std = torch.tensor(config.pixel_std).view(-1, 1, 1)
-    return sam.eval()
+    """:class:`Sam` with sizes inferred from ``state`` and its weights loaded strictly."""
+    from sambench.models.sam.family import FAMILY
+
+    return FAMILY.module(state, source, decoder_num_heads=decoder_num_heads)

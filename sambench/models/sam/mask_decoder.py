@@ -62,12 +62,25 @@ class MaskDecoder(nn.Module):
         once.
         """
         tokens_out = slice(1, None) if multimask_output else slice(0, 1)
-        batch = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        token_ids = range(self.num_mask_tokens)[tokens_out]
+        n_out = 2 + token_ids[-1]  # the IoU token and mask tokens up to the last one returned
+        hs, src = self.run_transformer(image_embeddings, image_pe, output_tokens, sparse_prompt_embeddings,
+                                       dense_prompt_embeddings, cache, n_out)
+        iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]
+        hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :])
+                                for i in token_ids], dim=1)
+        masks = self._upscale_dot(src, hyper_in, *image_embeddings.shape[-2:])
+        return masks, iou_pred
+
+    def run_transformer(self, image_embeddings: Tensor, image_pe: Tensor, output_tokens: Tensor,
+                        sparse_prompt_embeddings: Tensor, dense_prompt_embeddings: Image,
+                        cache: Optional[dict], n_out: int) -> tuple[Tensor, Tensor]:
+        """The two-way transformer on ``output_tokens`` ``(T, C)`` + each prompt's tokens:
+        the first ``n_out`` tokens ``(B, n_out, C)`` and the image tokens ``(B, h·w, C)``."""
+        batch = sparse_prompt_embeddings.shape[0]
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1),
                             sparse_prompt_embeddings.to(output_tokens.dtype)], dim=1)
-
-        height, width = image_embeddings.shape[-2:]
 
         def image_tokens():  # (1, h·w, C) without mask prompts: shared by every prompt
             # With channels-last inputs (mask embeddings come so) the sum is already in token
@@ -76,8 +89,6 @@ class MaskDecoder(nn.Module):
             return src.flatten(2).transpose(1, 2).contiguous()
 
         pos = cached(cache, "image pe", lambda: image_pe.flatten(2).transpose(1, 2).contiguous())
-        token_ids = range(self.num_mask_tokens)[tokens_out]
-        n_out = 2 + token_ids[-1]  # the IoU token and mask tokens up to the last one returned
         if isinstance(dense_prompt_embeddings, LowRankImage):  # mask prompts, kept factored
             factored = dense_prompt_embeddings
             shared = cached(cache, "image tokens + mask bias",
@@ -88,18 +99,28 @@ class MaskDecoder(nn.Module):
             hs, src = self.transformer(cached(cache, "image tokens", image_tokens), pos, tokens, cache, n_out)
         else:  # mask prompts: every prompt has its own image tokens; only the PE is shared
             hs, src = self.transformer(image_tokens(), pos, tokens, n_out=n_out)
-        src = src.expand(batch, -1, -1)
-
-        iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]
-        hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :])
-                                for i in token_ids], dim=1)
-        masks = self._upscale_dot(src, hyper_in, height, width)
-        return masks, iou_pred
+        return hs, src.expand(batch, -1, -1)
 
     def _upscale_dot(self, src: Tensor, hyper_in: Tensor, height: int, width: int) -> Tensor:
         """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)``, dotted with ``hyper_in``."""
+        x = self.upscale_rows(src)
+        batch, c2 = src.shape[0], self.output_upscaling[3].out_channels
+        # x rows: (b, i, j, di, dj); columns: (ei, ej, c2) → pixel (4i+2di+ei, 4j+2dj+ej)
+        masks = x.view(batch, -1, c2) @ hyper_in.transpose(1, 2)
+        k = hyper_in.shape[1]
+        masks = masks.view(batch, height, width, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return masks.reshape(batch, k, 4 * height, 4 * width)
+
+    def upscale(self, src: Tensor, height: int, width: int) -> Tensor:
+        """``output_upscaling`` of channels-last ``src`` ``(B, h·w, C)`` as ``(B, C/8, 4h, 4w)``."""
+        x = self.upscale_rows(src)
+        batch, c2 = src.shape[0], self.output_upscaling[3].out_channels
+        x = x.view(batch, height, width, 2, 2, 2, 2, c2).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return x.reshape(batch, c2, 4 * height, 4 * width)
+
+    def upscale_rows(self, src: Tensor) -> Tensor:
+        """``output_upscaling`` as per-pixel products: rows (b, i, j, di, dj), columns (ei, ej, c2)."""
         up1, norm, act1, up2, act2 = self.output_upscaling
-        batch = src.shape[0]
         c1, c2 = up1.out_channels, up2.out_channels
         # ConvTranspose2d(k=2, s=2): output pixel (2i+di, 2j+dj) = W[:, :, di, dj]ᵀ x[i, j] + b
         w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, 4 * c1)
@@ -107,12 +128,7 @@ class MaskDecoder(nn.Module):
         x = F.layer_norm(x.view(-1, c1), (c1,), norm.weight, norm.bias, norm.eps)
         x = act1(x)
         w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
-        x = act2(torch.addmm(up2.bias.repeat(4), x, w2))
-        # x rows: (b, i, j, di, dj); columns: (ei, ej, c2) → pixel (4i+2di+ei, 4j+2dj+ej)
-        masks = x.view(batch, -1, c2) @ hyper_in.transpose(1, 2)
-        k = hyper_in.shape[1]
-        masks = masks.view(batch, height, width, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
-        return masks.reshape(batch, k, 4 * height, 4 * width)
+        return act2(torch.addmm(up2.bias.repeat(4), x, w2))
 
 
 class MLP(nn.Module):
