@@ -34,7 +34,7 @@ OTHER_TASKS = [
      "metrics": {"ar@1000": 0.55, "ar@1000_small": 0.40, "ar@1000_medium": 0.75, "ar@1000_large": 0.82,
                  "ar@1000_frequent": 0.56, "ar@1000_common": 0.58, "ar@1000_rare": 0.60}},
     {"task": "instances", "task_version": 1, "dataset": "coco2017", "split": "val2017", "n_images": 50,
-     "n_masks": 400, "protocol": {}, "status": "ok",
+     "n_masks": 400, "protocol": {"box_source": "vitdet-h"}, "status": "ok",
      "metrics": {"ap": 0.44, "ap50": 0.66, "ap75": 0.47, "ap_small": 0.28, "ap_medium": 0.49, "ap_large": 0.60}},
     {"task": "instances-gtbox", "task_version": 1, "dataset": "coco2017", "split": "val2017", "n_images": 50,
      "n_masks": 400, "protocol": {}, "status": "ok",
