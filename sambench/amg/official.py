@@ -47,29 +47,29 @@ def official_python() -> Optional[str]:
     return None
 
 
-def official_available() -> tuple[bool, str]:
-    """(usable, reason): whether the reference interpreter imports torchvision and segment_anything."""
+def official_available(imports: str = "torchvision.ops, segment_anything") -> tuple[bool, str]:
+    """(usable, reason): whether the reference interpreter imports ``imports``."""
     python = official_python()
     if python is None:
         return False, (f"no {VENV}/ and ${ENV_VAR} unset: create it with `python3 -m venv {VENV} && "
                        f"{VENV}/bin/pip install {REQUIREMENTS}` (scripts/test.sh does)")
-    probe = subprocess.run([python, "-c", "import torchvision.ops, segment_anything"],
-                           capture_output=True, text=True)
+    probe = subprocess.run([python, "-c", f"import {imports}"], capture_output=True, text=True)
     if probe.returncode != 0:
-        return False, f"{python} cannot import torchvision and segment_anything: {probe.stderr.strip()[-300:]}"
+        return False, f"{python} cannot import {imports}: {probe.stderr.strip()[-300:]}"
     return True, python
 
 
-def run_official(args: list[str], timeout: float = 1800) -> None:
-    """Run ``python -m sambench.amg.official ARGS`` in the reference interpreter."""
-    ok, python = official_available()
+def run_official(args: list[str], timeout: float = 1800, module: str = "sambench.amg.official",
+                 imports: str = "torchvision.ops, segment_anything") -> None:
+    """Run ``python -m MODULE ARGS`` in the reference interpreter (which must import ``imports``)."""
+    ok, python = official_available(imports)
     if not ok:
         raise SambenchError(python)
     package = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as shim:
         os.symlink(package, Path(shim) / "sambench")
         env = {**os.environ, "PYTHONPATH": shim, "PYTHONNOUSERSITE": "1"}
-        done = subprocess.run([python, "-m", "sambench.amg.official", *args], env=env,
+        done = subprocess.run([python, "-m", module, *args], env=env,
                               capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise SambenchError(f"official run failed ({' '.join(args[:1])}): {done.stderr.strip()[-2000:]}")

@@ -67,7 +67,21 @@ class MaskDecoder(nn.Module):
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1),
                             sparse_prompt_embeddings.to(output_tokens.dtype)], dim=1)
 
-        height, width = image_embeddings.shape[-2:]
+        token_ids = range(self.num_mask_tokens)[tokens_out]
+        n_out = 2 + token_ids[-1]  # the IoU token and mask tokens up to the last one returned
+        hs, src = self.attend(image_embeddings, image_pe, tokens, dense_prompt_embeddings, cache, n_out)
+        iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]
+        hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :])
+                                for i in token_ids], dim=1)
+        masks = self._upscale_dot(src, hyper_in, *image_embeddings.shape[-2:])
+        return masks, iou_pred
+
+    def attend(self, image_embeddings: Tensor, image_pe: Tensor, tokens: Tensor,
+               dense_prompt_embeddings: Image, cache: Optional[dict], n_out: int) -> tuple[Tensor, Tensor]:
+        """The two-way transformer on ``tokens`` ``(B, T, C)`` and the image plus its dense
+        prompt embedding (arguments as in :meth:`forward`): the first ``n_out`` tokens and the
+        image tokens ``(B, h·w, C)``, with the image-side work shared where prompts share it."""
+        batch = tokens.shape[0]
 
         def image_tokens():  # (1, h·w, C) without mask prompts: shared by every prompt
             # With channels-last inputs (mask embeddings come so) the sum is already in token
@@ -76,8 +90,6 @@ class MaskDecoder(nn.Module):
             return src.flatten(2).transpose(1, 2).contiguous()
 
         pos = cached(cache, "image pe", lambda: image_pe.flatten(2).transpose(1, 2).contiguous())
-        token_ids = range(self.num_mask_tokens)[tokens_out]
-        n_out = 2 + token_ids[-1]  # the IoU token and mask tokens up to the last one returned
         if isinstance(dense_prompt_embeddings, LowRankImage):  # mask prompts, kept factored
             factored = dense_prompt_embeddings
             shared = cached(cache, "image tokens + mask bias",
@@ -88,26 +100,31 @@ class MaskDecoder(nn.Module):
             hs, src = self.transformer(cached(cache, "image tokens", image_tokens), pos, tokens, cache, n_out)
         else:  # mask prompts: every prompt has its own image tokens; only the PE is shared
             hs, src = self.transformer(image_tokens(), pos, tokens, n_out=n_out)
-        src = src.expand(batch, -1, -1)
+        return hs, src.expand(batch, -1, -1)
 
-        iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]
-        hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :])
-                                for i in token_ids], dim=1)
-        masks = self._upscale_dot(src, hyper_in, height, width)
-        return masks, iou_pred
+    def _upscale_dot(self, src: Tensor, hyper_in: Tensor, height: int, width: int,
+                     skips: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
+        """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)``, dotted with ``hyper_in``.
 
-    def _upscale_dot(self, src: Tensor, hyper_in: Tensor, height: int, width: int) -> Tensor:
-        """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)``, dotted with ``hyper_in``."""
+        ``skips`` (SAM 2's high-resolution features) are added to the output of each transposed
+        conv before its norm / activation, laid out as its rows: ``(h·w, 4·c1)`` and
+        ``(4·h·w, 4·c2)`` (see ``sam2.mask_decoder.skip_rows``), shared by all prompts.
+        """
         up1, norm, act1, up2, act2 = self.output_upscaling
         batch = src.shape[0]
         c1, c2 = up1.out_channels, up2.out_channels
         # ConvTranspose2d(k=2, s=2): output pixel (2i+di, 2j+dj) = W[:, :, di, dj]ᵀ x[i, j] + b
         w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, 4 * c1)
         x = torch.addmm(up1.bias.repeat(4), src.reshape(-1, src.shape[-1]), w1)
+        if skips is not None:
+            x = (x.view(batch, -1, 4 * c1) + skips[0].to(x.dtype)).view(-1, 4 * c1)
         x = F.layer_norm(x.view(-1, c1), (c1,), norm.weight, norm.bias, norm.eps)
         x = act1(x)
         w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
-        x = act2(torch.addmm(up2.bias.repeat(4), x, w2))
+        x = torch.addmm(up2.bias.repeat(4), x, w2)
+        if skips is not None:
+            x = (x.view(batch, -1, 4 * c2) + skips[1].to(x.dtype)).view(-1, 4 * c2)
+        x = act2(x)
         # x rows: (b, i, j, di, dj); columns: (ei, ej, c2) → pixel (4i+2di+ei, 4j+2dj+ej)
         masks = x.view(batch, -1, c2) @ hyper_in.transpose(1, 2)
         k = hyper_in.shape[1]
