@@ -10,20 +10,23 @@ error, as is a missing one. SAM 2.1 adds ``no_obj_embed_spatial`` and ``obj_ptr_
 The trunk's width comes from the patch conv and its stage layout from the blocks that change
 width; head counts, window sizes and global-attention blocks leave no trace in the tensors and
 come from the released config with that layout (:data:`~.sam2.PRESETS`). A checkpoint with
-another layout loads when its :class:`~.hiera.HieraConfig` is given (``load_sam2(...,
-trunk=...)``); the given config is checked against the tensors.
+another layout loads when its :class:`~.hiera.HieraConfig` is given: ``load_sam2(...,
+trunk=...)``, or recorded as JSON under the metadata key ``sam2_trunk`` (the ``<checkpoint>.json``
+sidecar, see ``sambench.models.sam.checkpoint.read_metadata``; the random-checkpoint writer
+records it). The given config is checked against the tensors.
 """
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Mapping, Optional
 
 import torch
 
 from sambench.errors import SambenchError
-from sambench.models.sam.checkpoint import _indexes, _names, check_state_dict, read_state_dict
+from sambench.models.sam.checkpoint import _indexes, _names, check_state_dict, read_metadata, read_state_dict
 from sambench.models.sam2.hiera import HieraConfig
 from sambench.models.sam2.sam2 import PIXEL_MEAN, PIXEL_STD, PRESETS, Sam2, Sam2Config
 
@@ -37,6 +40,7 @@ SAM21_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight")
 # reference decoder MLP names → ours (SAM v1's MLPBlock)
 _MLP = re.compile(r"^(sam_mask_decoder\.transformer\.layers\.\d+\.mlp\.)layers\.([01])\.")
 FAMILY_KEYS = (TRUNK + "patch_embed.proj.weight", "sam_mask_decoder.mask_tokens.weight")
+TRUNK_METADATA = "sam2_trunk"  # metadata key: the HieraConfig of a non-released layout, as JSON
 
 
 def is_video_key(key: str) -> bool:
@@ -116,6 +120,23 @@ def sam2_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "check
     return model.eval()
 
 
+def trunk_to_json(trunk: HieraConfig) -> str:
+    return json.dumps(asdict(trunk), sort_keys=True)
+
+
+def trunk_from_metadata(checkpoint: str | Path) -> Optional[HieraConfig]:
+    """The trunk config a checkpoint's metadata records, if any."""
+    text = read_metadata(checkpoint).get(TRUNK_METADATA)
+    if not text:
+        return None
+    try:
+        fields = json.loads(text)
+        return HieraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    except (ValueError, TypeError) as exc:
+        raise SambenchError(f"{checkpoint}: metadata {TRUNK_METADATA} is not a Hiera config: {exc}") from None
+
+
 def load_sam2(checkpoint: str | Path, trunk: Optional[HieraConfig] = None, **options) -> Sam2:
     """Build :class:`Sam2` (eval mode) from a checkpoint file."""
-    return sam2_from_state_dict(read_state_dict(checkpoint), str(checkpoint), trunk, **options)
+    state = read_state_dict(checkpoint)
+    return sam2_from_state_dict(state, str(checkpoint), trunk or trunk_from_metadata(checkpoint), **options)

@@ -109,10 +109,16 @@ def write_random_checkpoint(path: Union[str, Path], size: Union[str, HieraConfig
                             version: str = "2.1", seed: int = 0,
                             state: Optional[dict[str, torch.Tensor]] = None) -> Path:
     """Write ``{"model": state_dict}`` with random weights (or ``state``) like the released
-    ``sam2{,.1}_hiera_*.pt`` files."""
+    ``sam2{,.1}_hiera_*.pt`` files. A trunk that is not a released size is recorded in the
+    ``<path>.json`` sidecar (metadata ``sam2_trunk``), so the file loads by name alone."""
+    from sambench.models.sam.checkpoint import write_sidecar
+    from sambench.models.sam2.checkpoint import TRUNK_METADATA, trunk_to_json
+
     if version not in ("2", "2.1"):
         raise ValueError(f"version is '2' or '2.1', got {version!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": state if state is not None else random_state_dict(make_config(size, version), seed)}, path)
+    if isinstance(size, HieraConfig) and size not in PRESETS.values():
+        write_sidecar(path, {TRUNK_METADATA: trunk_to_json(size)})
     return path

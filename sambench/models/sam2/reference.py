@@ -81,6 +81,18 @@ def run_bench(spec: dict, timeout: float = 3600) -> dict:
         return json.loads((tmp / "out.json").read_text())
 
 
+def reference_layouts(configs: list[str], timeout: float = 1800) -> list[dict]:
+    """For each released config (e.g. ``configs/sam2.1/sam2.1_hiera_l.yaml``): ``shapes``, the
+    ``{name: shape}`` of the state dict ``build_sam2`` loads strictly, and ``trunk``, the Hiera
+    arguments (the config's, else ``Hiera``'s defaults)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "spec.json").write_text(json.dumps(configs))
+        run_official(["layout", str(tmp / "spec.json"), str(tmp / "out.json")], timeout,
+                     module="sambench.models.sam2.reference", imports=IMPORTS)
+        return json.loads((tmp / "out.json").read_text())
+
+
 # -- what runs inside the reference interpreter ----------------------------------------------
 def build_reference(checkpoint: str, trunk: dict, version: str, dynamic: bool = True):
     """``build_sam2`` on the released config of ``version`` with the trunk fields replaced."""
@@ -167,6 +179,28 @@ def _parity_run(spec: dict) -> dict[str, np.ndarray]:
     return out
 
 
+def _layout_main(spec_path: str, out_path: str) -> None:
+    import inspect
+
+    from hydra import compose
+    from sam2.build_sam import build_sam2
+    from sam2.modeling.backbones.hieradet import Hiera
+    from torch import nn
+
+    for layer in (nn.Linear, nn.modules.conv._ConvNd, nn.LayerNorm, nn.Embedding):
+        layer.reset_parameters = lambda self: None  # shapes only: skip the random init
+    defaults = {k: p.default for k, p in inspect.signature(Hiera.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    layouts = []
+    for config in json.loads(Path(spec_path).read_text()):
+        given = dict(compose(config_name=config).model.image_encoder.trunk)
+        trunk = {k: list(v) if isinstance(v, (tuple, list)) or hasattr(v, "__len__") and not isinstance(v, str) else v
+                 for k, v in {**defaults, **given}.items() if k != "_target_"}
+        model = build_sam2(config, None, device="cpu")
+        layouts.append({"shapes": {k: list(v.shape) for k, v in model.state_dict().items()}, "trunk": trunk})
+    Path(out_path).write_text(json.dumps(layouts))
+
+
 def _bench_main(spec_path: str, out_path: str) -> None:
     from benchmarks_sam2_inner import run  # noqa: F401  (replaced below)
 
@@ -174,7 +208,7 @@ def _bench_main(spec_path: str, out_path: str) -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     command, spec, out = argv
-    {"parity": _parity_main, "bench": _bench_main}[command](spec, out)
+    {"parity": _parity_main, "layout": _layout_main, "bench": _bench_main}[command](spec, out)
 
 
 if __name__ == "__main__":
