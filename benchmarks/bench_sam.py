@@ -36,11 +36,9 @@ import numpy as np
 import torch
 
 import sambench
-from sambench.models.base import LOW_RES
 from sambench.models.sam import write_random_checkpoint
-from sambench.models.sam.model import cpu_has_native
+from sambench.models.runtime import cpu_has_native
 from sambench.models.sam.parity import synthetic_image
-from sambench.models.sam.transforms import from_protocol_frame, to_protocol_frame
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -157,8 +155,7 @@ def bench_decoder(path: str, image: np.ndarray, args) -> list[dict]:
         p = official.predictor
         outs = [p.predict(point_coords=points[i], point_labels=labels[i], multimask_output=True)
                 for i in range(n)]
-        low_res = to_protocol_frame(torch.from_numpy(np.stack([o[2] for o in outs])), LOW_RES)
-        return np.stack([o[1] for o in outs]), low_res.numpy()
+        return np.stack([o[1] for o in outs]), np.stack([o[2] for o in outs])
 
     def official_batched():
         pred = official.predict(emb, points=points, labels=labels)
@@ -207,11 +204,9 @@ def bench_mask_decoder(path: str, image: np.ndarray, args) -> list[dict]:
     def official_per_prompt():
         official._set(emb)
         p = official.predictor
-        native = from_protocol_frame(torch.from_numpy(mask_in), official.config.low_res).numpy()
-        outs = [p.predict(point_coords=points[i], point_labels=labels[i], mask_input=native[i],
+        outs = [p.predict(point_coords=points[i], point_labels=labels[i], mask_input=mask_in[i],
                           multimask_output=False) for i in range(n)]
-        low_res = to_protocol_frame(torch.from_numpy(np.stack([o[2] for o in outs])), LOW_RES)
-        return np.stack([o[1] for o in outs]), low_res.numpy()
+        return np.stack([o[1] for o in outs]), np.stack([o[2] for o in outs])
 
     def ours_batched(model):
         def run():

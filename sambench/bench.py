@@ -47,7 +47,7 @@ def default_implementations() -> list[str]:
     oneDNN's emulation (far slower than fp32), not the method. ``--impl`` still runs them."""
     import torch
 
-    from sambench.models.sam.model import cpu_has_native
+    from sambench.models.runtime import cpu_has_native
 
     if cpu_has_native(torch.bfloat16):
         return list(IMPLEMENTATIONS)
@@ -106,15 +106,14 @@ class OfficialLoop:
         import torch
 
         from sambench.models.base import batch_prompts
-        from sambench.models.sam.transforms import from_protocol_frame, to_protocol_frame
 
-        batch = batch_prompts(points, labels, box, mask_input)
+        low = self.official.config.low_res
+        batch = batch_prompts(points, labels, box, mask_input, low_res_shape=(low, low))
         masks, scores, logits = [], [], []
         for b in range(batch.size):
             mask_in = None
             if batch.mask_input is not None:
-                mask_in = from_protocol_frame(torch.from_numpy(batch.mask_input[b:b + 1]),
-                                              self.official.config.low_res)[0].numpy()
+                mask_in = batch.mask_input[b]
             with torch.inference_mode():
                 m, s, lr = self.predictor.predict(
                     point_coords=None if batch.points is None else batch.points[b],
@@ -123,7 +122,7 @@ class OfficialLoop:
                     mask_input=mask_in, multimask_output=multimask)
             masks.append(m)
             scores.append(s)
-            logits.append(to_protocol_frame(torch.from_numpy(lr)[None], 256)[0].numpy())
+            logits.append(lr)
         return Prediction(np.stack(masks), np.stack(scores), np.stack(logits))
 
 

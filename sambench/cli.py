@@ -161,7 +161,7 @@ def cmd_run(args) -> int:
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise SambenchError("--out is required when running under torchrun (all ranks share it)")
     out = Path(args.out) if args.out else Path("runs") / (
-        f"{suite.name}-{split_spec(model or 'none')[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
+        f"{suite.name}-{Path(split_spec(model or 'none')[0]).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
                        device=args.device, dtype=args.dtype, data_root=args.data_root,
                        model_options=parse_model_options(args.model_option),
@@ -192,7 +192,7 @@ def _add_models(sub) -> None:
     msub = p.add_subparsers(dest="action", required=True)
     msub.add_parser("list", help="registered models").set_defaults(func=cmd_models_list)
     info = msub.add_parser("info", help="inferred config, parameter count and sha256")
-    info.add_argument("spec", help="NAME[:CHECKPOINT]")
+    info.add_argument("spec", help="NAME[:CHECKPOINT], or a checkpoint path (family inferred from its keys)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_models_info)
 
@@ -206,14 +206,16 @@ def cmd_models_list(args) -> int:
 
 
 def cmd_models_info(args) -> int:
-    from sambench import load_model
+    from sambench.models import describe
 
-    info = load_model(args.spec).info().to_json()
+    info = describe(args.spec)
     if args.json:
         print(json.dumps(info))
     else:
-        for key, value in info.items():
-            print(f"{key:11s} {json.dumps(value) if isinstance(value, dict) else value}")
+        for key in ("family", "variant", "params", "sha256", "checkpoint", "name", "config",
+                    "capabilities"):
+            value = info[key]
+            print(f"{key:12s} {json.dumps(value) if isinstance(value, dict) else value}")
     return 0
 
 

@@ -109,7 +109,7 @@ class Prompt:
     points: np.ndarray  # (N, 2) float pixels (x, y)
     labels: np.ndarray  # (N,) int, 1 foreground, 0 background
     box: Optional[np.ndarray] = None  # (4,) XYXY pixels
-    mask_input: Optional[np.ndarray] = None  # (1, 256, 256) low-res logits
+    mask_input: Optional[np.ndarray] = None  # (1, h, w) low-res logits, the model's frame
 
 
 @dataclass
@@ -118,7 +118,9 @@ class Prediction:
 
     ``masks`` is ``(B, K, H, W)`` bool at the original size (None when the caller asked the
     model not to upsample, e.g. SAM's ``return_masks=False``), ``scores`` ``(B, K)`` predicted
-    IoU, ``low_res_logits`` ``(B, K, 256, 256)`` for feeding back as ``mask_input``. For a single
+    IoU, ``low_res_logits`` ``(B, K, h, w)`` in the model's own low-res frame
+    (``ModelInfo.capabilities.low_res_shape``; SAM v1: 256²) for feeding back unchanged as
+    ``mask_input``; ``model.upsample`` maps them to the image. For a single
     prompt (unbatched call) the leading B axis is absent.
     """
 

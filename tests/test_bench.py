@@ -44,7 +44,7 @@ def test_unknown_implementation(tmp_path, capsys):
 def test_default_implementations_leave_out_emulated_bf16(native, monkeypatch, caplog):
     """On a CPU without bf16 units the bf16 rows would time oneDNN's emulation: left out, said."""
     from sambench import bench
-    from sambench.models.sam import model as sam_model
+    from sambench.models import runtime as sam_model
 
     monkeypatch.setattr(sam_model, "cpu_has_native", lambda dtype: native)
     impls = bench.default_implementations()

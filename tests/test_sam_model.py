@@ -137,15 +137,19 @@ def test_embed_batch_and_cache_round_trip(model):
     assert torch.equal(restored.features, batched[1].features)
 
 
-def test_tiny_preset_uses_the_protocol_frame(tiny_path):
-    """Native 64² logits are presented in the protocol's 256² frame and mask prompts go back."""
+def test_tiny_preset_uses_its_own_frame(tiny_path):
+    """The tiny preset's logits come in its own 64² frame (declared in its capabilities), go
+    back unchanged as the mask prompt, and a mask prompt in another frame is a clear error."""
     model = sambench.load_model("sam", checkpoint=str(tiny_path))
+    assert model.info().capabilities.low_res_shape == (64, 64)
     emb = model.embed(synthetic_image(100, 150, seed=4))
     first = model.predict(emb, points=[[30, 40]], labels=[1])
-    assert first.low_res_logits.shape == (3, 256, 256)
+    assert first.low_res_logits.shape == (3, 64, 64)
     again = model.predict(emb, points=[[30, 40]], labels=[1], mask_input=first.low_res_logits[:1],
                           multimask=False)
     assert again.masks.shape == (1, 100, 150) and np.isfinite(again.low_res_logits).all()
+    with pytest.raises(SambenchError, match=r"mask_input must be \(B, 1, 64, 64\) \(this model's low-res frame\)"):
+        model.predict(emb, points=[[30, 40]], labels=[1], mask_input=np.zeros((1, 256, 256), np.float32))
 
 
 def test_bfloat16_and_sdpa_options(grid64_path, model, embedding):
@@ -167,7 +171,7 @@ def test_bfloat16_and_sdpa_options(grid64_path, model, embedding):
 def test_emulated_bf16_is_said(grid64_path, native, monkeypatch, caplog):
     """A bf16 model on a CPU without bf16 units loads and works, with a log line saying why it
     is slow; fp32 never warns."""
-    from sambench.models.sam import model as sam_model
+    from sambench.models import runtime as sam_model
 
     monkeypatch.setattr(sam_model, "cpu_has_native", lambda dtype: native or dtype == torch.float32)
     sambench.load_model("sam", checkpoint=str(grid64_path))

@@ -31,8 +31,8 @@ def _one_thread(request):
 
 # Small architectures that still exercise every code path: padded windows (64 % 7, 20 % 6),
 # several / no / only global blocks, head dims 16 / 8, decoders of width 256 (released), 128
-# and 64 (narrow ones keep the 4096-token configs fast), native low-res frames of 256 (as the
-# released models), 128, 64 and 80 (resampled to the protocol's 256).
+# and 64 (narrow ones keep the 4096-token configs fast), low-res frames of 256 (as the released
+# models), 128, 64 and 80 (each model's own frame, fed back unchanged as the mask prompt).
 SMALL = {
     "grid64-win7-dec64": dict(img_size=256, patch_size=4, embed_dim=32, num_heads=2, window_size=7,
                               global_attn_indexes=[1], prompt_embed_dim=64, mask_in_chans=8,
@@ -92,7 +92,8 @@ def _compare(ours, official, image, sets, label: str, mask_prompts: bool = True)
     def check(name, kwargs):
         pred_o, pred_r = ours.predict(emb_o, **kwargs), official.predict(emb_r, **kwargs)
         assert pred_o.masks.shape == pred_r.masks.shape and pred_o.masks.dtype == bool
-        assert pred_o.low_res_logits.shape[-2:] == (256, 256)
+        frame = ours.info().capabilities.low_res_shape
+        assert pred_o.low_res_logits.shape[-2:] == pred_r.low_res_logits.shape[-2:] == frame
         logits_r = official.upsample(emb_r, pred_r.low_res_logits, threshold=None)
         d = prediction_diffs(pred_o, pred_r, logits_r)
         context = f"{label} / {name}: {d}"
@@ -106,7 +107,7 @@ def _compare(ours, official, image, sets, label: str, mask_prompts: bool = True)
     for name, kwargs in sets:
         first = check(name, kwargs)
         if name == "1 point, multimask":
-            best = first.low_res_logits[[int(np.argmax(first.scores))]]  # (1, 256, 256)
+            best = first.low_res_logits[[int(np.argmax(first.scores))]]  # (1, h, w)
     if not mask_prompts:
         return worst
     # Mask prompts: the official low-res output fed back, as in interactive segmentation.

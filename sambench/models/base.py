@@ -13,7 +13,7 @@ import numpy as np
 from sambench.errors import SambenchError
 from sambench.types import Prediction
 
-LOW_RES = 256  # side of the low-res logit frame (SAM: 1024-px padded input / 4)
+LOW_RES = 256  # side of SAM v1's low-res logit frame (1024-px padded input / 4)
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class Capabilities:
     fed back, a tenth click) is reported as unsupported with a reason, never run differently.
     """
 
-    low_res_shape: tuple[int, int] = (LOW_RES, LOW_RES)  # (h, w) of low_res_logits / mask_input
+    low_res_shape: tuple[int, int] = (LOW_RES, LOW_RES)  # (h, w) of low_res_logits / mask_input:
+    # the model's own frame (SAM v1: 4x its image embedding), never resampled to a fixed one
     low_res_frame: str = "padded-square"  # how that frame maps to the image: or "stretched"
     multimask_outputs: int = 3  # K of a multimask call (1: the oracle equals the top-1 mask)
     mask_input: bool = True  # accepts the previous low-res logits as ``mask_input``
@@ -62,9 +63,15 @@ class PromptableModel(Protocol):
     ``embed(image)`` takes an ``(H, W, 3)`` uint8 RGB array and returns an opaque embedding
     that remembers the original size. ``predict(embedding, points, labels, box, mask_input,
     multimask)`` takes one prompt (points ``(N, 2)``, labels ``(N,)``, box ``(4,)``, mask input
-    ``(1, 256, 256)``) or a batch of B (``(B, N, 2)``, ``(B, N)``, ``(B, 4)``,
-    ``(B, 1, 256, 256)``) and returns a :class:`~sambench.types.Prediction` with K = 3 masks
-    when ``multimask`` else 1.
+    ``(1, h, w)``) or a batch of B (``(B, N, 2)``, ``(B, N)``, ``(B, 4)``, ``(B, 1, h, w)``) and
+    returns a :class:`~sambench.types.Prediction` with K masks when ``multimask`` else 1.
+
+    K, ``(h, w)`` and the rest are declared in ``info().capabilities``
+    (:class:`Capabilities`). ``low_res_logits`` come in the model's own low-res frame
+    (``low_res_shape``, mapped onto the image as ``low_res_frame`` says; SAM v1: 256² over the
+    padded 1024² input) and are what ``mask_input`` takes back, unchanged. Code that needs
+    logits or masks at the image size calls the model's ``upsample(embedding, logits,
+    threshold)``; nothing resamples low-res logits to a fixed frame.
 
     Text prompts are optional: a model that takes them has ``text_dim > 0`` (the embedding
     size it expects) and ``text_encoder`` (the encoder's name it was trained with, or None
@@ -88,7 +95,7 @@ class PromptBatch:
     points: Optional[np.ndarray]  # (B, N, 2) float32
     labels: Optional[np.ndarray]  # (B, N) int64
     boxes: Optional[np.ndarray]  # (B, 4) float32
-    mask_input: Optional[np.ndarray]  # (B, 1, 256, 256) float32
+    mask_input: Optional[np.ndarray]  # (B, 1, h, w) float32, the model's low-res frame
     batched: bool
     size: int
     text: Optional[np.ndarray] = None  # (B, D) float32 text embeddings
@@ -107,12 +114,14 @@ def reject_text(text, model_name: str) -> None:
                             "(--text-detections, docs/text.md)")
 
 
-def batch_prompts(points=None, labels=None, box=None, mask_input=None, text=None) -> PromptBatch:
+def batch_prompts(points=None, labels=None, box=None, mask_input=None, text=None,
+                  low_res_shape: tuple[int, int] = (LOW_RES, LOW_RES)) -> PromptBatch:
     """Check prompt shapes and add the batch axis to an unbatched prompt.
 
     A prompt is points, a box or text (an embedding), alone or together, plus an optional mask
-    input. It is batched when points are 3-D, a box or text 2-D; every given field must then
-    agree on B. Shape mistakes raise :class:`SambenchError` with the offending shapes.
+    input in the model's low-res frame ``low_res_shape`` (its ``Capabilities.low_res_shape``).
+    It is batched when points are 3-D, a box or text 2-D; every given field must then agree on
+    B. Shape mistakes raise :class:`SambenchError` with the offending shapes.
     """
     pts = None if points is None else np.asarray(points, np.float32)
     lbl = None if labels is None else np.asarray(labels, np.int64)
@@ -140,8 +149,9 @@ def batch_prompts(points=None, labels=None, box=None, mask_input=None, text=None
         raise SambenchError(f"points must be (B, N, 2) with labels (B, N); got {pts.shape}, {lbl.shape}")
     if bxs is not None and bxs.shape[1:] != (4,):
         raise SambenchError(f"boxes must be (B, 4) XYXY; got {bxs.shape}")
-    if msk is not None and msk.shape[1:] != (1, LOW_RES, LOW_RES):
-        raise SambenchError(f"mask_input must be (B, 1, {LOW_RES}, {LOW_RES}); got {msk.shape}")
+    if msk is not None and msk.shape[1:] != (1, *low_res_shape):
+        raise SambenchError(f"mask_input must be (B, 1, {low_res_shape[0]}, {low_res_shape[1]}) "
+                            f"(this model's low-res frame); got {msk.shape}")
     if txt is not None and (txt.ndim != 2 or txt.shape[1] < 1 or not np.isfinite(txt).all()):
         raise SambenchError(f"text must be finite embeddings (D,) or (B, D); got {txt.shape}")
     return PromptBatch(pts, lbl, bxs, msk, batched, next(iter(sizes.values())), txt)

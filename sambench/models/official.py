@@ -31,7 +31,7 @@ import torch
 
 from sambench.errors import SambenchError
 from sambench.models import register_model
-from sambench.models.base import LOW_RES, ModelInfo, batch_prompts, reject_text
+from sambench.models.base import ModelInfo, batch_prompts, reject_text
 
 _INSTALL_HINT = "pip install segment-anything==1.0"
 _official: Optional[types.SimpleNamespace] = None
@@ -157,7 +157,7 @@ class OfficialSamModel:
 
     def __init__(self, sam: torch.nn.Module, config, *, checkpoint: Optional[str] = None,
                  sha256: Optional[str] = None, device: str = "cpu", dtype: str = "float32") -> None:
-        from sambench.models.sam.model import resolve_device, resolve_dtype, warn_if_emulated
+        from sambench.models.runtime import resolve_device, resolve_dtype, warn_if_emulated
 
         self.name = "sam-official"
         self.config = config
@@ -169,19 +169,21 @@ class OfficialSamModel:
         self.predictor = import_official().SamPredictor(self.sam)
 
     def _autocast(self):
-        from sambench.models.sam.model import autocast_for
+        from sambench.models.runtime import autocast_for
 
         return autocast_for(self.device, self.dtype)
 
     def info(self) -> ModelInfo:
         from sambench.models.sam.model import PREPROCESS
 
+        from sambench.models.sam.family import capabilities
+
         config = self.config.to_dict()
         config.update(implementation="segment_anything", torchvision=import_official().torchvision,
                       preprocess=PREPROCESS)
         return ModelInfo(name=self.name, family=self.family, checkpoint=self.checkpoint,
                          sha256=self.sha256, params=sum(p.numel() for p in self.sam.parameters()),
-                         config=config)
+                         config=config, capabilities=capabilities(self.config))
 
     def embed(self, image: np.ndarray):
         from sambench.models.sam.model import SamEmbedding
@@ -205,9 +207,7 @@ class OfficialSamModel:
         p.is_image_set = True
 
     def decode(self, embedding, batch, multimask: bool = True):
-        """Official ``predict_torch``: low-res logits (protocol frame) and IoU, torch."""
-        from sambench.models.sam.transforms import from_protocol_frame, to_protocol_frame
-
+        """Official ``predict_torch``: low-res logits (the model's frame) and IoU, torch."""
         self._set(embedding)
         p = self.predictor
         coords = labels = boxes = masks = None
@@ -219,25 +219,25 @@ class OfficialSamModel:
             boxes = torch.as_tensor(p.transform.apply_boxes(batch.boxes, embedding.original_size),
                                     dtype=torch.float, device=self.device)
         if batch.mask_input is not None:
-            masks = from_protocol_frame(torch.as_tensor(batch.mask_input, device=self.device),
-                                        self.config.low_res)
+            masks = torch.as_tensor(batch.mask_input, device=self.device)
         with torch.inference_mode(), self._autocast():
             _, iou, low_res = p.predict_torch(coords, labels, boxes, masks, multimask,
                                               return_logits=True)
-        return to_protocol_frame(low_res.float(), LOW_RES), iou.float()
+        return low_res.float(), iou.float()
 
     def predict(self, embedding, points=None, labels=None, box=None, mask_input=None,
                 multimask: bool = True, return_masks: bool = True, text=None):
         from sambench.models.sam.model import finish_prediction
 
         reject_text(text, "sam-official (segment-anything 1.0 has no text path)")
-        batch = batch_prompts(points, labels, box, mask_input)
+        low = self.config.low_res
+        batch = batch_prompts(points, labels, box, mask_input, low_res_shape=(low, low))
         low_res, iou = self.decode(embedding, batch, multimask)
         masks = self.upsample(embedding, low_res) if return_masks else None
         return finish_prediction(masks, iou, low_res, batch)
 
     def upsample_logits(self, embedding, low_res_logits) -> torch.Tensor:
-        """Official ``Sam.postprocess_masks`` on protocol-frame logits ``(..., 256, 256)``: floats."""
+        """Official ``Sam.postprocess_masks`` on low-res logits ``(..., h, w)``: floats."""
         logits = torch.as_tensor(low_res_logits, device=self.device).float()
         flat = logits.reshape(-1, 1, *logits.shape[-2:])
         with torch.inference_mode():

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from sambench.models.sam.model import warn_if_emulated
+from sambench.models.runtime import warn_if_emulated
 from sambench.models.sam.sam import Sam
 from sambench.train import simulate
 from sambench.train.data import Example, batch

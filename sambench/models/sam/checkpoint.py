@@ -34,10 +34,10 @@ from typing import Mapping
 import torch
 
 from sambench.errors import SambenchError
+from sambench.models.family import names
 from sambench.models.sam.sam import Sam, SamConfig
 
 PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
-_SHOWN = 8  # key names quoted in an error message
 TEXT_PROJ = "prompt_encoder.text_proj.weight"
 TEXT_ENCODER_KEY = "text_encoder"  # metadata: the text encoder a text path was trained with
 SIDECAR_SUFFIX = ".json"  # metadata sidecar of a checkpoint: <checkpoint>.json
@@ -84,6 +84,15 @@ def write_sidecar(checkpoint: str | Path, metadata: Mapping[str, str]) -> Path:
     side = sidecar_path(checkpoint)
     side.write_text(json.dumps({str(k): str(v) for k, v in metadata.items()}, indent=1, sort_keys=True))
     return side
+
+
+def recorded_text_encoder(checkpoint: str | Path, given: Optional[str] = None) -> Optional[str]:
+    """The text encoder a checkpoint records (metadata ``text_encoder``), checked against
+    ``given``; ``given`` alone fills in for a checkpoint that records none."""
+    recorded = read_metadata(checkpoint).get(TEXT_ENCODER_KEY) or None
+    if given and recorded and given != recorded:
+        raise SambenchError(f"{checkpoint} was trained with text encoder {recorded!r}, not {given!r}")
+    return recorded or given
 
 
 def sha256_file(path: str | Path) -> str:
@@ -137,21 +146,15 @@ def unwrap_state_dict(data, source: str = "checkpoint") -> dict[str, torch.Tenso
     tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
     others = sorted(k for k in data if k not in tensors)
     if others:
-        raise SambenchError(f"{source}: entries that are not tensors: {_names(others)}")
+        raise SambenchError(f"{source}: entries that are not tensors: {names(others)}")
     return tensors
-
-
-def _names(keys) -> str:
-    keys = sorted(keys)
-    more = f" ... (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
-    return ", ".join(keys[:_SHOWN]) + more
 
 
 def _not_sam(state: Mapping[str, torch.Tensor], source: str, missing) -> SambenchError:
     unexpected = [k for k in state if not k.startswith(PREFIXES)]
-    msg = f"{source} is not a SAM v1 checkpoint: missing keys {_names(missing)}"
+    msg = f"{source} is not a SAM v1 checkpoint: missing keys {names(missing)}"
     if unexpected:
-        msg += f"; unexpected keys {_names(unexpected)}"
+        msg += f"; unexpected keys {names(unexpected)}"
     return SambenchError(msg)
 
 
@@ -221,25 +224,6 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
     )
 
 
-def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise :class:`SambenchError` naming missing/unexpected keys and shape mismatches."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_names(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_names(unexpected)}")
-        raise SambenchError(f"{source} does not match the inferred SAM architecture: "
-                            + "; ".join(parts))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-             for k, v in expected.items() if state[k].shape != v.shape]
-    if wrong:
-        raise SambenchError(f"{source}: tensors of the wrong shape: {_names(wrong)}")
-
-
 def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, dict[str, torch.Tensor]]:
     """Build :class:`Sam` from a checkpoint file; returns the model (eval mode) and its state."""
     state = read_state_dict(checkpoint)
@@ -249,12 +233,7 @@ def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, d
 
 def sam_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
                         decoder_num_heads: int = 8) -> Sam:
-    config = infer_config(state, source, decoder_num_heads)
-    with torch.device("meta"):  # shapes only: no time spent on a random init
-        sam = Sam(config)
-    check_state_dict(sam, state, source)
-    sam.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, assign=True)
-    # non-persistent buffers are not in the state dict: make them real
-    sam.pixel_mean = torch.tensor(config.pixel_mean).view(-1, 1, 1)
-    sam.pixel_std = torch.tensor(config.pixel_std).view(-1, 1, 1)
-    return sam.eval()
+    """:class:`Sam` with sizes inferred from ``state`` and its weights loaded strictly."""
+    from sambench.models.sam.family import FAMILY
+
+    return FAMILY.module(state, source, decoder_num_heads=decoder_num_heads)

@@ -131,5 +131,10 @@ class Sam(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(c.pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(c.pixel_std).view(-1, 1, 1), False)
 
+    def init_buffers(self) -> None:
+        """Pixel statistics (not in checkpoints) after a meta-device build and ``assign`` load."""
+        self.pixel_mean = torch.tensor(self.config.pixel_mean).view(-1, 1, 1)
+        self.pixel_std = torch.tensor(self.config.pixel_std).view(-1, 1, 1)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -35,7 +35,11 @@ def check_image(image: np.ndarray) -> np.ndarray:
 
 def resize_image(image: np.ndarray, long_side: int) -> np.ndarray:
     """PIL bilinear resize of an ``(H, W, 3)`` uint8 image to long side ``long_side``."""
-    height, width = resized_shape(image.shape[0], image.shape[1], long_side)
+    return resize_to(image, *resized_shape(image.shape[0], image.shape[1], long_side))
+
+
+def resize_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """PIL bilinear resize of an ``(H, W, 3)`` uint8 image to ``(height, width)``."""
     pil = Image.fromarray(np.ascontiguousarray(image))
     if pil.size != (width, height):
         pil = pil.resize((width, height), Image.BILINEAR)
@@ -99,12 +103,14 @@ def upsample_logits(low_res: torch.Tensor, input_size: tuple[int, int],
 
 def logits_to_masks(low_res: torch.Tensor, input_size: tuple[int, int],
                     original_size: tuple[int, int], img_size: int,
-                    threshold: float = 0.0, max_floats: int = 1 << 23) -> np.ndarray:
+                    threshold: float = 0.0, max_floats: int = 1 << 23,
+                    upsample=upsample_logits) -> np.ndarray:
     """Threshold :func:`upsample_logits` into bool masks, a few masks at a time.
 
     Chunking bounds the float intermediates (``max_floats`` ≈ 32 MB) however many masks a
     prompt batch has, and buffers of that size are recycled by the allocator instead of being
     mapped (and page-faulted) afresh for every chunk; the result is ``(B, K, H, W)`` bool numpy.
+    ``upsample`` has :func:`upsample_logits`' signature (a stretched frame passes its own).
     """
     batch, k = low_res.shape[:2]
     flat = low_res.reshape(batch * k, 1, *low_res.shape[-2:]).float()
@@ -113,26 +119,6 @@ def logits_to_masks(low_res: torch.Tensor, input_size: tuple[int, int],
     step = max(1, max_floats // per_mask)
     target = torch.from_numpy(out)
     for start in range(0, batch * k, step):
-        logits = upsample_logits(flat[start:start + step], input_size, original_size, img_size)
+        logits = upsample(flat[start:start + step], input_size, original_size, img_size)
         torch.gt(logits[:, 0].cpu(), threshold, out=target[start:start + step])
     return out.reshape(batch, k, *original_size)
-
-
-def to_protocol_frame(logits: torch.Tensor, side: int) -> torch.Tensor:
-    """Native low-res logits → the protocol's ``side``² frame (identity for released models).
-
-    The protocol fixes low-res logits at 256² (1024-px input / 4). A model with another input
-    or patch size has a different native frame; its logits are resized bilinearly over the
-    same padded-square extent, so they still line up with the image.
-    """
-    if logits.shape[-1] == side and logits.shape[-2] == side:
-        return logits
-    return F.interpolate(logits.float(), (side, side), mode="bilinear", align_corners=False)
-
-
-def from_protocol_frame(mask_input: torch.Tensor, native: int) -> torch.Tensor:
-    """A ``(B, 1, 256, 256)`` mask prompt → the model's native mask-prompt frame."""
-    if mask_input.shape[-1] == native and mask_input.shape[-2] == native:
-        return mask_input
-    return F.interpolate(mask_input, (native, native), mode="bilinear", align_corners=False,
-                         antialias=native < mask_input.shape[-1])
