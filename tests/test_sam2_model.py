@@ -15,8 +15,10 @@ from sambench.cache import CachedModel, EmbeddingCache
 from sambench.cli import main
 from sambench.errors import SambenchError
 from sambench.models.sam.parity import synthetic_image
-from sambench.models.sam2 import PRESETS, infer_config, is_sam2_state, load_sam2
-from sambench.models.sam2.checkpoint import image_state
+from sambench.models import detect_family, load_model
+from sambench.models.sam2 import PRESETS
+from sambench.models.sam2.checkpoint import VIDEO_KEYS, infer_config
+from sambench.models.sam2.family import FAMILY
 from sambench.models.sam2.hiera import HieraConfig
 from sambench.models.sam2.random_checkpoint import make_config, reference_shapes, write_random_checkpoint
 from sambench.models.sam2.reference import IMPORTS, reference_layouts
@@ -31,7 +33,7 @@ RELEASED = {("tiny", "2"): "configs/sam2/sam2_hiera_t.yaml", ("small", "2"): "co
 
 
 def meta_state(size, version="2.1") -> dict:
-    return {k: torch.empty(s, device="meta") for k, s in reference_shapes(make_config(size, version)).items()}
+    return {k: torch.empty(s, device="meta") for k, s in reference_shapes(make_config(size), version).items()}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def test_released_layouts_and_trunks_are_the_reference_configs():
         pytest.skip(why)
     layouts = reference_layouts(list(RELEASED.values()))
     for (size, version), layout in zip(RELEASED, layouts):
-        ours = reference_shapes(make_config(size, version))
+        ours = reference_shapes(make_config(size), version)
         theirs = {k: tuple(v) for k, v in layout["shapes"].items()}
         assert ours == theirs, (size, version, sorted(set(ours) ^ set(theirs))[:5])
         trunk = layout["trunk"]
@@ -72,57 +74,50 @@ def test_released_layouts_and_trunks_are_the_reference_configs():
 
 @pytest.mark.parametrize("size", list(PRESETS))
 @pytest.mark.parametrize("version", ["2", "2.1"])
-def test_size_and_version_inferred_from_the_tensors(size, version):
+def test_size_inferred_from_the_tensors_and_video_keys_dropped(size, version):
     state = meta_state(size, version)
-    assert is_sam2_state(state)
-    config = infer_config(state)
-    assert (config.size, config.version, config.trunk) == (size, version, PRESETS[size])
-    assert not any(k.startswith(("memory_", "obj_ptr")) for k in image_state(state))
+    assert detect_family(state) is FAMILY
+    mapped = FAMILY.state_dict(state)
+    config = infer_config(mapped)
+    assert (config.variant, config.trunk) == (size, PRESETS[size])
+    assert not any(k.startswith(VIDEO_KEYS) for k in mapped) and "no_mem_embed" in mapped
+    with torch.device("meta"):
+        assert set(FAMILY.build(config).state_dict()) == set(mapped)
 
 
 def test_wrong_and_truncated_checkpoints_are_one_clear_error(tmp_path, small_path):
     from sambench.models.sam import write_random_checkpoint as write_sam_v1
 
     v1 = write_sam_v1(tmp_path / "v1.pth", "tiny")
-    with pytest.raises(SambenchError, match="is not a SAM 2 checkpoint: missing keys"):
-        load_sam2(v1)
+    with pytest.raises(SambenchError, match="is a sam checkpoint, not sam2: load it as --model sam:"):
+        load_model(f"sam2:{v1}")
     truncated = tmp_path / "cut.pt"
     truncated.write_bytes(small_path.read_bytes()[:5000])
     with pytest.raises(SambenchError, match="unreadable checkpoint .*truncated"):
-        load_sam2(truncated)
+        load_model(f"sam2:{truncated}")
     state = torch.load(small_path, weights_only=True)["model"]
     for name, edit, message in [
         ("extra", lambda s: s.update(extra_head=torch.zeros(1)), "unexpected keys extra_head"),
-        ("missing", lambda s: s.pop("sam_mask_decoder.conv_s0.weight"), "missing keys sam_mask_decoder.conv_s0.weight"),
-        ("half-2.1", lambda s: s.pop("no_obj_embed_spatial"), "only some of SAM 2.1's keys"),
+        ("missing", lambda s: s.pop("sam_mask_decoder.conv_s0.weight"), "missing keys mask_decoder.conv_s0.weight"),
         ("shape", lambda s: s.update(no_mem_embed=torch.zeros(1, 1, 8)), "wrong shape: no_mem_embed"),
     ]:
         edited = dict(state)
         edit(edited)
         path = write_random_checkpoint(tmp_path / f"{name}.pt", SMALL, state=edited)
         with pytest.raises(SambenchError, match=message):
-            load_sam2(path)
-    custom = write_random_checkpoint(tmp_path / "custom.pt", state=state)  # no sidecar for SMALL
+            load_model(f"sam2:{path}")
+    custom = write_random_checkpoint(tmp_path / "custom.pt", state=state)  # no sidecar: "tiny" layout claimed
     with pytest.raises(SambenchError, match="not a released SAM 2 size"):
-        load_sam2(custom)
-    assert load_sam2(custom, trunk=SMALL).config.size == "custom"
+        load_model(f"sam2:{custom}")
+    assert load_model(f"sam2:{custom}", trunk=SMALL).info().config["variant"] == "custom"
     with pytest.raises(SambenchError, match="do not match the config"):
-        load_sam2(custom, trunk=PRESETS["tiny"])
-
-
-def test_video_keys_are_dropped_by_name_only(small_path):
-    state = torch.load(small_path, weights_only=True)["model"]
-    kept = image_state(state)
-    dropped = sorted(set(state) - set(kept) - {k for k in state if ".mlp.layers." in k})
-    assert dropped and all(k.startswith(("memory_attention.", "memory_encoder.", "mask_downsample.", "obj_ptr_"))
-                           or k in ("maskmem_tpos_enc", "no_mem_pos_enc", "no_obj_ptr", "no_obj_embed_spatial")
-                           for k in dropped)
-    assert "no_mem_embed" in kept  # used on images
+        load_model(f"sam2:{custom}", trunk=PRESETS["tiny"])
 
 
 def test_protocol_shapes_and_capabilities(model, embedding):
     info = model.info()
-    assert info.family == "sam2" and info.config["dynamic_multimask"] is True
+    assert info.family == "sam2" and info.config["dynamic_multimask"] is True and info.config["variant"] == "custom"
+    assert info.config["preprocess"] == "resize_stretch(torch_bilinear_antialias)+to_unit+normalize"
     assert info.capabilities.low_res_frame == "stretched" and info.capabilities.low_res_shape == (256, 256)
     pred = model.predict(embedding, points=[[10, 20]], labels=[1])
     assert pred.masks.shape == (3, 120, 90) and pred.masks.dtype == bool
@@ -133,7 +128,7 @@ def test_protocol_shapes_and_capabilities(model, embedding):
     assert batch.masks.shape == (2, 1, 120, 90)
     one = model.predict(embedding, points=[[50, 60]], labels=[1], box=[30, 30, 80, 100], multimask=False)
     np.testing.assert_allclose(one.low_res_logits, batch.low_res_logits[1], atol=1e-4)
-    with pytest.raises(SambenchError, match="takes no text"):
+    with pytest.raises(SambenchError, match="has no text path"):
         model.predict(embedding, points=[[1, 1]], labels=[1], text=np.ones(4))
 
 
@@ -151,13 +146,13 @@ def test_cache_round_trip_and_key(tmp_path, small_path, model, embedding):
     image = synthetic_image(120, 90, seed=1)
     first, again = cached.embed(image), cached.embed(image)
     assert cached.cache.stats.hits == 1
-    for name in ("image_embed", "feat_s0", "feat_s1"):
-        assert torch.equal(getattr(first, name), getattr(again, name))
-    bf16 = sambench.load_model(f"sam2:{small_path}", dtype="bfloat16")
-    no_dynamic = sambench.load_model(f"sam2:{small_path}", dynamic_multimask=False)
-    assert bf16.embedding_key() != model.embedding_key() == no_dynamic.embedding_key()
+    assert torch.equal(first.features, again.features) and set(again.extras) == {"feat_s0", "feat_s1"}
+    for name in ("feat_s0", "feat_s1"):
+        assert torch.equal(first.extras[name], again.extras[name])
+    assert sambench.load_model(f"sam2:{small_path}", dtype="bfloat16").embedding_key() != model.embedding_key()
 
 
+@pytest.mark.slow
 def test_bfloat16_runs_close(small_path, model, embedding):
     bf16 = sambench.load_model(f"sam2:{small_path}", dtype="bfloat16")
     image = synthetic_image(120, 90, seed=1)
@@ -174,9 +169,14 @@ def test_options_are_checked(small_path):
         sambench.load_model("sam2")
 
 
-def test_point_task_end_to_end(tmp_path, small_path, synth_dir, capsys):
+def test_family_inferred_from_a_bare_path(small_path):
+    assert load_model(str(small_path)).info().family == "sam2"
+
+
+@pytest.mark.slow
+def test_point_task_end_to_end_with_the_family_inferred(tmp_path, small_path, synth_dir, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--task", "point", "--model", f"sam2:{small_path}", "--dataset", str(synth_dir),
+    assert main(["run", "--task", "point", "--model", str(small_path), "--dataset", str(synth_dir),
                  "--limit", "1", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["model"]["family"] == "sam2"

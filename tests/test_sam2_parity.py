@@ -28,9 +28,8 @@ from sambench.amg.official import ENV_VAR, official_available
 from sambench.models.base import batch_prompts
 from sambench.models.sam.parity import LOGIT_TOL, MASK_MARGIN, SCORE_TOL, synthetic_image
 from sambench.models.sam2 import PRESETS
-from sambench.models.sam2.checkpoint import sam2_from_state_dict
 from sambench.models.sam2.hiera import HieraConfig
-from sambench.models.sam2.model import Sam2Model
+from sambench.models.sam2.model import Sam2Model, model_from_state
 from sambench.models.sam2.random_checkpoint import make_config, random_state_dict, write_random_checkpoint
 from sambench.models.sam2.reference import IMPORTS, reference_outputs
 
@@ -43,11 +42,11 @@ REDUCED = {
 }
 FULL = {"tiny-full": (PRESETS["tiny"], "2.1", (480, 640))}
 DYNAMIC_MIX = 3.0  # scale of the token-0 hypernetwork output: stability scores around 0.98
-TOKEN0 = "sam_mask_decoder.output_hypernetworks_mlps.0.layers.2."
+TOKEN0 = "sam_mask_decoder.output_hypernetworks_mlps.0.layers.2."  # reference name
 
 
 def parity_state(trunk: HieraConfig, version: str, seed: int) -> dict:
-    state = random_state_dict(make_config(trunk, version), seed)
+    state = random_state_dict(make_config(trunk), seed, version)
     for name in ("weight", "bias"):
         state[TOKEN0 + name] = state[TOKEN0 + name] * DYNAMIC_MIX
     return state
@@ -90,11 +89,11 @@ def our_outputs(model: Sam2Model, image: np.ndarray, cases: list[dict]) -> tuple
         if case["multimask"]:
             tokens = np.broadcast_to(np.arange(1, 4), pred.scores.shape)
         else:
-            tokens = model.decode(embedding, batch, False)[2].numpy().reshape(pred.scores.shape)
+            tokens = model.decode_tokens(embedding, batch, False)[2].numpy().reshape(pred.scores.shape)
 
-        def logits(kwargs=kwargs, multimask=case["multimask"]):
+        def logits(kwargs=kwargs, multimask=case["multimask"], shape=pred.masks.shape):
             raw = model.decode(embedding, batch_prompts(**kwargs), multimask)[0]
-            return model.upsample(embedding, raw, threshold=None).reshape(pred.masks.shape)
+            return model.upsample(embedding, raw, threshold=None).reshape(shape)
 
         outputs.append((pred, tokens, logits))
     return embedding, outputs
@@ -130,11 +129,11 @@ def runs(tmp_path_factory):
     specs, models = [], {}
     for seed, (name, (trunk, version, shape)) in enumerate({**REDUCED, **FULL}.items()):
         state = parity_state(trunk, version, seed)
-        path = write_random_checkpoint(folder / f"{name}.pt", state=state)
+        path = write_random_checkpoint(folder / f"{name}.pt", trunk, version=version, state=state)
         image = synthetic_image(*shape, seed=seed)
         specs.append(dict(checkpoint=path, trunk=_trunk_dict(trunk), version=version, images=[image],
                           cases=prompt_cases(*shape, seed=seed)))
-        models[name] = (Sam2Model(sam2_from_state_dict(state, name, trunk=trunk)), state, trunk)
+        models[name] = (model_from_state(state, name, trunk=trunk), state, trunk)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the reference runs in its own process meanwhile
     try:
@@ -178,27 +177,27 @@ def test_dynamic_multimask_both_branches(runs):
 def test_parity_fails_without_dynamic_multimask(runs):
     run = runs["tiny"]
     model = run["model"][0]
-    model.sam2.sam_mask_decoder.dynamic_multimask = False
+    model.sam.mask_decoder.dynamic_multimask = False
     try:
         _, ours = our_outputs(model, run["spec"]["images"][0], run["spec"]["cases"])
     finally:
-        model.sam2.sam_mask_decoder.dynamic_multimask = True
+        model.sam.mask_decoder.dynamic_multimask = True
     assert mismatches(ours, run["reference"]), "switching the dynamic multimask rule off went unnoticed"
 
 
 # One tensor from each part the outputs depend on; the encoder ones need a new embedding.
-PERTURBED = ["sam_mask_decoder.obj_score_token.weight", "sam_mask_decoder.conv_s0.bias",
-             "sam_prompt_encoder.point_embeddings.2.weight", "sam_prompt_encoder.not_a_point_embed.weight",
-             "sam_prompt_encoder.mask_downscaling.3.weight", "sam_mask_decoder.transformer.layers.1.mlp.lin2.bias",
-             "sam_mask_decoder.iou_prediction_head.layers.2.bias", "no_mem_embed",
+PERTURBED = ["mask_decoder.obj_score_token.weight", "mask_decoder.conv_s0.bias",
+             "prompt_encoder.point_embeddings.2.weight", "prompt_encoder.not_a_point_embed.weight",
+             "prompt_encoder.mask_downscaling.3.weight", "mask_decoder.transformer.layers.1.mlp.lin2.bias",
+             "mask_decoder.iou_prediction_head.layers.2.bias", "no_mem_embed",
              "image_encoder.trunk.pos_embed_window"]
 SLOW_PERTURBED = ["image_encoder.trunk.blocks.3.attn.qkv.weight", "image_encoder.neck.convs.0.conv.bias",
-                  "image_encoder.trunk.pos_embed", "sam_mask_decoder.conv_s1.weight"]
+                  "image_encoder.trunk.pos_embed", "mask_decoder.conv_s1.weight"]
 
 
 def _perturbed_fails(run, key: str) -> None:
     model, _, _ = run["model"]
-    param = dict(model.sam2.named_parameters())[key]
+    param = dict(model.sam.named_parameters())[key]
     saved = param.detach().clone()
     with torch.no_grad():
         param.add_(torch.randn_like(param) * 1e-2)
@@ -226,11 +225,11 @@ def test_sam2_equals_reference_without_dynamic_multimask(tmp_path, one_thread):
     """The option off on both sides (``build_sam2(apply_postprocessing=False)``): token 0 always."""
     trunk, version, shape = REDUCED["small"]
     state = parity_state(trunk, version, 7)
-    path = write_random_checkpoint(tmp_path / "small.pt", state=state)
+    path = write_random_checkpoint(tmp_path / "small.pt", trunk, version=version, state=state)
     image = synthetic_image(*shape, seed=7)
     cases = prompt_cases(*shape, seed=7)
     reference = reference_outputs([dict(checkpoint=path, trunk=_trunk_dict(trunk), version=version,
                                         dynamic=False, images=[image], cases=cases)])[0]
-    model = Sam2Model(sam2_from_state_dict(state, "small", trunk=trunk, dynamic_multimask=False))
+    model = model_from_state(state, "small", trunk=trunk, dynamic_multimask=False)
     _, ours = our_outputs(model, image, cases)
     assert mismatches(ours, reference) == []

@@ -28,6 +28,7 @@ _MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", 
 # Model families: one line per family (docs/models.md, "Adding a family").
 FAMILIES: dict[str, str] = {
     "sam": "sambench.models.sam.family:FAMILY",
+    "sam2": "sambench.models.sam2.family:FAMILY",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 import torch
 
-from sambench.models.sam2.checkpoint import SAM21_KEYS
+from sambench.models.sam2.checkpoint import to_reference_name
 from sambench.models.sam2.hiera import HieraConfig
 from sambench.models.sam2.sam2 import PRESETS, Sam2, Sam2Config
 
@@ -52,20 +52,18 @@ def _video_shapes(version: str) -> dict[str, tuple[int, ...]]:
     for i in range(3):
         shapes.update({f"obj_ptr_proj.layers.{i}.weight": (D, D), f"obj_ptr_proj.layers.{i}.bias": (D,)})
     if version == "2.1":
-        shapes.update({SAM21_KEYS[0]: (1, MEM), SAM21_KEYS[1]: (MEM, D), "obj_ptr_tpos_proj.bias": (MEM,)})
+        shapes.update({"no_obj_embed_spatial": (1, MEM), "obj_ptr_tpos_proj.weight": (MEM, D),
+                       "obj_ptr_tpos_proj.bias": (MEM,)})
     return shapes
 
 
-def reference_shapes(config: Sam2Config) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the reference state dict for ``config`` (image and video parts)."""
+def reference_shapes(config: Sam2Config, version: str = "2.1") -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the reference state dict for ``config`` (image and video parts) of
+    a SAM ``version`` ("2" or "2.1") checkpoint."""
     with torch.device("meta"):
         ours = Sam2(config).state_dict()
-    shapes = {}
-    for name, tensor in ours.items():
-        if ".transformer.layers." in name:
-            name = name.replace(".mlp.lin1.", ".mlp.layers.0.").replace(".mlp.lin2.", ".mlp.layers.1.")
-        shapes[name] = tuple(tensor.shape)
-    return {**shapes, **_video_shapes(config.version)}
+    shapes = {to_reference_name(name): tuple(tensor.shape) for name, tensor in ours.items()}
+    return {**shapes, **_video_shapes(version)}
 
 
 def _random_tensor(name: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
@@ -90,35 +88,37 @@ def _random_tensor(name: str, shape: tuple[int, ...], gen: torch.Generator) -> t
     return normal(0.05)  # biases, norm shifts, layer-scale gammas
 
 
-def random_state_dict(config: Sam2Config, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_state_dict(config: Sam2Config, seed: int = 0, version: str = "2.1") -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     return {name: _random_tensor(name, shape, gen).contiguous()
-            for name, shape in reference_shapes(config).items()}
+            for name, shape in reference_shapes(config, version).items()}
 
 
-def make_config(size: Union[str, HieraConfig] = "tiny", version: str = "2.1") -> Sam2Config:
+def make_config(size: Union[str, HieraConfig] = "tiny") -> Sam2Config:
     """A released size name (``tiny``, ``small``, ``base_plus``, ``large``) or a trunk config."""
     if isinstance(size, str):
         if size not in PRESETS:
             raise ValueError(f"unknown SAM 2 size {size!r} (known: {', '.join(PRESETS)})")
-        return Sam2Config(trunk=PRESETS[size], size=size, version=version)
-    return Sam2Config(trunk=size, size="custom", version=version)
+        return Sam2Config(trunk=PRESETS[size], variant=size)
+    return Sam2Config(trunk=size, variant=next((n for n, p in PRESETS.items() if p == size), "custom"))
 
 
 def write_random_checkpoint(path: Union[str, Path], size: Union[str, HieraConfig] = "tiny", *,
                             version: str = "2.1", seed: int = 0,
                             state: Optional[dict[str, torch.Tensor]] = None) -> Path:
     """Write ``{"model": state_dict}`` with random weights (or ``state``) like the released
-    ``sam2{,.1}_hiera_*.pt`` files. A trunk that is not a released size is recorded in the
-    ``<path>.json`` sidecar (metadata ``sam2_trunk``), so the file loads by name alone."""
+    ``sam2{,.1}_hiera_*.pt`` files (``version`` "2.1" adds its two video-only tensors). A trunk
+    that is not a released size is recorded in the ``<path>.json`` sidecar (metadata
+    ``sam2_trunk``), so the file loads by name alone."""
     from sambench.models.sam.checkpoint import write_sidecar
     from sambench.models.sam2.checkpoint import TRUNK_METADATA, trunk_to_json
 
     if version not in ("2", "2.1"):
         raise ValueError(f"version is '2' or '2.1', got {version!r}")
+    config = make_config(size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state if state is not None else random_state_dict(make_config(size, version), seed)}, path)
-    if isinstance(size, HieraConfig) and size not in PRESETS.values():
-        write_sidecar(path, {TRUNK_METADATA: trunk_to_json(size)})
+    torch.save({"model": state if state is not None else random_state_dict(config, seed, version)}, path)
+    if config.variant == "custom":
+        write_sidecar(path, {TRUNK_METADATA: trunk_to_json(config.trunk)})
     return path

@@ -146,17 +146,16 @@ def _parity_run(spec: dict) -> dict[str, np.ndarray]:
     import torch
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    from sambench.models.sam2 import transforms
+    from sambench.models.sam2.family import FAMILY
 
     model = build_reference(spec["checkpoint"], spec["trunk"], spec["version"], spec["dynamic"])
     predictor = SAM2ImagePredictor(model)
     decoder = model.sam_mask_decoder
-    mean = torch.tensor(predictor._transforms.mean).view(-1, 1, 1)
-    std = torch.tensor(predictor._transforms.std).view(-1, 1, 1)
+    preprocess = FAMILY.preprocess(None)
     out: dict[str, np.ndarray] = {}
     for i, path in enumerate(spec["images"]):
         image = np.load(path)
-        ours = transforms.preprocess(image, model.image_size, mean, std)
+        ours = preprocess.image(image, "cpu")[0]
         out[f"image{i}_preprocess_diff"] = np.float64((predictor._transforms(image)[None] - ours).abs().max())
         predictor.set_image(image)
         out[f"image{i}_embed"] = predictor._features["image_embed"].numpy()

@@ -1,8 +1,9 @@
 """The SAM 2 image model: configuration, the released sizes, and the module container.
 
-Parameter names are the reference's (``image_encoder.*``, ``sam_prompt_encoder.*``,
-``sam_mask_decoder.*``, ``no_mem_embed``), so released checkpoints load after dropping the
-video-memory modules (:mod:`.checkpoint`). Only the image path is built.
+Parameter names are the reference's (``image_encoder.*``, ``no_mem_embed``) except that its
+``sam_prompt_encoder`` / ``sam_mask_decoder`` are ``prompt_encoder`` / ``mask_decoder`` here, as
+in every family (:data:`.checkpoint.MAPPER` renames them and drops the video-memory modules).
+Only the image path is built.
 """
 from __future__ import annotations
 
@@ -33,8 +34,7 @@ PRESETS = {
 @dataclass(frozen=True)
 class Sam2Config:
     trunk: HieraConfig = field(default_factory=lambda: PRESETS["tiny"])
-    size: str = "tiny"  # the preset's name, or "custom"
-    version: str = "2"  # "2" or "2.1" (which video-memory keys the checkpoint has)
+    variant: str = "tiny"  # the released size, or "custom"
     d_model: int = 256
     decoder_num_heads: int = 8
     dynamic_multimask: bool = True
@@ -52,22 +52,20 @@ class Sam2(nn.Module):
         dim = config.d_model
         grid = IMAGE_SIZE // BACKBONE_STRIDE
         self.image_encoder = ImageEncoder(config.trunk, dim)
-        self.sam_prompt_encoder = Sam2PromptEncoder(dim, (grid, grid), (IMAGE_SIZE, IMAGE_SIZE), mask_in_chans=16)
-        self.sam_mask_decoder = Sam2MaskDecoder(
+        self.prompt_encoder = Sam2PromptEncoder(dim, (grid, grid), (IMAGE_SIZE, IMAGE_SIZE), mask_in_chans=16)
+        self.mask_decoder = Sam2MaskDecoder(
             transformer_dim=dim,
             transformer=TwoWayTransformer(depth=2, embedding_dim=dim, num_heads=config.decoder_num_heads,
                                           mlp_dim=2048),
             dynamic_multimask=config.dynamic_multimask)
         self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, dim))
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Normalised ``(B, 3, 1024, 1024)`` → image embedding ``(B, C, 64, 64)`` (with
         ``no_mem_embed``: the reference image path adds it) and the projected high-res maps
         ``(B, C/8, 256, 256)``, ``(B, C/4, 128, 128)``."""
         feat_s0, feat_s1, embedding = self.image_encoder(x)
-        feat_s0, feat_s1 = self.sam_mask_decoder.project_high_res(feat_s0, feat_s1)
+        feat_s0, feat_s1 = self.mask_decoder.project_high_res(feat_s0, feat_s1)
         return embedding + self.no_mem_embed.view(1, -1, 1, 1), feat_s0, feat_s1
 
     def num_parameters(self) -> int:
