@@ -200,8 +200,99 @@ def _layout_main(spec_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(layouts))
 
 
+def _timed(fn, repeats: int) -> tuple[float, float, object]:
+    """Minimum wall and process-CPU seconds of ``fn()`` over ``repeats`` calls, and its output."""
+    walls, cpus, out = [], [], None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus), out
+
+
 def _bench_main(spec_path: str, out_path: str) -> None:
-    from benchmarks_sam2_inner import run  # noqa: F401  (replaced below)
+    """Encoder and decoder timings of the reference predictor and of our model, interleaved
+    in this interpreter (same torch, same machine state), with accuracy against reference fp32."""
+    import contextlib
+
+    import torch
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    import sambench
+
+    spec = json.loads(Path(spec_path).read_text())
+    torch.set_grad_enabled(False)
+    image = np.load(spec["image"])
+    height, width = image.shape[:2]
+    reference = SAM2ImagePredictor(build_reference(spec["checkpoint"], spec["trunk"], spec["version"]))
+    ours = {dtype: sambench.load_model(f"sam2:{spec['checkpoint']}", dtype=dtype) for dtype in spec["dtypes"]}
+    rng = np.random.default_rng(0)
+    points = (rng.uniform(0, 1, (spec["prompts"], 1, 2)) * (width - 1, height - 1)).astype(np.float32)
+    clicks = (rng.uniform(0, 1, (spec["prompts"], 3, 2)) * (width - 1, height - 1)).astype(np.float32)
+    labels3 = rng.integers(0, 2, (spec["prompts"], 3))
+    rows = []
+
+    def autocast(dtype):
+        return (contextlib.nullcontext() if dtype == "float32"
+                else torch.autocast("cpu", dtype=getattr(torch, dtype)))
+
+    def row(name, impl, dtype, wall, cpu, **accuracy):
+        rows.append(dict(part=name, impl=impl, dtype=dtype, seconds=wall, cpu_seconds=cpu, **accuracy))
+
+    # encoder (the predictor's set_image includes its transforms, as our embed does)
+    for _ in range(spec["warmup"]):
+        reference.set_image(image)
+        for model in ours.values():
+            model.embed(image)
+    timings = {}
+    for _ in range(spec["repeats"]):  # interleaved: load from other processes hits all alike
+        for dtype in spec["dtypes"]:
+            with autocast(dtype):
+                t = _timed(lambda: reference.set_image(image), 1)
+            timings.setdefault(("reference", dtype), []).append(t)
+            timings.setdefault(("ours", dtype), []).append(_timed(lambda: ours[dtype].embed(image), 1))
+    reference.set_image(image)
+    ref_embed = reference._features["image_embed"].float()
+    embeddings = {dtype: model.embed(image) for dtype, model in ours.items()}
+    for (impl, dtype), values in timings.items():
+        extra = {}
+        if impl == "ours":
+            extra["embed_max_abs"] = float((embeddings[dtype].features - ref_embed).abs().max())
+        row("encoder", impl, dtype, min(v[0] for v in values), min(v[1] for v in values), **extra)
+
+    # decoder: one point per prompt, multimask; then 3 clicks + the previous logits, one mask
+    ref_multi = [reference.predict(points[i], np.ones(1), multimask_output=True) for i in range(len(points))]
+    ref_logits = np.stack([r[2] for r in ref_multi])
+    ref_scores = np.stack([r[1] for r in ref_multi])
+    feedback = np.clip(ref_logits[np.arange(len(points)), ref_scores.argmax(1)][:, None], -32, 32)
+    cases = {"decoder: 1 point, multimask": (dict(points=points, labels=np.ones((len(points), 1))), True),
+             "decoder: 3 clicks + mask, one mask": (dict(points=clicks, labels=labels3, mask_input=feedback), False)}
+    for name, (prompt, multimask) in cases.items():
+        def per_prompt():
+            return [reference.predict(prompt["points"][i], prompt["labels"][i],
+                                      mask_input=None if "mask_input" not in prompt else prompt["mask_input"][i],
+                                      multimask_output=multimask) for i in range(len(points))]
+
+        def batched():
+            return reference.predict(prompt["points"], prompt["labels"], mask_input=prompt.get("mask_input"),
+                                     multimask_output=multimask)
+
+        wall, cpu, expected = _timed(per_prompt, spec["repeats"])
+        expected_logits = np.stack([e[2] for e in expected])
+        expected_scores = np.stack([e[1] for e in expected])
+        row(name, "reference, one call per prompt", "float32", wall, cpu)
+        wall, cpu, _ = _timed(batched, spec["repeats"])
+        row(name, "reference, one batched call", "float32", wall, cpu)
+        for dtype, model in ours.items():
+            wall, cpu, pred = _timed(lambda: model.predict(embeddings[dtype], multimask=multimask, **prompt),
+                                     spec["repeats"])
+            row(name, "ours, one batched call", dtype, wall, cpu,
+                logits_max_abs=float(np.abs(pred.low_res_logits - expected_logits).max()),
+                scores_max_abs=float(np.abs(pred.scores - expected_scores).max()),
+                mask_agreement=float((pred.masks == np.stack([e[0] for e in expected]).astype(bool)).mean()))
+    Path(out_path).write_text(json.dumps({"rows": rows, "torch": torch.__version__,
+                                          "threads": torch.get_num_threads()}))
 
 
 def main(argv: Optional[list[str]] = None) -> None:
