@@ -14,8 +14,8 @@ from sambench.amg.official import ENV_VAR, official_available
 from sambench.cache import CachedModel, EmbeddingCache
 from sambench.cli import main
 from sambench.errors import SambenchError
-from sambench.models.sam.parity import synthetic_image
 from sambench.models import detect_family, load_model
+from sambench.models.sam.parity import synthetic_image
 from sambench.models.sam2 import PRESETS
 from sambench.models.sam2.checkpoint import VIDEO_KEYS, infer_config
 from sambench.models.sam2.family import FAMILY
@@ -156,7 +156,8 @@ def test_cache_round_trip_and_key(tmp_path, small_path, model, embedding):
 def test_bfloat16_runs_close(small_path, model, embedding):
     bf16 = sambench.load_model(f"sam2:{small_path}", dtype="bfloat16")
     image = synthetic_image(120, 90, seed=1)
-    ref, low = model.predict(embedding, points=[[10, 20]], labels=[1]), bf16.predict(bf16.embed(image), points=[[10, 20]], labels=[1])
+    ref = model.predict(embedding, points=[[10, 20]], labels=[1])
+    low = bf16.predict(bf16.embed(image), points=[[10, 20]], labels=[1])
     assert np.isfinite(low.low_res_logits).all() and np.abs(low.scores - ref.scores).max() < 0.1
 
 

@@ -36,7 +36,7 @@ def _video_shapes(version: str) -> dict[str, tuple[int, ...]]:
     shapes.update({"memory_attention.norm.weight": (D,), "memory_attention.norm.bias": (D,)})
     channels = [1, 4, 16, 64, 256]
     for j in range(4):  # MaskDownSampler: (conv, LayerNorm2d, GELU) × 4, then a 1×1 conv
-        conv, norm = f"memory_encoder.mask_downsampler.encoder.{3 * j}.", f"memory_encoder.mask_downsampler.encoder.{3 * j + 1}."
+        conv, norm = (f"memory_encoder.mask_downsampler.encoder.{3 * j + k}." for k in (0, 1))
         shapes.update({conv + "weight": (channels[j + 1], channels[j], 3, 3), conv + "bias": (channels[j + 1],),
                        norm + "weight": (channels[j + 1],), norm + "bias": (channels[j + 1],)})
     shapes.update({"memory_encoder.mask_downsampler.encoder.12.weight": (D, D, 1, 1),

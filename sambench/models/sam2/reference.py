@@ -24,7 +24,15 @@ import numpy as np
 from sambench.amg.official import run_official
 
 IMPORTS = "sam2.build_sam, sam2.sam2_image_predictor, hydra, omegaconf, iopath"
+MODULE = "sambench.models.sam2.reference"
 CONFIGS = {"2": "configs/sam2/sam2_hiera_t.yaml", "2.1": "configs/sam2.1/sam2.1_hiera_t.yaml"}
+
+
+def _call(command: str, spec, out: Path, timeout: float) -> Path:
+    """Run ``command`` on ``spec`` (JSON) in the reference interpreter; returns ``out``."""
+    (out.parent / "spec.json").write_text(json.dumps(spec))
+    run_official([command, str(out.parent / "spec.json"), str(out)], timeout, module=MODULE, imports=IMPORTS)
+    return out
 
 
 def _save_cases(tmp: Path, cases: list[dict]) -> list[dict]:
@@ -62,10 +70,7 @@ def reference_outputs(runs: list[dict], timeout: float = 1800) -> list[dict]:
             specs.append({"checkpoint": str(run["checkpoint"]), "trunk": run["trunk"],
                           "version": run["version"], "dynamic": run.get("dynamic", True),
                           "images": paths, "cases": _save_cases(folder, run["cases"])})
-        (tmp / "spec.json").write_text(json.dumps(specs))
-        run_official(["parity", str(tmp / "spec.json"), str(tmp / "out.npz")], timeout,
-                     module="sambench.models.sam2.reference", imports=IMPORTS)
-        with np.load(tmp / "out.npz") as data:
+        with np.load(_call("parity", specs, tmp / "out.npz", timeout)) as data:
             return [{k.split("_", 1)[1]: data[k] for k in data.files if k.startswith(f"run{r}_")}
                     for r in range(len(runs))]
 
@@ -74,11 +79,7 @@ def run_bench(spec: dict, timeout: float = 3600) -> dict:
     """Timings of the reference predictor and of our model in the reference interpreter (see
     ``benchmarks/bench_sam2.py``); returns the JSON the run writes."""
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "spec.json").write_text(json.dumps(spec))
-        run_official(["bench", str(tmp / "spec.json"), str(tmp / "out.json")], timeout,
-                     module="sambench.models.sam2.reference", imports=IMPORTS)
-        return json.loads((tmp / "out.json").read_text())
+        return json.loads(_call("bench", spec, Path(tmp) / "out.json", timeout).read_text())
 
 
 def reference_layouts(configs: list[str], timeout: float = 1800) -> list[dict]:
@@ -86,11 +87,7 @@ def reference_layouts(configs: list[str], timeout: float = 1800) -> list[dict]:
     ``{name: shape}`` of the state dict ``build_sam2`` loads strictly, and ``trunk``, the Hiera
     arguments (the config's, else ``Hiera``'s defaults)."""
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "spec.json").write_text(json.dumps(configs))
-        run_official(["layout", str(tmp / "spec.json"), str(tmp / "out.json")], timeout,
-                     module="sambench.models.sam2.reference", imports=IMPORTS)
-        return json.loads((tmp / "out.json").read_text())
+        return json.loads(_call("layout", configs, Path(tmp) / "out.json", timeout).read_text())
 
 
 # -- what runs inside the reference interpreter ----------------------------------------------
