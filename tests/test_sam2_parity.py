@@ -38,7 +38,7 @@ REDUCED = {
     "tiny": (HieraConfig(96, 1, (1, 1, 2, 1), (3,), (8, 4, 14, 7), (7, 7)), "2.1", (200, 300)),
     "small": (HieraConfig(96, 1, (1, 2, 2, 1), (2, 4), (8, 4, 14, 7), (7, 7)), "2", (300, 180)),
     "base_plus": (HieraConfig(112, 2, (1, 1, 3, 1), (3,), (8, 4, 14, 7), (14, 14)), "2.1", (37, 250)),
-    "large": (HieraConfig(144, 2, (1, 1, 2, 2), (3, 5), (8, 4, 16, 8), (14, 14)), "2", (512, 512)),
+    "large": (HieraConfig(144, 2, (1, 1, 2, 2), (3, 5), (8, 4, 16, 8), (7, 7)), "2", (512, 512)),
 }
 FULL = {"tiny-full": (PRESETS["tiny"], "2.1", (480, 640))}
 DYNAMIC_MIX = 3.0  # scale of the token-0 hypernetwork output: stability scores around 0.98
@@ -155,8 +155,8 @@ def test_sam2_equals_reference(runs, name):
     embedding, ours = run["ours"]
     ref = run["reference"]
     assert ref["image0_preprocess_diff"] == 0.0  # F.interpolate(antialias=True) is torchvision's resize
-    features = {key: float(np.abs(getattr(embedding, attr).numpy() - ref[f"image0_{key}"]).max())
-                for key, attr in (("embed", "image_embed"), ("s0", "feat_s0"), ("s1", "feat_s1"))}
+    ours_features = {"embed": embedding.features, "s0": embedding.extras["feat_s0"], "s1": embedding.extras["feat_s1"]}
+    features = {key: float(np.abs(value.numpy() - ref[f"image0_{key}"]).max()) for key, value in ours_features.items()}
     worst_low = max(float(np.abs(p.low_res_logits - ref[f"case{k}_low_res"]).max()) for k, (p, _, _) in enumerate(ours))
     worst_score = max(float(np.abs(p.scores - ref[f"case{k}_scores"]).max()) for k, (p, _, _) in enumerate(ours))
     print(f"\n[sam2 parity] {name} {run['spec']['images'][0].shape[:2]}: features {features}, "
@@ -176,7 +176,10 @@ def test_dynamic_multimask_both_branches(runs):
 
 
 def test_parity_fails_without_dynamic_multimask(runs):
-    run = runs["tiny"]
+    """On a run where the reference fell back from token 0, our model with the rule off differs."""
+    run = next(run for run in runs.values() if any(
+        (run["reference"][f"case{k}_tokens"] > 0).any() for k, case in enumerate(run["spec"]["cases"])
+        if not case["multimask"]))
     model = run["model"][0]
     model.sam.mask_decoder.dynamic_multimask = False
     try:
