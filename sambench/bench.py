@@ -202,11 +202,13 @@ def add_parser(sub) -> None:
 
 
 def _cmd(args) -> int:
+    from sambench import hub
     from sambench.models import split_spec
 
     name, checkpoint = split_spec(args.model)
     if name != "sam" or not checkpoint:
         raise SambenchError("bench compares SAM implementations: --model sam:CHECKPOINT")
+    _, checkpoint = hub.resolve(name, checkpoint)  # sam:vit_b -> the verified cached file
     if not Path(checkpoint).is_file():
         raise SambenchError(f"checkpoint not found: {checkpoint}")
     rows = run_bench(checkpoint, args.dataset, args.limit, args.seed, args.impl or default_implementations())

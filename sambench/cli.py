@@ -23,16 +23,21 @@ log = logging.getLogger("sambench")
 # Modules that add their own subcommand with ``add_parser(subparsers)``.
 _SUBCOMMAND_MODULES: list[str] = ["sambench.report.cli", "sambench.train.cli",
                                    "sambench.metrics.bsds_cli", "sambench.bench",
-                                   "sambench.amg.cli"]
+                                   "sambench.amg.cli", "sambench.tasks.concept_eval"]
 
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="evaluate a model on a suite or task (no arguments: the demo)")
-    p.add_argument("--model", help="NAME[:CHECKPOINT] (default: the suite's model)")
+    p.add_argument("--model", help="NAME[:CHECKPOINT] or FAMILY:NAME, e.g. sam:vit_b (`sambench models list`; "
+                   "default: the suite's model)")
     p.add_argument("--suite", help="suite name or YAML file (default: demo, unless --task)")
-    p.add_argument("--task", help="run only this task (of the suite, or alone with --dataset)")
+    p.add_argument("--task", help="run only this task (of the suite, or alone: on --dataset, else on "
+                   "its bundled synthetic data)")
     p.add_argument("--dataset", action="append", default=[],
-                   help="NAME, NAME=ROOT or a COCO-style folder (repeatable)")
+                   help="NAME (or an alias, e.g. coco), NAME=ROOT, a COCO-style folder, or "
+                        "hf:REPO_ID[:CONFIG][@SPLIT] / hf:FOLDER (Hugging Face; repeatable)")
+    p.add_argument("--stream", action="store_true",
+                   help="stream hf: Hub datasets instead of downloading them whole")
     p.add_argument("--data-root", help="folder holding datasets under their card's dirname")
     p.add_argument("--out", help="run directory (default: runs/<suite>-<model>-<time>)")
     p.add_argument("--limit", type=int, help="at most N images per dataset")
@@ -61,7 +66,27 @@ def _add_run(sub) -> None:
                    help="text task: text encoder (minilm, clip:DIR, hash; default: the checkpoint's)")
     p.add_argument("--phrases", choices=["auto", "expressions", "description", "category"],
                    help="text task: where phrases come from (default auto)")
+    _add_hub_flags(p)
     p.set_defaults(func=cmd_run)
+
+
+def _add_hub_flags(parser) -> None:
+    parser.add_argument("--offline", action="store_true",
+                        help="no network access (also SAMBENCH_OFFLINE=1): named checkpoints and Hub "
+                             "datasets must already be cached")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="accept a named checkpoint that has no published sha256 (the first download "
+                             "records its hash; also SAMBENCH_ALLOW_UNVERIFIED=1)")
+
+
+def _apply_hub_flags(args) -> None:
+    """The flags become environment variables, so every loader (and huggingface_hub) sees them."""
+    if getattr(args, "offline", False):
+        os.environ["SAMBENCH_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+    if getattr(args, "allow_unverified", False):
+        os.environ["SAMBENCH_ALLOW_UNVERIFIED"] = "1"
+    if getattr(args, "stream", False):
+        os.environ["SAMBENCH_STREAM"] = "1"
 
 
 def _set_task_options(suite, runner: str, options: dict, flags: str) -> None:
@@ -119,9 +144,14 @@ def _plan(args):
     from sambench.tasks import Suite, load_suite, load_task
 
     if args.task and not args.suite:
+        task = load_task(args.task, args.dataset)
         if not args.dataset:
-            raise SambenchError("--task needs --dataset (or a --suite that lists datasets)")
-        suite = Suite(name=args.task, version=1, tasks=[load_task(args.task, args.dataset)])
+            if not task.bundled:
+                raise SambenchError(f"task {args.task} has no bundled data: pass --dataset NAME[=DIR] "
+                                    "(see `sambench datasets list`)")
+            task.datasets = list(task.bundled)
+            log.info("no --dataset: running %s on its bundled synthetic data (%s)", args.task, ", ".join(task.datasets))
+        suite = Suite(name=args.task, version=1, tasks=[task])
     else:
         suite = load_suite(args.suite or "demo")
         if args.task:
@@ -136,10 +166,12 @@ def _plan(args):
 
 def _sample_lists(args, suite) -> dict:
     """--sample-list files by dataset name; each must name a dataset this run evaluates."""
-    from sambench.datasets import sample_lists_by_dataset
+    from sambench.datasets import load_cards, sample_lists_by_dataset
 
     by_name = sample_lists_by_dataset(args.sample_list)
-    planned = {spec.partition("=")[0] for t in suite.tasks for spec in t.datasets}
+    cards = load_cards()
+    planned = {cards.canonical(spec.partition("=")[0]) or spec.partition("=")[0]
+               for t in suite.tasks for spec in t.datasets}
     for name, path in by_name.items():
         if name not in planned:
             raise SambenchError(f"sample list {path} is for dataset {name}, which this run does not evaluate")
@@ -190,18 +222,37 @@ def cmd_run(args) -> int:
 def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list models or describe one")
     msub = p.add_subparsers(dest="action", required=True)
-    msub.add_parser("list", help="registered models").set_defaults(func=cmd_models_list)
+    msub.add_parser("list", help="registered models and named checkpoints").set_defaults(func=cmd_models_list)
     info = msub.add_parser("info", help="inferred config, parameter count and sha256")
     info.add_argument("spec", help="NAME[:CHECKPOINT], or a checkpoint path (family inferred from its keys)")
     info.add_argument("--json", action="store_true")
+    _add_hub_flags(info)
     info.set_defaults(func=cmd_models_info)
+    fetch = msub.add_parser("fetch", help="download and verify named checkpoints into the cache (for offline use later)")
+    fetch.add_argument("names", nargs="+", help="FAMILY:NAME, e.g. sam:vit_b")
+    _add_hub_flags(fetch)
+    fetch.set_defaults(func=cmd_models_fetch)
 
 
 def cmd_models_list(args) -> int:
+    from sambench import hub
     from sambench.models import list_models
 
     for name, description in list_models():
         print(f"{name:16s} {description}")
+    print(f"\nnamed checkpoints (--model FAMILY:NAME; cached in {hub.checkpoint_dir()}):")
+    for name, description in hub.describe():
+        print(f"{name:22s} {description}")
+    return 0
+
+
+def cmd_models_fetch(args) -> int:
+    from sambench import hub
+
+    for name in args.names:
+        if name not in hub.table():
+            raise SambenchError(f"no named checkpoint {name!r} (see `sambench models list`)")
+        print(f"{name}: {hub.fetch(name)}")
     return 0
 
 
@@ -265,7 +316,8 @@ def cmd_datasets_list(args) -> int:
     from sambench.datasets import load_cards
 
     cards = load_cards()
-    print(f"{'name':16s} {'domain':24s} {'split':22s} {'format':10s} {'images':>7s} {'masks':>7s}  status")
+    print(f"{'name':16s} {'aliases':26s} {'domain':24s} {'split':22s} {'format':10s} {'images':>7s} "
+          f"{'masks':>7s}  status")
     for name, card in cards.items():
         status = ""
         if card.synthetic is not None:
@@ -273,7 +325,7 @@ def cmd_datasets_list(args) -> int:
         elif args.data_root:
             folder = Path(args.data_root) / (card.dirname or name)
             status = f"present ({folder})" if folder.exists() else "absent"
-        print(f"{name:16s} {card.domain[:24]:24s} {card.split[:22]:22s} {card.format:10s} "
+        print(f"{name:16s} {','.join(card.aliases)[:26]:26s} {card.domain[:24]:24s} {card.split[:22]:22s} {card.format:10s} "
               f"{card.expected.get('images', ''):>7} {card.expected.get('masks', ''):>7}  {status}")
     return 0
 
@@ -369,6 +421,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="sambench: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
+        _apply_hub_flags(args)
         return args.func(args)
     except SambenchError as exc:
         print(f"sambench: error: {exc}", file=sys.stderr)

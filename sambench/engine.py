@@ -105,6 +105,19 @@ def _check_resume(config: RunConfig) -> None:
         atomic_write_json(pinned, fp)
 
 
+def _check_some_data(plan: list, data_root: Optional[str]) -> None:
+    """A run whose datasets are all absent is a mistake (a mistyped --data-root), not a report
+    of absent rows: say where we looked and what we expected there."""
+    absent = [ref for _, _, ref in plan if not ref.present()]
+    if not plan or len(absent) < len(plan):
+        return
+    names = list(dict.fromkeys(ref.root.name for ref in absent))
+    where = f"--data-root {data_root}" if data_root else "their folders"
+    raise SambenchError(f"none of the {len(names)} datasets of this run is present under {where}: expected "
+                        f"folders such as {', '.join(names[:3])} (see `sambench datasets list"
+                        f"{' --data-root ' + str(data_root) if data_root else ''}` for every name and folder)")
+
+
 def run(config: RunConfig) -> Optional[dict]:
     """Execute the suite and write ``results.json``; returns the results dict (on rank 0;
     other ranks of a torchrun job return None after scoring their shard)."""
@@ -117,9 +130,10 @@ def run(config: RunConfig) -> Optional[dict]:
         runner = task.build()
         for name in task.datasets:
             ref = datasets.resolve(name, config.data_root)
-            if config.explicit_datasets and not ref.root.exists():
+            if config.explicit_datasets and not ref.present():
                 raise SambenchError(f"dataset {ref.name}: folder not found: {ref.root}")
             plan.append((task, runner, ref))
+    _check_some_data(plan, config.data_root)
     if config.model is None:
         if any(uses_model(runner) for _, runner, _ in plan):
             raise SambenchError("this run needs a model: pass --model NAME[:CHECKPOINT]")
@@ -207,7 +221,7 @@ def _evaluate(config: RunConfig, task: TaskSpec, runner, ref, model, dist,
     whole-dataset runner's ground truth loaded, once for both steps and released after."""
     dataset, counts = None, {}
     if unsupported is None:
-        if ref.root.exists():
+        if ref.present():
             counts = _begin_dataset(config, task, runner, ref)
             dataset = _open(config, ref)
             _score_shard(config, task, runner, model, ref, dataset, dist)
@@ -271,6 +285,9 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
     entry["status"] = "ok"
     if getattr(dataset, "sample_list", None) is not None:  # which masks: a frozen list or a draw
         entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
+    source = getattr(getattr(dataset, "dataset", dataset), "source", None)
+    if source:  # where remote rows came from (Hugging Face: repository, revision, fingerprint)
+        entry["source"] = source
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
     counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)

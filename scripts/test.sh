@@ -15,5 +15,13 @@ if ! .venv-official/bin/python -c "import torchvision.ops, segment_anything, pyc
         numpy pycocotools opencv-python-headless hydra-core omegaconf iopath
     SAM2_BUILD_CUDA=0 .venv-official/bin/python -m pip install -q sam2==1.1.0
 fi
+# SAM 3's package: the cgF1 reference evaluator (tests/test_cgf1.py) and the model the sam3
+# adapter wraps (tests/test_sam3.py, which runs sambench itself in this venv, hence its
+# requirements). sam3 imports psutil and scipy without declaring them; its CPU hole filling needs
+# scikit-image; open_clip_torch ships the CLIP BPE vocabulary the sam3 wheel lacks.
+if ! .venv-official/bin/python -c "import sam3.eval.cgf1_eval, skimage, open_clip, yaml, pandas, jinja2, safetensors, faster_coco_eval" 2>/dev/null; then
+    .venv-official/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1 sam3==0.1.4 psutil scipy \
+        scikit-image open_clip_torch pyyaml jinja2 matplotlib pandas tqdm safetensors faster-coco-eval
+fi
 export SAMBENCH_OFFICIAL_PYTHON="$PWD/.venv-official/bin/python"  # set: a broken reference fails the tests
 .venv/bin/python -m pytest -q "$@"

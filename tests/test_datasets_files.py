@@ -113,36 +113,26 @@ def test_hf_parquet_label_column(tmp_path):
     assert np.array_equal(ds.sample("s0").load_image(), rgb)
 
 
-def test_hf_parquet_mask_list_and_hub_cache(tmp_path, monkeypatch):
+def test_hf_parquet_mask_list(tmp_path):
     a, b = rect(H, W, 0, 0, 2, 2), rect(H, W, 5, 5, 9, 9)
     rows = [{"image": {"bytes": png_bytes(np.zeros((H, W, 3))), "path": None},
              "masks": [{"bytes": png_bytes(a * 255), "path": None}, {"bytes": png_bytes(b * 255), "path": None},
                        {"bytes": png_bytes(np.zeros((H, W))), "path": None}]}]
-    hub = tmp_path / "hub" / "datasets--someone--nuclei"
-    (hub / "refs").mkdir(parents=True)
-    (hub / "refs" / "main").write_text("abc123")
-    write_parquet(hub / "snapshots" / "abc123" / "data" / "train-0.parquet", rows, ["image", "masks"])
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    card = hf_card(masks="masks", hf_dataset="someone/nuclei")
-    from sambench.datasets import hf
-
-    assert hf.hub_snapshot("someone/nuclei") == hub / "snapshots" / "abc123"
-    ds = open_format(card, hf.hub_snapshot("someone/nuclei"))
+    write_parquet(tmp_path / "data" / "train-0.parquet", rows, ["image", "masks"])
+    ds = open_format(hf_card(masks="masks"), tmp_path)
     (sample,) = list(ds)
-    assert sample.id == "data/train-0/0"
+    assert sample.id == "0"
     assert_masks(sample, {"0": a, "1": b})
     assert [p["kind"] for p in sample.problems] == ["empty_mask"]
 
 
-def test_hf_card_resolves_to_the_hub_cache_without_a_folder(tmp_path, monkeypatch):
-    hub = tmp_path / "hub" / "datasets--someone--nuclei" / "snapshots" / "rev1"
-    hub.mkdir(parents=True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+def test_hf_card_without_a_folder_reads_the_hub_through_datasets(tmp_path, monkeypatch):
     card = hf_card(masks="masks", hf_dataset="someone/nuclei")
     registry = load_cards()
     registry.add(card.name, card)
     monkeypatch.setattr("sambench.datasets.load_cards", lambda: registry)
-    assert resolve("nuclei-hf", str(tmp_path / "data")).root == hub
+    ref = resolve("nuclei-hf", str(tmp_path / "data"))
+    assert str(ref.root) == "hf:someone/nuclei" and ref.present()
 
 
 def test_hf_missing_columns_is_a_clear_error(tmp_path):
@@ -155,9 +145,8 @@ def test_missing_optional_readers_give_one_clear_line(tmp_path, monkeypatch):
     from sambench.datasets.hypersim import read_hdf5_map
 
     monkeypatch.setitem(sys.modules, "h5py", None)
-    monkeypatch.setitem(sys.modules, "pyarrow", None)
-    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(SambenchError, match="needs h5py: pip install h5py"):
         read_hdf5_map(tmp_path / "frame.0000.semantic_instance.hdf5")
-    with pytest.raises(SambenchError, match="needs pyarrow: pip install pyarrow"):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(SambenchError, match="need the datasets library"):
         open_format(hf_card(label="label"), tmp_path)

@@ -112,7 +112,7 @@ def test_resume_with_other_settings_is_refused(synth_dir, tmp_path, capsys):
       "--model-option", "iterations"], "--model-option wants KEY=VALUE"),
     (["run", "--model", "grabcut", "--task", "point", "--dataset", "synth-shapes",
       "--model-option", "iteration=2"], "unknown option(s) for model grabcut: iteration"),
-    (["run", "--model", "grabcut", "--task", "point"], "--task needs --dataset"),
+    (["run", "--model", "grabcut", "--task", "instances"], "task instances has no bundled data: pass --dataset"),
     (["report", "/no/such/run"], "no results.json"),
 ])
 def test_user_mistakes_give_one_clear_line(args, message, capsys):

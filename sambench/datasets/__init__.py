@@ -1,8 +1,9 @@
 """Datasets: cards (what a dataset is) + formats (how to parse it) → an iterable of Samples.
 
-A dataset is named on the command line as ``NAME`` (a card; its folder found under
-``--data-root`` or, for bundled synthetic data, generated into the cache), ``NAME=ROOT``
-(a card at an explicit folder) or a path to a COCO-style folder (no card needed). A run opens a
+A dataset is named on the command line as ``NAME`` (a card, by its name or an alias; its folder
+found under ``--data-root`` or, for bundled synthetic data, generated into the cache),
+``NAME=ROOT`` (a card at an explicit folder), a path to a COCO-style folder (no card needed) or
+``hf:REPO_ID[:CONFIG][@SPLIT]`` / ``hf:FOLDER`` (a Hugging Face dataset, ``datasets`` library). A run opens a
 Table 7 dataset with the paper's subsampling rule, or with a frozen sample list when given.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Optional
 
 # Each format module registers its opener in FORMATS when imported.
 from sambench.datasets import (ade20k, bbbc038, bsds, cityscapes, hf, hypersim, labelmap,  # noqa: F401
-                               lvis, polygons, refcoco, sa1b, ytvis)
+                               lvis, polygons, refcoco, sa1b, saco, ytvis)
 from sambench.datasets.base import FORMATS, open_format
 from sambench.datasets.cards import DatasetCard, load_cards
 from sambench.datasets.coco import CocoDataset, find_coco_files
@@ -39,7 +40,12 @@ class DatasetRef:
 
     name: str
     card: DatasetCard
-    root: Path
+    root: Path  # the folder; ``hf:REPO_ID`` for a Hub dataset read through ``datasets``
+
+    def present(self) -> bool:
+        """Whether there is data to open: the folder exists, or it is a Hub dataset (which
+        ``datasets`` fetches or finds in the user's cache when opened)."""
+        return self.root.exists() or (self.card.format == "hf" and str(self.root).startswith("hf:"))
 
     def open(self, seed: int = 0, sample_list: Optional[str] = None, subsample: bool = False):
         """The dataset as an iterable of Samples with ``__len__``, built lazily: the whole
@@ -49,9 +55,13 @@ class DatasetRef:
         masks; with ``subsample`` and a Table 7 card, the paper's rule drawn from ``seed`` (what
         a run evaluates). The returned dataset's ``sample_list`` attribute, when set, says which.
         """
-        if not self.root.exists():
+        if not self.present():
             raise SambenchError(f"dataset {self.name}: folder not found: {self.root}")
         dataset = open_format(self.card, self.root)
+        indexed = hasattr(dataset, "image_ids")
+        if not indexed and (sample_list is not None or (subsample and self.card.subsample is not None)):
+            raise SambenchError(f"dataset {self.name} is streamed: it cannot be subsampled or restricted to a "
+                                "sample list (drop --stream)")
         if sample_list is not None:
             chosen = read_sample_list(Path(sample_list))
             if chosen.dataset != self.name:
@@ -67,7 +77,11 @@ def cache_dir() -> Path:
 
 
 def resolve(spec: str, data_root: Optional[str] = None) -> DatasetRef:
-    """Turn ``NAME``, ``NAME=ROOT`` or a folder path into a :class:`DatasetRef`."""
+    """Turn ``NAME``, ``NAME=ROOT``, a folder path or ``hf:...`` into a :class:`DatasetRef`
+    (named by the card's own name when ``NAME`` is an alias)."""
+    if spec.startswith("hf:"):
+        card, root = hf.spec_card(spec[3:])
+        return DatasetRef(card.name, card, root)
     cards = load_cards()
     name, sep, root = spec.partition("=")
     if not sep and name not in cards and Path(spec).is_dir():
@@ -76,15 +90,14 @@ def resolve(spec: str, data_root: Optional[str] = None) -> DatasetRef:
                            extraction="COCO instances as annotated")
         return DatasetRef(path.name, card, path)
     card = cards.get(name)
+    name = card.name
     if sep:
         return DatasetRef(name, card, Path(root).expanduser())
     if card.synthetic is not None:
         return DatasetRef(name, card, ensure_synthetic(card))
     folder = Path(data_root).expanduser() / (card.dirname or name) if data_root else None
     if card.format == "hf" and card.layout.get("hf_dataset") and not (folder and folder.exists()):
-        snapshot = hf.hub_snapshot(card.layout["hf_dataset"])  # the user's Hub cache, never a download
-        if snapshot is not None:
-            return DatasetRef(name, card, snapshot)
+        return DatasetRef(name, card, Path(f"hf:{card.layout['hf_dataset']}"))  # read through `datasets`
     if folder is None:
         raise SambenchError(f"dataset {name}: give its folder as {name}=DIR or pass --data-root")
     return DatasetRef(name, card, folder)
@@ -111,6 +124,11 @@ def ensure_synthetic(card: DatasetCard) -> Path:
     if card.format == "bsds":  # the edges task's synthetic data, in the BSDS500 layout
         if not (root / "groundTruth").is_dir():
             synth.write_bsds_dataset(root, name=card.name, **settings)
+    elif card.format == "saco":  # the concept task's synthetic data, in the SA-Co layout
+        if not (root / "annotations").is_dir():
+            from sambench.datasets.synth_concepts import write_saco_dataset
+
+            write_saco_dataset(root, name=card.name, **settings)
     elif not (root / "annotations.json").is_file():
         synth.write_dataset(root, name=card.name, **settings)
     return root

@@ -25,6 +25,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present:
 class DatasetCard:
     name: str
     format: str
+    aliases: list[str] = field(default_factory=list)  # other spellings a user may type (coco, ADE20K)
     title: str = ""
     domain: str = ""
     source: str = ""
@@ -59,11 +60,15 @@ class DatasetCard:
 
 
 def load_cards(directory: Optional[Path] = None) -> Registry[DatasetCard]:
-    """All cards in ``dataset_adapters/`` keyed by name (a fresh registry each call)."""
+    """All cards in ``dataset_adapters/`` keyed by name, with their aliases (a fresh registry
+    each call)."""
     cards: Registry[DatasetCard] = Registry("dataset")
     for path in sorted((directory or asset_dir("dataset_adapters")).glob("*.yaml")):
         card = _read_card(path, path.stat().st_mtime_ns)
         cards.add(card.name, replace(card))
+    for name, card in cards.items():
+        for spelling in card.aliases:
+            cards.alias(spelling, name)
     return cards
 
 
@@ -88,6 +93,13 @@ def render_table(cards: Optional[Registry[DatasetCard]] = None) -> str:
            "- `sambench datasets sample NAME --root DIR --out FILE [--seed S]`: freeze the (image, mask) "
            "ids to evaluate; `sambench run --sample-list FILE` evaluates exactly those and records "
            "the file's sha256",
+           "- `--dataset NAME` also takes the aliases listed per card (e.g. `coco`, `lvis`, `sa-1b`, "
+           "`ADE20K`; any case), and `--dataset hf:REPO_ID[:CONFIG][@SPLIT]` or `hf:FOLDER` reads a Hugging "
+           "Face dataset (Hub, `save_to_disk` folder or parquet files) with the `datasets` library. Default "
+           "columns: `image`, then `segmentation` (per instance a COCO RLE or polygons), `masks` (per instance "
+           "a mask image) or `label` (a label map); optional `image_id`, `annotation_ids`, `iscrowd`, "
+           "`category_id`. A card with `format: hf` maps other column names and pins `hf_dataset`, `config`, "
+           "`split` and `revision` in its layout (sambench/datasets/hf.py).",
            "- Faces are not blurred by sambench (SAM App. D.1 blurred them): a known deviation on every "
            "card, unless you supply pre-blurred images.", "",
            "| name | dataset | domain | split | format | images | masks | subsampled | licence |",
@@ -101,6 +113,8 @@ def render_table(cards: Optional[Registry[DatasetCard]] = None) -> str:
         out += ["", f"## `{name}`: {card.title}", ""]
         out += [f"- **Source:** {_text(card.source)}", f"- **Licence:** {_text(card.licence)}",
                 f"- **Folder:** `<data-root>/{card.dirname or name}`, format `{card.format}`"]
+        if card.aliases:
+            out.append("- **Also called:** " + ", ".join(f"`{a}`" for a in card.aliases))
         if card.layout_note:
             out.append(f"- **Layout:** {_text(card.layout_note)}")
         if card.extraction:

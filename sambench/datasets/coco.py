@@ -96,19 +96,28 @@ class CocoDataset:
                           "detail": f"annotation {ann_id} has category_id {cat_id}"}
         if "segmentation" not in ann:
             return None, {"kind": "no_segmentation", "detail": f"annotation {ann_id}"}
-        try:
-            rle = mask_codec.from_annotation(ann["segmentation"], h, w)
-        except SambenchError as exc:
-            return None, {"kind": "bad_segmentation", "detail": f"annotation {ann_id}: {exc}"}
+        rle, problem = segmentation_rle(ann["segmentation"], h, w, f"annotation {ann_id}")
+        if problem:
+            return None, problem
         area = mask_codec.area(rle)
-        if area == 0:
-            return None, {"kind": "empty_mask", "detail": f"annotation {ann_id}"}
         if area < self.min_area:
             return None, {"kind": "too_small", "detail": f"annotation {ann_id} ({area} px)"}
         category = self.categories.get(cat_id, {}).get("name", str(cat_id))
         extra = {k: ann[k] for k in ("level", "parent_id", "description", "color") if k in ann}
         return Instance(id=ann_id, rle=rle, category=category, category_id=int(cat_id or 0),
                         iscrowd=crowd, ignore=bool(ann.get("ignore", 0)), meta=extra), None
+
+
+def segmentation_rle(segmentation, height: int, width: int, label: str) -> tuple[Optional[dict], Optional[dict]]:
+    """A COCO ``segmentation`` value as (RLE, None), or (None, problem) when it is malformed
+    (``bad_segmentation``) or empty (``empty_mask``); ``label`` names it in the problem."""
+    try:
+        rle = mask_codec.from_annotation(segmentation, height, width)
+    except SambenchError as exc:
+        return None, {"kind": "bad_segmentation", "detail": f"{label}: {exc}"}
+    if mask_codec.area(rle) == 0:
+        return None, {"kind": "empty_mask", "detail": label}
+    return rle, None
 
 
 def find_coco_files(root: Path) -> tuple[Path, Path]:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from sambench import masks as mask_codec
 from sambench.datasets.base import FORMATS, IndexedDataset
 from sambench.datasets.cards import DatasetCard
-from sambench.datasets.coco import load_json
+from sambench.datasets.coco import load_json, segmentation_rle
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
 
@@ -51,13 +50,9 @@ class YtvisDataset(IndexedDataset):
             if self.categories and cat not in self.categories:
                 problems.append({"kind": "unknown_category", "detail": f"track {ann_id} has category_id {cat}"})
                 continue
-            try:
-                rle = mask_codec.from_annotation(seg, h, w)
-            except SambenchError as exc:
-                problems.append({"kind": "bad_segmentation", "detail": f"track {ann_id}: {exc}"})
-                continue
-            if mask_codec.area(rle) == 0:
-                problems.append({"kind": "empty_mask", "detail": f"track {ann_id}"})
+            rle, problem = segmentation_rle(seg, h, w, f"track {ann_id}")
+            if problem:
+                problems.append(problem)
                 continue
             instances.append(Instance(id=ann_id, rle=rle, category=self.categories.get(cat, str(cat)),
                                       category_id=int(cat or 0), iscrowd=bool(ann.get("iscrowd", 0)),

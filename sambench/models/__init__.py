@@ -7,6 +7,7 @@ Families of checkpoint-loaded models (:class:`~sambench.models.family.Family`) a
 :data:`FAMILIES`, one line each, ``name -> "module:attribute"``, imported on first use; each is
 loadable as ``NAME:CKPT`` and recognised from its keys, so ``load_model("path.pth")`` (a bare
 checkpoint path) loads whichever family :func:`detect_family` finds.
+``load_model("sam:vit_b")`` names an official checkpoint, fetched and verified by ``sambench.hub``.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import importlib
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
+from sambench import hub
 from sambench.errors import SambenchError
 from sambench.models.base import ModelInfo, PromptableModel
 from sambench.registry import Registry
@@ -23,7 +25,7 @@ MODEL_DESCRIPTIONS: dict[str, str] = {}
 
 # Modules that register models on import; optional ones may fail for a missing extra.
 _MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", "sambench.models.sam",
-                  "sambench.models.official")
+                  "sambench.models.official", "sambench.models.sam3")
 
 # Model families: one line per family (docs/models.md, "Adding a family").
 FAMILIES: dict[str, str] = {
@@ -92,7 +94,7 @@ def load_model(name: str, checkpoint: Optional[str] = None, device: str = "cpu",
     checkpoint path alone, whose family is then inferred from its keys."""
     _import_all()
     name, from_spec = split_spec(name)
-    checkpoint = checkpoint or from_spec
+    name, checkpoint = hub.resolve(name, checkpoint or from_spec)  # FAMILY:NAME -> the verified cached file
     if name in MODELS:
         return MODELS.get(name)(checkpoint=checkpoint, device=device, dtype=dtype, **options)
     if name in FAMILIES:

@@ -101,6 +101,23 @@ class PromptBatch:
     text: Optional[np.ndarray] = None  # (B, D) float32 text embeddings
 
 
+@dataclass
+class ConceptPrediction:
+    """Every instance a model found for one noun phrase (the concept path, e.g. SAM 3):
+    ``masks`` ``(N, H, W)`` bool at the original size, ``scores`` ``(N,)`` in [0, 1],
+    ``boxes`` ``(N, 4)`` XYXY pixels. N may be 0."""
+
+    masks: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+
+
+def supports_concepts(model) -> bool:
+    """Whether the model answers a noun phrase with all its instances (``predict_concept(
+    embedding, phrase) -> ConceptPrediction``), the protocol's other optional part."""
+    return callable(getattr(model, "predict_concept", None))
+
+
 def supports_text(model) -> bool:
     """Whether ``model.predict`` takes ``text=`` embeddings (the protocol's optional part)."""
     return int(getattr(model, "text_dim", 0) or 0) > 0

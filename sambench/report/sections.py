@@ -104,7 +104,7 @@ def section(task: str, order: int = 0) -> Callable[[SectionFn], SectionFn]:
 def build_sections(ctx: ReportContext) -> list[Section]:
     """Summary, then each task's sections in the order the run lists its tasks, then problems."""
     from sambench.report import edges, examples, instances, point, proposals  # noqa: F401 (register)
-    from sambench.report import text  # noqa: F401 (register)
+    from sambench.report import concept, text  # noqa: F401 (register)
 
     out = [summary_section(ctx)]
     for task in dict.fromkeys(e["task"] for e in ctx.results["results"]):

@@ -21,6 +21,8 @@ HEADLINE: dict[str, list[tuple[str, str]]] = {
     "instances-gtbox": [("gtbox_miou", "GT-box mIoU")],
     "text": [("text_miou", "mIoU"), ("text+point_miou", "text + 1 pt mIoU"), ("det_miou", "det. box mIoU"),
              ("chance_miou", "chance mIoU")],
+    "concept": [("cgf1", "cgF1"), ("il_mcc", "IL_MCC"), ("pmf1", "pmF1"), ("text_cgf1", "text cgF1"),
+                ("det_cgf1", "det. box cgF1")],
 }
 # Edge metrics are printed as fractions with 3 digits, as in the paper's Table 3.
 FRACTION_TASKS = {"edges"}

@@ -48,6 +48,7 @@ class TaskSpec:
     datasets: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    bundled: list[str] = field(default_factory=list)  # synthetic datasets `--task NAME` runs on alone
 
     def build(self) -> TaskRunner:
         _import_runners()
@@ -99,7 +100,7 @@ def load_task(name: str, datasets: Optional[list[str]] = None, options: Optional
     merged.update(options or {})
     return TaskSpec(name=name, runner=data["runner"], version=int(data.get("version", 1)),
                     datasets=list(datasets or data.get("datasets") or []), options=merged,
-                    description=data.get("description", ""))
+                    description=data.get("description", ""), bundled=list(data.get("bundled") or []))
 
 
 def load_suite(name_or_file: str) -> Suite:
@@ -122,7 +123,8 @@ def _import_runners() -> None:
     import importlib
 
     for module in ("sambench.tasks.point", "sambench.tasks.instances", "sambench.tasks.proposals",
-                   "sambench.tasks.statistics", "sambench.tasks.edges", "sambench.tasks.text"):
+                   "sambench.tasks.statistics", "sambench.tasks.edges", "sambench.tasks.text",
+                   "sambench.tasks.concept"):
         importlib.import_module(module)
 
 

@@ -9,7 +9,8 @@ units as a text-prompted model when given a JSON list of::
 ``image_id`` is the sample id (the COCO image id for COCO-format data, compared as a string),
 ``box`` is XYXY in pixels of the original image, extra keys are ignored. Phrases match after
 lower-casing and collapsing white space. Per (image, phrase) the highest-scoring box is kept
-(ties: the first in the file); a unit with no box scores IoU 0 and is counted.
+(ties: the first in the file); a unit with no box scores IoU 0 and is counted. The concept
+task (every instance of a phrase) takes all boxes of a pair, ``image_id`` being the pair id.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class TextDetections:
     sha256: str
     total: int
     best: dict  # (str(image_id), phrase_key) -> (box [x0, y0, x1, y1], score, index in file)
+    boxes: dict  # (str(image_id), phrase_key) -> every (box, score, index), in file order
 
     def lookup(self, image_id: str, phrase: str):
         """``(box, score, index)`` of the best box for the pair, or None."""
@@ -48,12 +50,15 @@ def load_text_detections(path) -> TextDetections:
 def _load(path: str, size: int, mtime_ns: int) -> TextDetections:
     data, sha256 = read_json_list(path, "text detections", "{image_id, phrase, box: [x0, y0, x1, y1], score}")
     best: dict = {}
+    boxes: dict = {}
     for i, det in enumerate(data):
         image_id, phrase, box, score = _check(path, i, det)
         key = (str(image_id), phrase_key(phrase))
+        found = ([float(v) for v in box], float(score), i)
+        boxes.setdefault(key, []).append(found)
         if key not in best or score > best[key][1]:
-            best[key] = ([float(v) for v in box], float(score), i)
-    return TextDetections(path, sha256, len(data), best)
+            best[key] = found
+    return TextDetections(path, sha256, len(data), best, boxes)
 
 
 def _check(path: str, i: int, det) -> tuple:

@@ -63,6 +63,7 @@ def add_parser(sub) -> None:
 
 def build(model_spec: str, arch: str):
     """The model to train: a checkpoint, or a fresh architecture."""
+    from sambench import hub
     from sambench.models import split_spec
     from sambench.models.sam.checkpoint import load_sam
     from sambench.models.sam.random_checkpoint import make_config
@@ -72,7 +73,7 @@ def build(model_spec: str, arch: str):
     if name != "sam":
         raise SambenchError(f"training supports SAM-layout models (sam[:CHECKPOINT]), not {name!r}")
     if checkpoint:
-        return load_sam(checkpoint)[0]
+        return load_sam(hub.resolve(name, checkpoint)[1])[0]  # sam:vit_b: the official checkpoint, fetched
     if arch in ARCHITECTURES:
         return Sam(make_config("tiny", **ARCHITECTURES[arch]))
     if arch in PRESETS:
