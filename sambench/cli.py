@@ -23,7 +23,8 @@ log = logging.getLogger("sambench")
 # Modules that add their own subcommand with ``add_parser(subparsers)``.
 _SUBCOMMAND_MODULES: list[str] = ["sambench.report.cli", "sambench.train.cli",
                                    "sambench.metrics.bsds_cli", "sambench.bench",
-                                   "sambench.amg.cli", "sambench.tasks.concept_eval"]
+                                   "sambench.amg.cli", "sambench.tasks.concept_eval",
+                                   "sambench.sensitivity"]
 
 
 def _add_run(sub) -> None:

@@ -3,7 +3,8 @@
 The rules follow RITM's ``Clicker._get_next_click`` (reference/protocols.md §2.1–2.2,
 metrics.md §3.1), which the SAM paper cites for its point protocol:
 
-* FN = gt ∧ ¬pred and FP = ¬gt ∧ pred;
+* FN = gt ∧ ¬pred and FP = ¬gt ∧ pred, both outside the ignore region when one is given
+  (RITM's ``not_ignore_mask``), so no click lands on an ignore pixel;
 * each error map is padded with a 1-px zero border before an exact Euclidean distance
   transform (``cv2.DIST_L2`` with ``DIST_MASK_PRECISE``) and cropped back, so the image border
   counts as a boundary and a mask touching it is not pulled towards it;
@@ -62,16 +63,19 @@ def random_point(gt: np.ndarray, rng: np.random.Generator) -> Optional[Click]:
     return Click(int(xs[i]), int(ys[i]), True)
 
 
-def next_click(gt: np.ndarray, pred: np.ndarray, clicked: Optional[np.ndarray] = None) -> Optional[Click]:
+def next_click(gt: np.ndarray, pred: np.ndarray, clicked: Optional[np.ndarray] = None,
+               ignore: Optional[np.ndarray] = None) -> Optional[Click]:
     """The RITM corrective click for prediction ``pred`` of mask ``gt``.
 
-    ``clicked`` marks pixels clicked before (never clicked twice). Returns None when no
-    unclicked error pixel is left (the prediction is perfect): the caller keeps its mask.
+    ``clicked`` marks pixels clicked before (never clicked twice); ``ignore`` marks pixels that
+    are errors of neither kind. Returns None when no unclicked error pixel is left (the
+    prediction is perfect): the caller keeps its mask.
     """
     gt = gt.astype(bool)
     pred = pred.astype(bool)
-    fn_dt = padded_distance(gt & ~pred)
-    fp_dt = padded_distance(~gt & pred)
+    valid = np.ones_like(gt) if ignore is None else ~ignore.astype(bool)
+    fn_dt = padded_distance(gt & ~pred & valid)
+    fp_dt = padded_distance(~gt & pred & valid)
     if clicked is not None:
         fn_dt[clicked] = 0
         fp_dt[clicked] = 0

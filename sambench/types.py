@@ -55,6 +55,23 @@ class Sample:
     meta: dict = field(default_factory=dict)
     # Annotations the adapter could not turn into an Instance (kind, detail); tasks count them.
     problems: list[dict[str, str]] = field(default_factory=list)
+    # The label map's void / unlabelled pixels as an (H, W) bool array, computed on demand
+    # (None: the format has none); crowd and ignore instances are added by ``ignore_mask``.
+    void_loader: Optional[Callable[[], np.ndarray]] = None
+
+    def ignore_mask(self) -> Optional[np.ndarray]:
+        """``(H, W)`` bool: pixels no mask of this image is judged on (the dataset's void /
+        unlabelled pixels and its crowd or ignore regions), or None when there are none.
+        Computed once, on first use."""
+        if "_ignore" not in self.__dict__:
+            ignore = np.zeros((self.height, self.width), bool)
+            if self.void_loader is not None:
+                ignore |= np.asarray(self.void_loader(), bool)
+            for inst in self.instances:
+                if inst.iscrowd or inst.ignore:
+                    ignore |= inst.mask().astype(bool)
+            self.__dict__["_ignore"] = ignore if ignore.any() else None
+        return self.__dict__["_ignore"]
 
     def preload(self) -> None:
         """Decode the image now (e.g. in a prefetch thread); ``load_image`` then returns it,

@@ -63,6 +63,9 @@ def test_cityscapes_instance_ids_panoptic(tmp_path):
     assert by_id["7"].meta["kind"] == "stuff" and by_id["24000"].category == "person"
     without_stuff = open_format(card("cityscapes", stuff=False), tmp_path).sample(sample_id)
     assert sorted(i.id for i in without_stuff.instances) == ["24000", "26", "26000", "26001"]
+    # the ignore region: void classes (unlabelled = 0, ego vehicle) and the crowd region
+    drawn = road | sky | car0 | car1 | person | group | ego
+    assert (sample.ignore_mask() == (~drawn | ego | group)).all()
 
 
 def test_cityscapes_polygons_give_the_same_instances(tmp_path):
@@ -101,3 +104,8 @@ def test_ade20k_objects_and_parts(tmp_path):
     assert {i.id: i.category_id for i in sample.instances} == {"o1": 2978, "o2": 775, "o3": 1831, "p1-1": 1181}
     objects_only = open_format(card("ade20k", part_levels=[]), tmp_path).sample("ADE_val_00000001")
     assert sorted(i.id for i in objects_only.instances) == ["o1", "o2", "o3"]
+    # the card makes unlabelled pixels the ignore region; without that flag there is none
+    strip = np.zeros((H, W), bool)
+    strip[15, :] = True
+    assert (sample.ignore_mask() == strip).all()
+    assert open_format(card("ade20k", unlabeled_is_void=False), tmp_path).sample("ADE_val_00000001").ignore_mask() is None

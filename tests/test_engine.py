@@ -26,7 +26,7 @@ def test_run_directory_follows_the_contract(synth_dir, tmp_path):
     assert results["run"]["seed"] == 3
     assert set(results["model"]) >= {"name", "family", "checkpoint", "sha256", "params", "config"}
     (entry,) = results["results"]
-    assert entry["task"] == "point" and entry["task_version"] == 1 and entry["dataset"] == "synth-shapes"
+    assert entry["task"] == "point" and entry["task_version"] == 2 and entry["dataset"] == "synth-shapes"
     assert entry["n_images"] == 3 and entry["n_masks"] > 10
     names = {"miou@1", "miou@2", "miou@3", "miou@5", "miou@9", "miou@1_oracle",
              "random_miou@1", "random_miou@9", "random_miou@1_oracle", "noc@85", "noc@90"}
@@ -161,3 +161,40 @@ def test_models_and_datasets_lists(capsys):
     assert main(["datasets", "list"]) == 0
     out = capsys.readouterr().out
     assert "synth-shapes" in out and "coco2017" in out
+
+
+def test_empty_gt_mask_is_counted_logged_and_never_scored(synth_dir, tmp_path, caplog):
+    import shutil
+
+    folder = shutil.copytree(synth_dir, tmp_path / "with-empty")
+    data = json.loads((folder / "annotations.json").read_text())
+    image = data["images"][0]
+    data["annotations"].append({"id": 999, "image_id": image["id"], "category_id": data["annotations"][0]["category_id"],
+                                "iscrowd": 0, "bbox": [0, 0, 0, 0], "area": 0,
+                                "segmentation": {"size": [image["height"], image["width"]],
+                                                 "counts": [image["height"] * image["width"]]}})
+    (folder / "annotations.json").write_text(json.dumps(data))
+    out = tmp_path / "run"
+    assert main(["run", "--model", "test-disk", "--task", "point", "--no-cache", "--no-report",
+                 "--dataset", str(folder), "--out", str(out), "--limit", "1"]) == 0
+    (entry,) = json.loads((out / "results.json").read_text())["results"]
+    assert entry["counts"]["empty_mask"] == 1
+    scored = {row["mask"] for path in (out / "records").rglob("*.json")
+              for row in json.loads(path.read_text())["rows"]}
+    assert scored and "999" not in scored
+    assert "empty_mask" in caplog.text
+
+
+def test_every_instance_prompting_task_skips_empty_masks():
+    """point, instances-gtbox and text decode their instances through decode_instances: a custom
+    adapter's empty mask is counted there and never reaches a prompt."""
+    from sambench import masks as mask_codec
+    from sambench.tasks import decode_instances
+    from sambench.types import Instance, Sample, SampleRecord
+
+    full = np.ones((4, 4), bool)
+    sample = Sample("s", "toy", 4, 4, [Instance("a", mask_codec.encode(full)),
+                                       Instance("e", mask_codec.encode(~full))])
+    record = SampleRecord("s")
+    gts, ids = decode_instances(sample, record, include_crowd=False)
+    assert ids == ["a"] and [e["kind"] for e in record.errors] == ["empty_mask"]

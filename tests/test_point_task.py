@@ -114,3 +114,84 @@ def test_unreadable_image_is_counted(tmp_path):
     kinds = [e["kind"] for e in record.errors]
     assert kinds == ["image", "mask_not_scored"] and "unreadable image" in record.errors[0]["detail"]
     assert record.rows == []
+
+
+# -- ignore regions -----------------------------------------------------------------------------
+OBJ = square(4, 12, 2, 8)  # 8 x 6 = 48 px
+VOID = square(4, 12, 10, 18)  # 8 x 8 = 64 px, apart from the object
+
+
+class SpillModel:
+    """Every mask it returns is the object plus the void region (3 equal masks in multimask)."""
+
+    def embed(self, image):
+        return image
+
+    def predict(self, embedding, points=None, labels=None, box=None, mask_input=None, multimask=True):
+        batch = batch_prompts(points, labels, box, mask_input)
+        k = 3 if multimask else 1
+        masks = np.broadcast_to(OBJ | VOID, (batch.size, k, H, W)).copy()
+        pred = Prediction(masks, np.full((batch.size, k), 0.5, np.float32), np.zeros((batch.size, k, 256, 256)))
+        return unbatch(pred, batch)
+
+
+def void_sample():
+    image = np.zeros((H, W, 3), np.uint8)
+    return Sample("v", "toy", H, W, [Instance("o", mask_codec.encode(OBJ))], image_loader=lambda: image,
+                  void_loader=lambda: VOID)
+
+
+@pytest.mark.parametrize("ignore", ["exclude", "background"])
+def test_ignore_region_by_hand(ignore):
+    task = PointTask({"first_point": ["center"], "n_points": [1, 2, 3], "ignore": ignore})
+    assert task.protocol()["ignore"] == ignore
+    rows = task.run_sample(SpillModel(), void_sample(), seed=0).rows
+    # first click: the object's centre either way (the void region is not part of the object)
+    assert rows[0]["point"] == [4, 6, 1]  # distance 3: rows 6..9 x cols 4..5, first in raster order
+    if ignore == "exclude":
+        # the spill lies in the void region: counted in neither intersection nor union, so the
+        # mask is perfect at once and no further click is made
+        assert [r["iou"] for r in rows] == [1.0, 1.0, 1.0]
+        assert rows[1]["point"] is None and rows[2]["point"] is None
+    else:
+        # background: the void region is a false positive, IoU 48 / 112, and click 2 is negative
+        # at its deepest pixel (distance 4 in the 8 x 8 square; first in raster order)
+        assert [r["iou"] for r in rows] == [pytest.approx(48 / 112)] * 3
+        assert rows[1]["point"] == [13, 7, 0] and rows[2]["point"] == [14, 7, 0]
+
+
+def test_ignore_mask_gathers_void_and_crowd_regions():
+    from sambench.datasets.labelmap import void_of
+    from sambench.datasets.labels import LabelRule
+
+    label = np.zeros((H, W), np.uint8)
+    label[VOID] = 255
+    label[OBJ] = 3
+    crowd = square(15, 18, 0, 4)
+    sample = Sample("s", "toy", H, W, [Instance("o", mask_codec.encode(OBJ)),
+                                       Instance("c", mask_codec.encode(crowd), iscrowd=True)],
+                    void_loader=void_of(label, LabelRule(mode="categories", ignore=[255])))
+    assert (sample.ignore_mask() == (VOID | crowd)).all()
+    assert void_of(label, LabelRule(mode="categories")) is None
+    assert Sample("t", "toy", H, W, [Instance("o", mask_codec.encode(OBJ))]).ignore_mask() is None
+
+
+def test_best_of_3_at_later_clicks_is_an_option():
+    model = ScriptedModel()
+    task = PointTask({"first_point": ["center"], "n_points": [1, 2], "multimask_later": True})
+    record = task.run_sample(model, make_sample(), seed=0)
+    # step 2 is multimask too: the most confident of 3 is SMALL again; the oracle stays a 1-point number
+    assert [c[2] for c in model.calls] == [True, True]
+    step2 = [r for r in record.rows if r["step"] == 2]
+    assert all(r["iou"] == pytest.approx(0.16) and "oracle_iou" not in r for r in step2)
+
+
+def test_empty_gt_mask_is_counted_and_never_prompted():
+    model = ScriptedModel()
+    image = np.zeros((H, W, 3), np.uint8)
+    sample = Sample("e", "toy", H, W, [Instance("a", mask_codec.encode(GT)),
+                                       Instance("empty", mask_codec.encode(np.zeros((H, W), bool)))],
+                    image_loader=lambda: image)
+    record = PointTask({"first_point": ["center"], "n_points": [1, 2]}).run_sample(model, sample, seed=0)
+    assert record.errors == [{"kind": "empty_mask", "detail": "mask empty: no pixel, not prompted"}]
+    assert {r["mask"] for r in record.rows} == {"a"} and model.calls[0][0] == 1

@@ -70,8 +70,8 @@ def test_different_datasets_versions_and_seeds_are_refused(base_run, tmp_path):
         compare_runs(base_run, renamed)
 
     versioned = copy_run(base_run, tmp_path / "v2")
-    edit_results(versioned, lambda d: d["results"][0].update(task_version=2))
-    with pytest.raises(SambenchError, match="task version 1 vs 2"):
+    edit_results(versioned, lambda d: d["results"][0].update(task_version=3))
+    with pytest.raises(SambenchError, match="task version 2 vs 3"):
         compare_runs(base_run, versioned)
 
     seeded = copy_run(base_run, tmp_path / "seed7")

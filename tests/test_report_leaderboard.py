@@ -66,7 +66,7 @@ def test_leaderboard_html_renders(two_runs, tmp_path):
 
 def test_runs_with_other_versions_or_samples_are_refused_unless_mixed(base_run, tmp_path, capsys):
     other = worse_copy(base_run, tmp_path / "v2")
-    edit_results(other, lambda d: d["results"][0].update(task_version=2))
+    edit_results(other, lambda d: d["results"][0].update(task_version=3))
     assert main(["leaderboard", str(base_run), str(other), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "not comparable" in err and "point/synth-shapes: task version differ" in err and "--allow-mixed" in err

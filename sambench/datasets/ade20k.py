@@ -28,8 +28,9 @@ def decode_seg(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class Ade20kDataset(IndexedDataset):
     def __init__(self, name: str, root: Path, images: str = "**/ADE_val_*.jpg",
-                 part_levels="all", min_area: int = 0):
+                 part_levels="all", min_area: int = 0, unlabeled_is_void: bool = False):
         self.name, self.root, self.min_area = name, Path(root), min_area
+        self.unlabeled_is_void = unlabeled_is_void  # class 0 pixels: the ignore region
         self.part_levels = part_levels
         files = find_files(self.root, images)
         if not files:
@@ -68,8 +69,9 @@ class Ade20kDataset(IndexedDataset):
             more, more_problems = self._masks(p_classes, p_inst, f"p{level}-", level)
             instances += more
             problems += more_problems
+        void = (lambda: classes == 0) if self.unlabeled_is_void else None
         return Sample(id=image_id, dataset=self.name, height=classes.shape[0], width=classes.shape[1],
-                      instances=instances, image_path=image, problems=problems)
+                      instances=instances, image_path=image, problems=problems, void_loader=void)
 
     def _masks(self, classes, inst, prefix: str, level: int = 0):
         instances, problems = [], []
@@ -92,4 +94,5 @@ def open_ade20k(card: DatasetCard, root: Path) -> Ade20kDataset:
     layout = card.layout
     return Ade20kDataset(card.name, root, layout.get("images", "**/ADE_val_*.jpg"),
                          part_levels=layout.get("part_levels", "all"),
-                         min_area=int(layout.get("min_area", 0)))
+                         min_area=int(layout.get("min_area", 0)),
+                         unlabeled_is_void=bool(layout.get("unlabeled_is_void", False)))

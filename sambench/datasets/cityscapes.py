@@ -8,7 +8,8 @@ polygons are rasterised into the same id map the official ``json2instanceImg`` w
 both give the same instances. Panoptic rule (the Cityscapes panoptic benchmark's): each thing
 instance is a mask; each evaluated stuff class is one mask per image (``layout.stuff``); a
 thing region without an instance id ("car group") is a crowd mask; classes with
-``ignoreInEval`` (void, caravan, trailer, ...) give no mask.
+``ignoreInEval`` (void, caravan, trailer, ...) give no mask and are the image's void region
+(``Sample.ignore_mask``, with the crowd regions), as the official evaluation ignores them.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ ID_TO_NAME = {i: name for name, i, _, _ in LABELS}
 THINGS = {i for _, i, inst, ignore in LABELS if inst and not ignore}
 STUFF = {i for _, i, inst, ignore in LABELS if not inst and not ignore}
 HAS_INSTANCES = {i for _, i, inst, _ in LABELS if inst}
+VOID = sorted(i for _, i, _, ignore in LABELS if ignore)
 
 
 class CityscapesDataset(IndexedDataset):
@@ -74,7 +76,8 @@ class CityscapesDataset(IndexedDataset):
             return broken_sample(self.name, image_id, image, kind, str(exc))
         instances, more = panoptic_instances(ids, self.stuff)
         return Sample(id=image_id, dataset=self.name, height=ids.shape[0], width=ids.shape[1],
-                      instances=instances, image_path=image, problems=problems + more)
+                      instances=instances, image_path=image, problems=problems + more,
+                      void_loader=lambda: np.isin(np.where(ids >= 1000, ids // 1000, ids), VOID))
 
 
 def panoptic_instances(ids: np.ndarray, stuff: bool = True) -> tuple[list[Instance], list[dict]]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, find_files, read_label
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract
@@ -59,7 +61,14 @@ class LabelMapDataset(IndexedDataset):
         instances, problems = extract(label, self.rule)
         return Sample(id=image_id, dataset=self.name, height=label.shape[0], width=label.shape[1],
                       instances=instances, image_path=image, problems=problems,
-                      meta={"label_file": str(label_path)})
+                      meta={"label_file": str(label_path)}, void_loader=void_of(label, self.rule))
+
+
+def void_of(label, rule: LabelRule):
+    """The ignore region of a label map: its ``rule.ignore`` values (e.g. DRAM's 255), or None."""
+    if not rule.ignore:
+        return None
+    return lambda: np.isin(label, rule.ignore)
 
 
 @FORMATS.register("labelmap")

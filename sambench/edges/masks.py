@@ -27,6 +27,7 @@ from sambench.amg import AutomaticMaskGenerator
 from sambench.amg.generator import MASK_THRESHOLD
 from sambench.edges.nms import edge_nms
 from sambench.errors import SambenchError
+from sambench.tasks import open_choice
 
 BOUNDARIES = ("outside", "inside", "band")
 NORMALIZATIONS = ("minmax", "max")
@@ -39,12 +40,23 @@ class EdgeOptions:
 
     points_per_side: int = 16  # 16 x 16 grid, 3 masks per point: 768 masks
     points_per_batch: int = 64  # compute only: no effect on the result
-    box_nms_thresh: float = 0.7  # [open] box NMS over the 768 masks by predicted IoU (#226: 0.7)
-    boundary: str = "outside"  # [open] "outer boundary pixels": see boundary_pixels
-    boundary_holes: bool = True  # [open] boundaries of holes count too (False: outer contour only)
+    # box NMS over the 768 masks by predicted IoU
+    box_nms_thresh: float = open_choice(
+        0.7, "SAM paper App. D.2 says only 'removed by NMS'; 0.7 from a SAM author "
+        "(segment-anything issue #226)", [0.7, 0.5, 0.9])
+    # "outer boundary pixels": see boundary_pixels
+    boundary: str = open_choice(
+        "outside", "SAM paper App. D.2 'outer boundary pixels of a mask'; the ring outside the mask "
+        "as the public reimplementation (ymgw55/segment-anything-edge-detection)", list(BOUNDARIES))
+    # boundaries of holes count too (False: outer contour only)
+    boundary_holes: bool = open_choice(True, "not in the paper", [True, False])
     sobel_ksize: int = 3  # [open] OpenCV Sobel aperture on the probability map
-    normalize: str = "minmax"  # [open] (E - min) / (max - min), or E / max
-    edge_nms: bool = True  # [open] which edge NMS: Dollár's (module sambench.edges.nms)
+    # (E - min) / (max - min), or E / max
+    normalize: str = open_choice("minmax", "SAM paper App. D.2 'linearly normalize'", list(NORMALIZATIONS))
+    # Dollár's edge NMS (module sambench.edges.nms), or none
+    edge_nms: bool = open_choice(
+        True, "SAM paper App. D.2 'edge NMS' citing Dollár's structured forests; applied as his "
+        "edgesDetect.m does", [True, False])
     nms_presmooth: float = 1  # [open] convTri radius before NMS (Dollár's edgesDetect: 1)
     nms_orientation_radius: float = 4  # convTri radius under the orientation estimate
     nms_radius: int = 1  # edgesNms r, s, m as in edgesDetect.m

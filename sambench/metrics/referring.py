@@ -8,7 +8,7 @@ that gave no box) counts with intersection 0 and union = its ground-truth area, 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -23,16 +23,17 @@ def intersection_union(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
 
 
 def referring_metrics(inters: Sequence[int], unions: Sequence[int], thresholds: Sequence[float],
-                      seed: int, prefix: str = "") -> dict:
-    """``{prefix}miou`` (+ ``_ci95``, bootstrap over units), ``{prefix}ciou`` and
-    ``{prefix}p@{t}`` for each threshold; empty when there are no units."""
+                      seed: int, prefix: str = "", images: Optional[Sequence[str]] = None) -> dict:
+    """``{prefix}miou`` (+ ``_ci95``, a bootstrap over ``images`` when given, one per unit, else
+    over units), ``{prefix}ciou`` and ``{prefix}p@{t}`` for each threshold; empty when there
+    are no units."""
     inter = np.asarray(inters, np.float64)
     union = np.asarray(unions, np.float64)
     if len(inter) == 0:
         return {}
     ious = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     out = {f"{prefix}miou": float(ious.mean()),
-           f"{prefix}miou_ci95": list(bootstrap_ci(ious, seed)),
+           f"{prefix}miou_ci95": list(bootstrap_ci(ious, seed, clusters=images)),
            f"{prefix}ciou": float(inter.sum() / union.sum()) if union.sum() > 0 else 1.0}
     for t in thresholds:
         out[f"{prefix}p@{t:g}"] = float((ious >= t).mean())

@@ -1,9 +1,10 @@
 """Paired comparison of two runs on identical prompts (same masks, same seed).
 
 Two models prompted with the same first point on the same masks give paired IoUs, so the
-difference is measured per mask: a paired percentile bootstrap over masks for the 95% CI of
-the mean difference (stratified by dataset for the mean over datasets) and a two-sided sign
-test (``scipy.stats.binomtest``, ties dropped). Unpaired CIs of two means would be far wider
+difference is measured per mask: a paired percentile cluster bootstrap over *images* (the masks
+of an image resampled together, since they share its content) for the 95% CI of the mean
+difference (stratified by dataset for the mean over datasets) and a two-sided sign test over
+masks (``scipy.stats.binomtest``, ties dropped). Unpaired CIs of two means would be far wider
 and would miss that most of the variance is the masks', not the models'.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from sambench.errors import SambenchError
-from sambench.metrics.iou import BOOTSTRAP_RESAMPLES
+from sambench.metrics.iou import BOOTSTRAP_RESAMPLES, CI_METHOD, cluster_sums
 from sambench.report.records import point_frame, point_values
 from sambench.results import load_results, scored
 
@@ -68,8 +69,9 @@ def compare_runs(run_a: Path, run_b: Path, metric: str = "miou@1",
             raise SambenchError(f"{name}: the runs scored different masks ({len(a)} vs {len(b)}, {only} "
                                 "in only one); a paired comparison needs identical masks")
         d = a.to_numpy() - b.to_numpy()
-        idx = rng.integers(0, len(d), size=(resamples, len(d)))
-        means = d[idx].mean(axis=1)
+        sums, counts = cluster_sums(d, a.index.get_level_values("sample"))
+        idx = rng.integers(0, len(sums), size=(resamples, len(sums)))
+        means = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
         boot_means.append(means)
         wins, losses = int((d > TIE).sum()), int((d < -TIE).sum())
         datasets.append({"dataset": name, "n_masks": len(d), "a": float(a.mean()), "b": float(b.mean()),
@@ -82,7 +84,7 @@ def compare_runs(run_a: Path, run_b: Path, metric: str = "miou@1",
             "b": float(np.mean([r["b"] for r in datasets])), "delta": float(deltas.mean()),
             "delta_ci95": _percentiles(np.mean(boot_means, axis=0)),
             "datasets_better": up, "datasets_worse": down, "p_sign_datasets": _sign_p(up, down)}
-    return {"metric": metric, "resamples": resamples, "seed": seed_a,
+    return {"metric": metric, "resamples": resamples, "seed": seed_a, "ci_method": CI_METHOD,
             "a": {"run": str(run_a), "label": run_label(res_a, run_a), "run_id": res_a["run"].get("id")},
             "b": {"run": str(run_b), "label": run_label(res_b, run_b), "run_id": res_b["run"].get("id")},
             "datasets": datasets, "mean": mean}
@@ -114,6 +116,6 @@ def compare_text(result: dict) -> str:
     m = result["mean"]
     lines.append(line(f"mean ({m['n_datasets']} datasets)", "", m["a"], m["b"], m["delta"], m["delta_ci95"],
                       f"{m['datasets_better']}/{m['datasets_worse']}", m["p_sign_datasets"]))
-    lines.append("CI95: paired bootstrap over masks (stratified by dataset for the mean); p: two-sided "
+    lines.append("CI95: paired bootstrap over images (stratified by dataset for the mean); p: two-sided "
                  "sign test over masks (over datasets for the mean), ties dropped.")
     return "\n".join(lines)

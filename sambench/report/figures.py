@@ -105,24 +105,49 @@ def delta_bars(names: Sequence[str], deltas: Sequence[float], ci: Sequence[Seque
     fig, ax = plt.subplots(figsize=(7.2, _bar_height(len(names))))
     y = np.arange(len(names))
     vals = np.array(deltas)[order] * 100
-    ax.barh(y, vals, color=[GOOD if v >= 0 else BAD for v in vals], height=0.65)
-    err = np.array([[v - 100 * ci[i][0], 100 * ci[i][1] - v] for v, i in zip(vals, order)]).T
-    ax.errorbar(vals, y, xerr=err, fmt="none", ecolor="#333", elinewidth=0.8, capsize=2,
-                label="95% CI (paired bootstrap)")
-    span = max(1.0, float(np.abs(np.concatenate([vals, vals + err[1], vals - err[0]])).max()))
-    for yy, v, lo, hi in zip(y, vals, vals - err[0], vals + err[1]):  # labels beyond the whiskers
-        ax.text(hi + 0.02 * span if v >= 0 else lo - 0.02 * span, yy, f"{v:+.1f}", va="center",
-                ha="left" if v >= 0 else "right", fontsize=7.5)
+    _signed_bars(ax, y, vals, np.array([100 * ci[i][0] for i in order]), np.array([100 * ci[i][1] for i in order]),
+                 "95% CI (paired bootstrap over images)", min_span=1.0, digits=1, margin=1.25)
     if reference:
         pts = [(100 * reference[names[i]], yy) for yy, i in zip(y, order) if names[i] in reference]
         if pts:
             ax.scatter(*zip(*pts), marker="D", s=22, color=REFERENCE, zorder=3, label=reference_label)
-    ax.axvline(0, color="#333", linewidth=0.8)
-    ax.set_xlim(-1.25 * span, 1.25 * span)
     ax.set_yticks(y, [names[i] for i in order])
     ax.set_xlabel(xlabel)
     ax.grid(axis="y", visible=False)
     _legend_above(ax, ncol=2)
+    return fig
+
+
+def _signed_bars(ax, y, vals, lo, hi, ci_label: str, min_span: float, digits: int, margin: float) -> None:
+    """Horizontal bars (green up, red down) with CI whiskers [lo, hi], each value written
+    beyond its whisker, and a zero line; symmetric x limits."""
+    ax.barh(y, vals, color=[GOOD if v >= 0 else BAD for v in vals], height=0.65)
+    ax.errorbar(vals, y, xerr=np.array([vals - lo, hi - vals]), fmt="none", ecolor="#333", elinewidth=0.8,
+                capsize=2, label=ci_label)
+    span = max(min_span, float(np.abs(np.concatenate([vals, lo, hi])).max()))
+    for yy, v, a, b in zip(y, vals, lo, hi):
+        ax.text(b + 0.02 * span if v >= 0 else a - 0.02 * span, yy, f"{v:+.{digits}f}", va="center",
+                ha="left" if v >= 0 else "right", fontsize=7.5)
+    ax.axvline(0, color="#333", linewidth=0.8)
+    ax.set_xlim(-margin * span, margin * span)
+
+
+@styled
+def tornado(labels: Sequence[str], deltas: Sequence[float], ci: Sequence[Optional[Sequence[float]]], xlabel: str):
+    """Protocol sensitivity: one bar per alternative (×100), the largest |Δ| on top, with the
+    paired CI as whiskers where there is one."""
+    order = np.argsort(-np.abs(np.asarray(deltas, float)), kind="stable")[::-1]
+    fig, ax = plt.subplots(figsize=(7.2, _bar_height(len(labels))))
+    y = np.arange(len(labels))
+    vals = np.asarray(deltas, float)[order] * 100
+    lo = np.array([100 * ci[i][0] if ci[i] else v for v, i in zip(vals, order)])
+    hi = np.array([100 * ci[i][1] if ci[i] else v for v, i in zip(vals, order)])
+    _signed_bars(ax, y, vals, lo, hi, "95% CI (paired cluster bootstrap over images)", min_span=0.1, digits=2,
+                 margin=1.3)
+    ax.set_yticks(y, [labels[i] for i in order])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="y", visible=False)
+    _legend_above(ax, ncol=1)
     return fig
 
 

@@ -16,7 +16,7 @@ from sambench.results import scored
 PROTOCOL_NOTE = (
     "mIoU ×100 over masks. First point at the mask center (deepest interior point) or uniformly at "
     "random; later points by the RITM error rule. At 1 point the most confident of 3 masks is scored; "
-    "the oracle scores the best of the 3. CI95: bootstrap over masks. The mean row is unweighted over "
+    "the oracle scores the best of the 3. CI95: bootstrap over images (the masks of an image resampled together). The mean row is unweighted over "
     "datasets, like the paper's headline. NoC@85/90: mean clicks to reach 85% / 90% IoU (capped at "
     "the clicks run).")
 
@@ -135,7 +135,7 @@ def point_compare_section(ctx: ReportContext) -> Optional[Section]:
         return None
     sec = Section("Point task: paired comparison", "point-compare")
     sec.note("Δ = this run − the other run, mIoU ×100 at 1 center point on identical prompts (same masks, "
-             "same first point). CI95: paired bootstrap over masks (stratified by dataset for the mean); "
+             "same first point). CI95: paired bootstrap over images (stratified by dataset for the mean); "
              "p: two-sided sign test over masks (over datasets for the mean row), ties dropped.")
     paper = reference.delta_ref("point", "miou@1")
     for other_dir, _ in ctx.others:

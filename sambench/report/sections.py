@@ -112,6 +112,11 @@ def build_sections(ctx: ReportContext) -> list[Section]:
             sec = fn(ctx)
             if sec is not None:
                 out.append(sec)
+    from sambench.report.sensitivity import sensitivity_section
+
+    sensitivity = sensitivity_section(ctx)
+    if sensitivity is not None:
+        out.append(sensitivity)
     problems = problems_section(ctx)
     if problems is not None:
         out.append(problems)

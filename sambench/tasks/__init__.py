@@ -12,7 +12,7 @@ visibly comparable or not.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
@@ -137,8 +137,28 @@ def parse_protocol(protocol_class, options: dict, task: str):
     return protocol_class(**options)
 
 
+def open_choice(default, source: str, values: list):
+    """A protocol field the paper leaves open: its default, where that default comes from, and
+    the values ``sambench sensitivity`` tries (dataclass field metadata ``open``)."""
+    factory = (lambda: list(default)) if isinstance(default, list) else None
+    meta = {"open": True, "source": source, "values": list(values)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def open_choices(protocol) -> dict[str, dict]:
+    """The open choices of a protocol dataclass (class or instance): name -> {source, values}."""
+    return {f.name: {"source": f.metadata["source"], "values": list(f.metadata["values"])}
+            for f in fields(protocol) if f.metadata.get("open")}
+
+
 def decode_instances(sample: Sample, record: SampleRecord, include_crowd: bool):
-    """Decode the instances a mask task scores; count crowd/ignore and adapter problems."""
+    """Decode the instances a mask task scores; count crowd/ignore and adapter problems.
+
+    An instance with an empty mask is never prompted (it would have no click and a perfect
+    IoU): it is counted as ``empty_mask``, which the engine logs.
+    """
     for problem in sample.problems:
         record.errors.append(dict(problem))
     gts, ids = [], []
@@ -146,7 +166,11 @@ def decode_instances(sample: Sample, record: SampleRecord, include_crowd: bool):
         if (inst.iscrowd or inst.ignore) and not include_crowd:
             record.errors.append({"kind": "crowd_excluded", "detail": f"mask {inst.id}"})
             continue
-        gts.append(inst.mask())
+        mask = inst.mask()
+        if not mask.any():
+            record.errors.append({"kind": "empty_mask", "detail": f"mask {inst.id}: no pixel, not prompted"})
+            continue
+        gts.append(mask)
         ids.append(inst.id)
     return gts, ids
 
@@ -161,4 +185,5 @@ def load_image_or_record(sample: Sample, record: SampleRecord) -> Optional[np.nd
 
 
 __all__ = ["RUNNERS", "TaskSpec", "Suite", "load_task", "load_suite", "task_names",
-           "suite_names", "parse_protocol", "decode_instances", "load_image_or_record"]
+           "suite_names", "parse_protocol", "decode_instances", "load_image_or_record",
+           "open_choice", "open_choices"]

@@ -24,10 +24,10 @@ import numpy as np
 from sambench import masks as mask_codec
 from sambench.errors import SambenchError
 from sambench.metrics.coco_eval import COCO_MAX_DETS, LVIS_MAX_DETS, RESULT_KEYS, is_lvis, segm_ap
-from sambench.metrics.iou import bootstrap_ci, mask_iou
+from sambench.metrics.iou import bootstrap_ci, ci_protocol, mask_iou
 from sambench.prompts import center_point
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, parse_protocol
+from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, open_choice, parse_protocol
 from sambench.tasks.detections import load_detections, match_detections
 from sambench.types import Sample, SampleRecord
 
@@ -48,9 +48,18 @@ class InstancesProtocol:
     prompt: str = "detections"  # detections | gt-box
     detections: Optional[str] = None  # the detector's COCO results JSON (prompt: detections)
     multimask: bool = True  # first pass: 3 masks, keep the highest predicted IoU
-    refine: bool = True  # one more pass: that mask's low-res logits + the same prompt (P §D.4)
-    refine_multimask: bool = False  # output mode of the refinement pass [NOT IN PAPER]
-    score: str = "detector"  # a mask's ranking score: the detector's, or × predicted IoU
+    # one more pass: that mask's low-res logits + the same prompt
+    refine: bool = open_choice(
+        True, "SAM paper App. D.4: the most confident mask and the box prompt are fed back to the "
+        "decoder once more", [True, False])
+    # output mode of the refinement pass: single mask, or 3 and the most confident
+    refine_multimask: bool = open_choice(
+        False, "not in the paper; SAM §A: unambiguous (several) prompts take the single-mask output",
+        [False, True])
+    # a mask's ranking score: the detector's, or × predicted IoU
+    score: str = open_choice(
+        "detector", "not in the paper (presumably the detector's box score); HQ-SAM's maintainer: "
+        "no score fusion (sam-hq issue #115)", list(SCORES))
     max_dets: Optional[int] = None  # per image, top by detector score (None: COCO 100 / LVIS 300)
     evaluator: str = "auto"  # auto: LVIS rules for LVIS-format GT, else COCO
     center_point: bool = False  # gt-box: also prompt box + the mask's centre point
@@ -154,7 +163,8 @@ class InstancesTask:
             out.update(center_point=p.center_point, include_crowd=False,
                        box="tight box of the GT mask (COCO bbox -> XYXY)",
                        center="deepest interior point of the GT mask",
-                       sizes="mask pixel area: small < 32², medium < 96², large otherwise")
+                       sizes="mask pixel area: small < 32², medium < 96², large otherwise",
+                       ci95=ci_protocol())
         return out
 
     def begin_dataset(self, ref, out: Path) -> dict[str, int]:
@@ -259,8 +269,9 @@ class InstancesTask:
             atomic_write_json(state.out / f"{state.name}_{prefix.rstrip('_')}_segm.json",
                               [{k: row[k] for k in RESULT_KEYS} for row in rows])
             ious = [row["iou"] for row in rows]
+            images = [rec.sample_id for rec in records for row in rec.rows if row["mode"] == mode]
             metrics[f"{prefix}miou"] = float(np.mean(ious))
-            metrics[f"{prefix}miou_ci95"] = list(bootstrap_ci(ious, seed))
+            metrics[f"{prefix}miou_ci95"] = list(bootstrap_ci(ious, seed, clusters=images))
             for size, _, _ in SIZES:
                 sized = [row["iou"] for row in rows if size_of(row["area"]) == size]
                 if sized:

@@ -5,6 +5,10 @@ mask, seeded per mask), then corrective clicks by the RITM rule up to ``max_poin
 point the model returns 3 masks and the most confident is scored (plus the oracle, the best of
 the 3); later points use the single-mask output, optionally fed the previous step's low-res
 logits. All masks of an image are prompted together in one batched call per step.
+
+With ``ignore: exclude`` (RITM's rule) the image's ignore region (``Sample.ignore_mask``: void
+pixels, crowd regions; never the scored mask's own pixels) is neither a false negative nor a
+false positive for the clicks and counts in neither intersection nor union.
 """
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sambench import masks as mask_codec
-from sambench.metrics.iou import batch_iou, bootstrap_ci, noc
+from sambench.errors import SambenchError
+from sambench.metrics.iou import batch_iou, bootstrap_ci, ci_protocol, noc
 from sambench.prompts import next_click, random_point, stable_rng
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, parse_protocol
+from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, open_choice, parse_protocol
 from sambench.types import Sample, SampleRecord
 
 METRIC_PREFIX = {"center": "", "random": "random_"}
+IGNORE = ("exclude", "background")
 
 
 @dataclass
@@ -28,7 +34,18 @@ class PointProtocol:
     first_point: list[str] = field(default_factory=lambda: ["center", "random"])
     n_points: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 9])
     multimask_first: bool = True  # 3 masks at 1 point, scored by predicted IoU
-    feed_back_logits: bool = True  # previous low-res logits as mask_input for points 2..N
+    # previous low-res logits as mask_input for points 2..N
+    feed_back_logits: bool = open_choice(
+        True, "SAM paper silent for evaluation; its training loop feeds the previous mask logits back "
+        "(§A) and RITM's evaluation feeds its previous prediction", [True, False])
+    # points 2..N: 3 masks, the most confident scored (best-of-3), instead of the single mask
+    multimask_later: bool = open_choice(
+        False, "SAM paper §A: one prompt gives 3 masks, more prompts a single mask (the 4th output "
+        "token); segment_anything SamPredictor docstring", [False, True])
+    # ignore region (void, crowd): excluded from clicks and IoU (RITM), or plain background
+    ignore: str = open_choice(
+        "exclude", "SAM paper silent; RITM's Clicker (not_ignore_mask) and get_iou (ignore_label), "
+        "the click protocol the paper follows (§7.1, App. D.1)", ["exclude", "background"])
     noc_thresholds: list[float] = field(default_factory=lambda: [0.85, 0.90])
     include_crowd: bool = False  # crowd / ignore masks are not prompted (counted)
     click_rule: str = "ritm: exact EDT with 1-px zero padding, FN>FP positive, raster-order ties"
@@ -37,6 +54,10 @@ class PointProtocol:
     # without the model; storage only, so it is not part of the protocol in results.json.
     save_masks: bool = True
 
+    def __post_init__(self):
+        if self.ignore not in IGNORE:
+            raise SambenchError(f"point task: ignore {self.ignore!r} is not one of {', '.join(IGNORE)}")
+
     @property
     def max_points(self) -> int:
         return max(self.n_points)
@@ -44,21 +65,25 @@ class PointProtocol:
     def to_json(self) -> dict:
         return {"first_point": self.first_point, "n_points": self.n_points,
                 "multimask_first": self.multimask_first, "feed_back_logits": self.feed_back_logits,
+                "multimask_later": self.multimask_later, "ignore": self.ignore,
                 "noc_thresholds": self.noc_thresholds, "include_crowd": self.include_crowd,
-                "click_rule": self.click_rule, "iou_resolution": self.iou_resolution}
+                "click_rule": self.click_rule, "iou_resolution": self.iou_resolution,
+                "ci95": ci_protocol()}
 
 
 def evaluate_sample(model, embedding, sample: Sample, gts: list[np.ndarray], ids: list[str],
                     protocol: PointProtocol, seed: int) -> list[dict]:
     """Run every first-point mode and click on all masks of one image; one row per mask,
     mode and step with the IoU, the click, the predicted score (and oracle IoU at step 1)."""
+    void = sample.ignore_mask() if protocol.ignore == "exclude" else None
+    ignores = [None if void is None else void & ~gt for gt in gts]  # a mask is never ignored in itself
     rows = []
     for mode in protocol.first_point:
-        rows += _click_session(model, embedding, sample, gts, ids, mode, protocol, seed)
+        rows += _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, seed)
     return rows
 
 
-def _click_session(model, embedding, sample, gts, ids, mode, protocol, seed) -> list[dict]:
+def _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, seed) -> list[dict]:
     n = len(gts)
     shape = gts[0].shape
     preds = [np.zeros(shape, bool) for _ in range(n)]
@@ -75,7 +100,7 @@ def _click_session(model, embedding, sample, gts, ids, mode, protocol, seed) -> 
             if step == 1 and mode == "random":
                 click = random_point(gts[i], stable_rng(seed, sample.dataset, sample.id, ids[i]))
             else:
-                click = next_click(gts[i], preds[i], clicked[i])
+                click = next_click(gts[i], preds[i], clicked[i], ignores[i])
             if click is None:  # prediction already perfect: it stays, no more clicks
                 done[i] = True
                 continue
@@ -84,7 +109,7 @@ def _click_session(model, embedding, sample, gts, ids, mode, protocol, seed) -> 
             active.append(i)
         iou_step, oracle_step, score_step = {}, {}, {}
         if active:
-            multimask = protocol.multimask_first and step == 1
+            multimask = protocol.multimask_first if step == 1 else protocol.multimask_later
             pts = np.array([[p[:2] for p in points[i]] for i in active], np.float32)
             lbl = np.array([[p[2] for p in points[i]] for i in active], np.int64)
             mask_in = None
@@ -94,11 +119,11 @@ def _click_session(model, embedding, sample, gts, ids, mode, protocol, seed) -> 
                                  multimask=multimask)
             for j, i in enumerate(active):
                 best = int(np.argmax(pred.scores[j]))
-                ious = batch_iou(pred.masks[j], gts[i])
+                ious = batch_iou(pred.masks[j], gts[i], ignores[i])
                 preds[i] = pred.masks[j, best]
                 logits[i] = pred.low_res_logits[j, best]
                 iou_step[i], score_step[i] = float(ious[best]), float(pred.scores[j, best])
-                if multimask:
+                if multimask and step == 1:
                     oracle_step[i] = float(ious.max())
         for i in range(n):
             if i in iou_step:
@@ -127,9 +152,11 @@ def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int) -
     variants, each with a ``_ci95`` [lo, hi] pair, and ``noc@85`` / ``noc@90``."""
     by_key: dict[tuple[str, str], dict[int, float]] = {}
     oracle: dict[tuple[str, str], float] = {}
+    image: dict[tuple[str, str], str] = {}  # the bootstrap's cluster of each mask
     for rec in records:
         for row in rec.rows:
             key = (row["mode"], f"{rec.sample_id}/{row['mask']}")
+            image[key] = rec.sample_id
             by_key.setdefault(key, {})[row["step"]] = row["iou"]
             if "oracle_iou" in row:
                 oracle[key] = row["oracle_iou"]
@@ -140,20 +167,22 @@ def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int) -
         if not masks:
             continue
         for n in protocol.n_points:
-            _put(metrics, f"{prefix}miou@{n}", [by_key[k][n] for k in masks], seed)
+            _put(metrics, f"{prefix}miou@{n}", [by_key[k][n] for k in masks], [image[k] for k in masks], seed)
         if protocol.multimask_first:
-            _put(metrics, f"{prefix}miou@1_oracle", [oracle[k] for k in masks if k in oracle], seed)
+            with_oracle = [k for k in masks if k in oracle]
+            _put(metrics, f"{prefix}miou@1_oracle", [oracle[k] for k in with_oracle],
+                 [image[k] for k in with_oracle], seed)
         for t in protocol.noc_thresholds:
             curves = [[by_key[k][s] for s in range(1, protocol.max_points + 1)] for k in masks]
             metrics[f"{prefix}noc@{round(t * 100)}"] = float(np.mean([noc(c, t) for c in curves]))
     return metrics
 
 
-def _put(metrics: dict, name: str, values: list[float], seed: int) -> None:
+def _put(metrics: dict, name: str, values: list[float], images: list[str], seed: int) -> None:
     if not values:
         return
     metrics[name] = float(np.mean(values))
-    metrics[f"{name}_ci95"] = list(bootstrap_ci(values, seed))
+    metrics[f"{name}_ci95"] = list(bootstrap_ci(values, seed, clusters=images))
 
 
 @RUNNERS.register("point")

@@ -33,7 +33,7 @@ from sambench.amg import AutomaticMaskGenerator
 from sambench.errors import SambenchError
 from sambench.metrics.proposals import AREA_RANGES, FREQUENCY_GROUPS, average_recall, match_image
 from sambench.prompts import stable_rng
-from sambench.tasks import RUNNERS, load_image_or_record, parse_protocol
+from sambench.tasks import RUNNERS, load_image_or_record, open_choice, parse_protocol
 from sambench.types import Sample, SampleRecord
 
 RANKINGS = ("mean_iou_stability", "predicted_iou", "random")
@@ -56,7 +56,11 @@ class ProposalsProtocol:
     min_mask_region_area: int = 0
     multimask_output: bool = True
     nms_score: str = "predicted_iou"  # or random (the single-output ablation)
-    rank_by: str = "mean_iou_stability"  # truncation and matching order
+    # truncation and matching order
+    rank_by: str = open_choice(
+        "mean_iou_stability", "SAM paper App. D.3: over 1000 masks, keep the top 1000 by the average "
+        "of predicted IoU and stability score; the order in which the kept masks are matched is "
+        "not stated", list(RANKINGS))
     max_proposals: int = 1000  # K of AR@K
 
     def __post_init__(self):

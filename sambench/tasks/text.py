@@ -35,6 +35,7 @@ from typing import Optional
 import numpy as np
 
 from sambench.errors import SambenchError
+from sambench.metrics.iou import ci_protocol
 from sambench.metrics.referring import intersection_union, referring_metrics
 from sambench.models.base import supports_text
 from sambench.prompts import center_point, stable_rng
@@ -189,7 +190,7 @@ class TextTask:
                             if self.proto.text_detections else None)
 
     def protocol(self) -> dict:
-        out = self.proto.to_json()
+        out = {**self.proto.to_json(), "ci95": ci_protocol()}
         if self._encoder is not None:
             out["text_encoder_used"] = self._encoder.info()
         return out
@@ -320,14 +321,16 @@ class TextTask:
     # -- aggregation ---------------------------------------------------------------------
     def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
         by_mode: dict[str, list[dict]] = {}
+        images: dict[str, list[str]] = {}  # the bootstrap's cluster of each unit
         for rec in records:
             for row in rec.rows:
                 by_mode.setdefault(row["mode"], []).append(row)
+                images.setdefault(row["mode"], []).append(rec.sample_id)
         metrics: dict = {}
         for mode in [*self.proto.modes, "chance"]:
             rows = by_mode.get(mode, [])
             metrics.update(referring_metrics([r["inter"] for r in rows], [r["union"] for r in rows],
-                                             self.proto.thresholds, seed, PREFIX[mode]))
+                                             self.proto.thresholds, seed, PREFIX[mode], images.get(mode, [])))
         det_modes = [m for m in self.proto.modes if m.startswith("det")]
         if det_modes and by_mode.get(det_modes[0]):
             rows = by_mode[det_modes[0]]
