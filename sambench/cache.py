@@ -80,7 +80,7 @@ class EmbeddingCache:
             meta = _metadata(raw)
             valid = (meta.get("model_key") == model_key and meta.get("image_hash") == img_hash
                      and meta.get("payload") == _payload_digest(arrays))
-        except (SafetensorError, ValueError, KeyError, json.JSONDecodeError):
+        except (SafetensorError, ValueError, KeyError, TypeError, AttributeError):
             valid = False
         if not valid:
             log.warning("embedding cache: discarding corrupt or mismatched entry %s", path)
@@ -101,10 +101,16 @@ class EmbeddingCache:
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         meta = {"model_key": model_key, "image_hash": img_hash, "payload": _payload_digest(arrays)}
         path = self.path(model_key, img_hash)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(arrays)}.tmp")
-        tmp.write_bytes(save(arrays, metadata=meta))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(save(arrays, metadata=meta))
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk: the run goes on without caching this embedding
+            log.warning("embedding cache: cannot write %s: %s", path, exc.strerror or exc)
+            return
+        finally:
+            tmp.unlink(missing_ok=True)
         self.stats.writes += 1
         self.evict()
 

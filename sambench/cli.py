@@ -5,6 +5,7 @@ User mistakes raise :class:`SambenchError`; ``main`` prints them as one line and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import logging
@@ -19,6 +20,10 @@ import yaml
 from sambench.errors import SambenchError
 
 log = logging.getLogger("sambench")
+
+# OSErrors that are the user's environment, not a bug: one line, exit 2.
+_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                       errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.EMFILE}
 
 # Modules that add their own subcommand with ``add_parser(subparsers)``.
 _SUBCOMMAND_MODULES: list[str] = ["sambench.report.cli", "sambench.train.cli",
@@ -53,11 +58,19 @@ def _add_run(sub) -> None:
     p.add_argument("--cache", help="embedding cache folder (default: $SAMBENCH_CACHE/embeddings)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--restart", action="store_true",
+                   help="start --out over: remove its records and pins instead of resuming")
+    p.add_argument("--verify-data", action="store_true",
+                   help="pin (and on resume check) the images' content hashes, not only sizes and mtimes")
+    _add_max_pixels(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--sample-list", action="append", default=[], metavar="FILE",
                    help="evaluate exactly the masks of this list (from `sambench datasets sample`; repeatable)")
     p.add_argument("--detections", metavar="FILE",
                    help="instances task: detector boxes to prompt with (COCO results JSON)")
+    p.add_argument("--box-source", metavar="NAME",
+                   help="instances task: the detector the --detections boxes come from (e.g. vitdet-h, "
+                        "focalnet-dino); recorded, and published rows show only for the same boxes")
     p.add_argument("--prompt", choices=["detections", "gt-box"],
                    help="instances task: prompt with the detections or the ground-truth boxes")
     p.add_argument("--text-detections", metavar="FILE",
@@ -69,6 +82,11 @@ def _add_run(sub) -> None:
                    help="text task: where phrases come from (default auto)")
     _add_hub_flags(p)
     p.set_defaults(func=cmd_run)
+
+
+def _add_max_pixels(parser) -> None:
+    parser.add_argument("--max-pixels", type=int, metavar="N",
+                        help="largest image decoded, in pixels (default 100000000; also $SAMBENCH_MAX_PIXELS)")
 
 
 def _add_hub_flags(parser) -> None:
@@ -124,7 +142,9 @@ def _instances_options(args, suite) -> None:
         options["detections"] = str(Path(args.detections).expanduser().resolve())
     if args.prompt:
         options["prompt"] = args.prompt
-    _set_task_options(suite, "instances", options, "--detections and --prompt")
+    if args.box_source:
+        options["box_source"] = args.box_source
+    _set_task_options(suite, "instances", options, "--detections, --box-source and --prompt")
 
 
 def _text_options(args, suite) -> None:
@@ -191,6 +211,7 @@ def cmd_run(args) -> int:
         raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")
     if args.limit is not None and args.limit < 1:
         raise SambenchError("--limit must be at least 1")
+    _check_device(args.device)
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise SambenchError("--out is required when running under torchrun (all ranks share it)")
     out = Path(args.out) if args.out else Path("runs") / (
@@ -200,6 +221,7 @@ def cmd_run(args) -> int:
                        model_options=parse_model_options(args.model_option),
                        explicit_datasets=bool(args.dataset), cache=args.cache,
                        use_cache=not args.no_cache, sample_lists=_sample_lists(args, suite),
+                       restart=args.restart, verify_data=args.verify_data,
                        command=shlex.join(["sambench"] + sys.argv[1:]))
     results = run(config)
     if results is None:  # a torchrun rank other than 0: rank 0 writes results and report
@@ -229,10 +251,26 @@ def _add_models(sub) -> None:
     info.add_argument("--json", action="store_true")
     _add_hub_flags(info)
     info.set_defaults(func=cmd_models_info)
+    rnd = msub.add_parser("random", help="write a checkpoint of random weights in a family's released "
+                          "layout (tests, demos; every tensor random)")
+    rnd.add_argument("family", help="a model family (see `sambench models list`)")
+    rnd.add_argument("preset", help="a size of that family, e.g. tiny, vit_b, vit_t, vit_tiny")
+    rnd.add_argument("path", help="output .pth/.pt or .safetensors")
+    rnd.add_argument("--seed", type=int, default=0)
+    rnd.set_defaults(func=cmd_models_random)
     fetch = msub.add_parser("fetch", help="download and verify named checkpoints into the cache (for offline use later)")
     fetch.add_argument("names", nargs="+", help="FAMILY:NAME, e.g. sam:vit_b")
     _add_hub_flags(fetch)
     fetch.set_defaults(func=cmd_models_fetch)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise SambenchError(f"--device {device!r} is not a device torch knows ({str(exc).splitlines()[0]})") from None
 
 
 def cmd_models_list(args) -> int:
@@ -271,6 +309,15 @@ def cmd_models_info(args) -> int:
     return 0
 
 
+def cmd_models_random(args) -> int:
+    from sambench.models import get_family
+    from sambench.models.family import random_checkpoint
+
+    path = random_checkpoint(get_family(args.family), args.path, args.preset, seed=args.seed)
+    print(path)
+    return 0
+
+
 def _add_datasets(sub) -> None:
     p = sub.add_parser("datasets", help="dataset cards, presence, checks, sample lists, synthetic data")
     dsub = p.add_subparsers(dest="action", required=True)
@@ -281,6 +328,7 @@ def _add_datasets(sub) -> None:
                           "(exit 0 clean, 1 problems or count mismatch, 2 unusable)")
     chk.add_argument("name", help="card name (see `sambench datasets list`)")
     _add_root(chk)
+    _add_max_pixels(chk)
     chk.set_defaults(func=cmd_datasets_check)
     smp = dsub.add_parser("sample", help="write the frozen list of (image, mask) ids to evaluate "
                           "(the paper's >15k-mask subsampling, from a seed)")
@@ -397,10 +445,17 @@ def cmd_cache(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error form (``sambench: error: ...``, exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"sambench: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sambench import __version__
 
-    parser = argparse.ArgumentParser(prog="sambench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sambench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sambench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command")
@@ -422,10 +477,19 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="sambench: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
+        from sambench import validate
+
+        validate.set_max_pixels(getattr(args, "max_pixels", None))
         _apply_hub_flags(args)
         return args.func(args)
     except SambenchError as exc:
         print(f"sambench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine's: a full disk, a read-only or missing folder
+        if exc.errno not in _ENVIRONMENT_ERRORS:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"sambench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sambench: interrupted (rerun with the same --out to resume)", file=sys.stderr)

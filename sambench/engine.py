@@ -3,13 +3,13 @@
 Records are one JSON file per sample under ``records/<task>/<dataset>/``, written atomically;
 a rerun into the same directory skips samples whose record exists, so a killed run resumes
 without recomputing or duplicating, and the final numbers equal an uninterrupted run's
-(random prompts are seeded per mask, not by order). ``run.json`` pins the configuration so a
-resume cannot silently mix two different runs.
+(random prompts are seeded per mask, not by order). ``run.json`` pins the configuration and
+the checkpoint's and datasets' content so a resume cannot silently mix two different runs;
+the run directory's lock, pins and record recovery live in :mod:`sambench.rundir`.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import sys
@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 
 from tqdm import tqdm
 
-from sambench import datasets, distributed
+from sambench import datasets, distributed, rundir, validate
 from sambench.cache import CachedModel, EmbeddingCache, supports_cache
 from sambench.errors import SambenchError
 from sambench.models import ModelInfo, load_model
@@ -49,6 +49,13 @@ class NoModel:
         return self.embed()
 
 
+def device_used(model) -> str:
+    """The device the model really runs on: its ``device`` attribute, else the CPU (models
+    such as grabcut and sobel have no other); what results.json records as ``run.device``."""
+    device = getattr(model, "device", None)
+    return str(device) if device is not None else "cpu"
+
+
 def uses_model(runner) -> bool:
     """Runners that never call the model say so with ``uses_model = False``."""
     return getattr(runner, "uses_model", True)
@@ -70,6 +77,8 @@ class RunConfig:
     cache: Optional[str] = None  # embedding cache folder (default: $SAMBENCH_CACHE/embeddings)
     use_cache: bool = True
     sample_lists: Optional[dict] = None  # dataset name -> frozen sample list file (--sample-list)
+    restart: bool = False  # start the run directory over (--restart)
+    verify_data: bool = False  # pin the images' content hashes, not only sizes and mtimes
 
     def fingerprint(self) -> dict:
         """What must not change between a run and its resume."""
@@ -77,7 +86,8 @@ class RunConfig:
               "suite": self.suite.name, "suite_version": self.suite.version,
               "tasks": [{"name": t.name, "version": t.version, "datasets": t.datasets,
                          "options": t.options} for t in self.suite.tasks],
-              "seed": self.seed, "limit": self.limit, "dtype": self.dtype}
+              "seed": self.seed, "limit": self.limit, "dtype": self.dtype,
+              "max_pixels": validate.max_pixels()}
         if self.sample_lists:
             fp["sample_lists"] = {name: datasets.sampling.file_sha256(path)
                                   for name, path in sorted(self.sample_lists.items())}
@@ -90,19 +100,6 @@ def safe_name(sample_id: str) -> str:
     if clean != sample_id or len(clean) > 120:
         clean = f"{clean[:100]}-{hashlib.sha1(sample_id.encode()).hexdigest()[:10]}"
     return clean
-
-
-def _check_resume(config: RunConfig) -> None:
-    pinned = config.out / "run.json"
-    fp = json.loads(json.dumps(config.fingerprint()))
-    if pinned.is_file():
-        previous = json.loads(pinned.read_text())
-        if previous != fp:
-            changed = sorted(k for k in fp if fp.get(k) != previous.get(k))
-            raise SambenchError(f"{config.out} holds a run with different settings ({', '.join(changed)}); "
-                                "use another --out or delete it")
-    else:
-        atomic_write_json(pinned, fp)
 
 
 def _check_some_data(plan: list, data_root: Optional[str]) -> None:
@@ -141,6 +138,9 @@ def run(config: RunConfig) -> Optional[dict]:
     else:
         model = load_model(config.model, device=dist.device(config.device), dtype=config.dtype,
                            **(config.model_options or {}))
+        if device_used(model) != dist.device(config.device) and dist.is_main:
+            log.warning("model %s runs on %s only: --device %s is not used (and not recorded)",
+                        config.model, device_used(model), config.device)
     unsupported = {}  # runner id -> why this model cannot answer the task (reported, not scored)
     for task, runner, _ in plan:
         reason = runner.unsupported(model) if hasattr(runner, "unsupported") else None
@@ -154,19 +154,29 @@ def run(config: RunConfig) -> Optional[dict]:
     if config.use_cache and supports_cache(model):
         cache = EmbeddingCache(Path(config.cache) if config.cache else datasets.cache_dir() / "embeddings")
         model = CachedModel(model, cache)
-    if dist.is_main:
-        config.out.mkdir(parents=True, exist_ok=True)
-        _check_resume(config)
+    if cache is not None:
+        rundir.writable_dir(cache.root, "embedding cache (--cache)")
+    info = model.info().to_json()
+    lock = rundir.prepare(config, info, {ref.name: ref.root for _, _, ref in plan}) if dist.is_main else None
+    try:
+        return _run_plan(config, plan, model, dist, unsupported, cache, info, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_plan(config: RunConfig, plan, model, dist, unsupported: dict, cache, info: dict,
+              started: float) -> Optional[dict]:
+    """Score and aggregate every task x dataset of the plan into the run directory."""
     dist.barrier()
     results = [_evaluate(config, task, runner, ref, model, dist, unsupported.get(id(runner)))
                for task, runner, ref in plan]
     if not dist.is_main:
         return None
-    info = model.info().to_json()
     if info.get("checkpoint"):
         info["checkpoint"] = str(info["checkpoint"])
     summary = {"schema": SCHEMA,
-               "run": provenance(config.command, config.seed, config.device, config.dtype),
+               "run": provenance(config.command, config.seed, device_used(model), config.dtype),
                "suite": {"name": config.suite.name, "version": config.suite.version},
                "model": info, "results": results}
     summary["run"]["world_size"] = dist.world_size
@@ -176,6 +186,11 @@ def run(config: RunConfig) -> Optional[dict]:
         stats = {k: round(v, 3) if isinstance(v, float) else v for k, v in vars(cache.stats).items()}
         summary["run"]["embedding_cache"] = {"dir": str(cache.root), **stats}  # this rank's
     summary["run"]["duration_s"] = round(time.time() - started, 2)
+    for entry in results:
+        bad = rundir.non_finite(entry)
+        if bad:
+            raise SambenchError(f"model {config.model} gave a non-finite value (NaN or infinity) in the "
+                                f"{entry['task']}/{entry['dataset']} result ({bad.lstrip('.')}); check the checkpoint")
     atomic_write_json(config.out / "results.json", summary)
     return summary
 
@@ -236,7 +251,7 @@ def _evaluate(config: RunConfig, task: TaskSpec, runner, ref, model, dist,
 def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dataset, dist) -> None:
     """Score this rank's images that have no record yet (resume) and write their records."""
     todo = ((i, s) for i, s in _samples(config, dataset)
-            if dist.owns(i) and not _record_path(config, task, ref, s).is_file())
+            if dist.owns(i) and rundir.read_record(_record_path(config, task, ref, s), s.id) is None)
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
     if getattr(runner, "uses_images", True):
         todo = _prefetched(todo)
@@ -248,6 +263,10 @@ def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dataset,
             if err["kind"] != "crowd_excluded":
                 log.warning("%s/%s sample %s: %s: %s", task.name, ref.name, sample.id,
                             err["kind"], err["detail"])
+        bad = rundir.non_finite(record.to_json())
+        if bad:
+            raise SambenchError(f"model {config.model} gave a non-finite value (NaN or infinity) on "
+                                f"{task.name}/{ref.name} sample {sample.id} (record{bad}); check the checkpoint")
         atomic_write_json(_record_path(config, task, ref, sample), record.to_json())
         bar.update(1)
     bar.close()
@@ -277,11 +296,11 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
         return entry
     records: list[SampleRecord] = []
     for _, sample in _samples(config, dataset):
-        path = _record_path(config, task, ref, sample)
-        if not path.is_file():
-            raise SambenchError(f"no record for {ref.name} sample {sample.id}: a rank stopped early; "
-                                "rerun the same command to resume")
-        records.append(SampleRecord.from_json(json.loads(path.read_text())))
+        record = rundir.read_record(_record_path(config, task, ref, sample), sample.id)
+        if record is None:
+            raise SambenchError(f"no record for {ref.name} sample {sample.id}: a rank stopped early "
+                                "or it was damaged; rerun the same command to resume")
+        records.append(record)
     entry["status"] = "ok"
     if getattr(dataset, "sample_list", None) is not None:  # which masks: a frozen list or a draw
         entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
@@ -290,8 +309,20 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
         entry["source"] = source
     entry["n_images"] = len(records)
     entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
-    counts = Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)
+    problems = list(getattr(dataset, "problems", []))  # of the files: duplicated ids, orphans
+    for p in problems:
+        log.warning("%s/%s: %s: %s", task.name, ref.name, p["kind"], p["detail"])
+    counts = (Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)
+              + Counter(p["kind"] for p in problems))
     entry["counts"] = dict(sorted(counts.items()))
+    examples = {}  # one example per kind, naming the sample (and annotation) it came from
+    for r in records:
+        for e in r.errors:
+            examples.setdefault(e["kind"], f"sample {r.sample_id}: {e.get('detail', '')}")
+    for p in problems:
+        examples.setdefault(p["kind"], p["detail"])
+    if examples:
+        entry["count_examples"] = dict(sorted(examples.items()))
     entry["metrics"] = runner.aggregate(records, config.seed)
     extra = getattr(runner, "result_fields", None)  # optional: arrays for the report (edges: PR curve)
     if extra is not None:

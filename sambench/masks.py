@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from sambench import validate
 from sambench.errors import SambenchError
 
 
@@ -45,18 +46,20 @@ def from_polygons(polygons: list[list[float]], height: int, width: int) -> dict:
 def from_annotation(segmentation, height: int, width: int) -> dict:
     """Any COCO ``segmentation`` value (polygons, uncompressed or compressed RLE) → RLE.
 
-    Raises :class:`SambenchError` for a value of the wrong kind or an RLE whose size differs
-    from the image's, since such an annotation would silently score against the wrong pixels.
+    Raises :class:`SambenchError` for a value of the wrong kind, or one that fails the checks
+    of :mod:`sambench.validate` (non-finite or far-away vertices, an RLE whose size differs
+    from the image's or whose counts do not cover it exactly): such an annotation would crash
+    the decoder or silently score against the wrong pixels.
     """
+    height, width = validate.image_size(height, width)
     if isinstance(segmentation, list):
         if not all(isinstance(p, (list, tuple)) for p in segmentation):
             raise SambenchError("polygon segmentation must be a list of coordinate lists")
-        return from_polygons(segmentation, height, width)
+        return from_polygons(validate.polygons(segmentation, height, width), height, width)
     if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
-        if list(segmentation["size"]) != [height, width]:
-            raise SambenchError(
-                f"RLE size {list(segmentation['size'])} differs from image size {[height, width]}"
-            )
+        validate.rle(segmentation, height, width)
+        if isinstance(segmentation["counts"], list):
+            segmentation = {"size": [height, width], "counts": [int(v) for v in segmentation["counts"]]}
         return _jsonable(_compressed(segmentation))
     raise SambenchError(f"unsupported segmentation of type {type(segmentation).__name__}")
 

@@ -23,15 +23,24 @@ def scored(entry: dict) -> bool:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and rename, so a killed run never leaves half a file."""
+    """Write JSON via a temporary file and rename, so a killed run never leaves half a file.
+
+    Any failure (a full disk, a NaN, which JSON cannot hold) removes the temporary file;
+    a NaN is a ``ValueError`` for the caller to name, a disk problem a :class:`SambenchError`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1 if path.name == "results.json" else None, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1 if path.name == "results.json" else None, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SambenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def git_sha() -> str | None:
@@ -72,4 +81,23 @@ def load_results(run_dir: Path) -> dict:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise SambenchError(f"{path}: schema {data.get('schema') if isinstance(data, dict) else None!r} "
                             f"is not {SCHEMA!r}")
+    problem = _malformed(data)
+    if problem:
+        raise SambenchError(f"{path}: malformed results ({problem}); rerun the run to rewrite it")
     return data
+
+
+def _malformed(data: dict) -> str | None:
+    """What a results dict lacks that every reader relies on (None: nothing)."""
+    for key in ("run", "model"):
+        if not isinstance(data.get(key), dict):
+            return f"no {key!r} object"
+    if not isinstance(data.get("results"), list):
+        return "no 'results' list"
+    for i, entry in enumerate(data["results"]):
+        if not isinstance(entry, dict):
+            return f"results[{i}] is not an object"
+        for key, kind in (("task", str), ("dataset", str), ("metrics", dict)):
+            if not isinstance(entry.get(key), kind):
+                return f"results[{i}] has no {key!r} {kind.__name__}"
+    return None

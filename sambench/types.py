@@ -104,19 +104,52 @@ class Sample:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 RGB (grey and RGBA are converted)."""
-    from PIL import Image, UnidentifiedImageError
+    """Read an image file as ``(H, W, 3)`` uint8 RGB (grey and RGBA are converted).
+
+    Images over the pixel limit (:func:`sambench.validate.max_pixels`) are refused from
+    their header, before any pixel is decoded. Images of more than 8 bits per channel are
+    scaled to 8 bits by :func:`to_uint8` (never clipped).
+    """
+    from PIL import UnidentifiedImageError
+
+    from sambench import validate
 
     path = Path(path)
-    if not path.is_file():
+    if not validate.is_file(path):
         raise SambenchError(f"image not found: {path}")
     try:
-        with Image.open(path) as im:
+        with validate.open_image(path) as im:
             im.load()
-            arr = np.asarray(im.convert("RGB"))
+            arr = to_uint8(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SambenchError(f"unreadable image {path}: {exc}") from None
+    except MemoryError:  # a corrupt chunk length asks PIL to read gigabytes
+        raise SambenchError(f"unreadable image {path}: it declares more data than fits in memory") from None
     return np.ascontiguousarray(arr)
+
+
+def to_uint8(im) -> np.ndarray:
+    """A PIL image as ``(H, W, 3)`` uint8 RGB, high bit depths scaled to the full 8-bit range.
+
+    The rule (docs/reliability.md): 16-bit grey (``I;16*``) and 32-bit integer (``I``)
+    images with values up to 65535 are divided by 257 and rounded, so 0 -> 0 and 65535 -> 255
+    as for any 16-bit image viewer; ``I`` images with values outside 0..65535 and float
+    (``F``) images outside 0..1 have no unambiguous 8-bit reading and are refused; float
+    images in 0..1 are multiplied by 255 and rounded. Everything else goes through PIL's
+    ``convert("RGB")`` (8-bit modes, palettes, 16-bit RGB PNGs, which PIL already reduces).
+    """
+    if im.mode.startswith("I") or im.mode == "F":
+        values = np.asarray(im, dtype=np.float64)
+        if im.mode == "F":
+            if not (np.isfinite(values).all() and values.min(initial=0) >= 0 and values.max(initial=0) <= 1):
+                raise ValueError("float image with values outside 0..1 (no unambiguous 8-bit reading)")
+            grey = np.rint(values * 255)
+        else:
+            if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+                raise ValueError("32-bit image with values outside 0..65535 (no unambiguous 8-bit reading)")
+            grey = np.rint(values / 257)
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=-1)
+    return np.asarray(im.convert("RGB"))
 
 
 @dataclass

@@ -60,8 +60,10 @@ def run_json(args, capsys) -> dict:
 @pytest.fixture(scope="module")
 def blob_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("concept") / "run"
-    assert main(["run", "--task", "concept", "--dataset", "synth-concepts", "--model", "test-blob-concepts",
-                 "--out", str(out), "--no-cache"]) == 0
+    with pytest.MonkeyPatch.context() as mp:  # module fixtures run before conftest's per-test cache
+        mp.setenv("SAMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        assert main(["run", "--task", "concept", "--dataset", "synth-concepts", "--model", "test-blob-concepts",
+                     "--out", str(out), "--no-cache"]) == 0
     return out, json.loads((out / "results.json").read_text())
 
 

@@ -160,3 +160,122 @@ def test_preprocess_variants():
     assert up.shape == (2, 1, 30, 60)
     masks = stretch.logits_to_masks(low[:, None, 0], (64, 64), (30, 60))
     assert masks.shape == (2, 1, 30, 60) and np.array_equal(masks[:, 0], (up[:, 0] > 0).numpy())
+
+
+# -- the released families: recognition, one-line errors, end to end ------------------------
+@pytest.fixture(scope="module")
+def family_checkpoints(tmp_path_factory):
+    from sambench.models import hq_sam, mobilesam
+
+    root = tmp_path_factory.mktemp("families")
+    return {"mobilesam": random_checkpoint(mobilesam.FAMILY, root / "mobile_sam.pt", "small", seed=1),
+            "hq-sam": random_checkpoint(hq_sam.FAMILY, root / "sam_hq_tiny.pth", "tiny", seed=1)}
+
+
+def test_models_list_shows_the_families(capsys):
+    assert main(["models", "list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert {"sam", "mobilesam", "hq-sam"} <= set(names)
+
+
+def test_families_are_recognised_from_their_keys(family_checkpoints, tiny_sam, capsys):
+    for name, path in {**family_checkpoints, "sam": tiny_sam}.items():
+        state = torch.load(path, weights_only=True)
+        assert detect_family(state).name == name
+        assert main(["models", "info", str(path), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["family"] == name and info["params"] > 0 and len(info["sha256"]) == 64
+
+
+def test_mobilesam_checkpoint_keeps_its_unused_classifier(family_checkpoints):
+    state = torch.load(family_checkpoints["mobilesam"], weights_only=True)
+    assert {"image_encoder.head.weight", "image_encoder.norm_head.bias"} <= set(state)  # released layout
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("sam:{mobilesam}", "{mobilesam} is a mobilesam checkpoint, not sam: load it as --model mobilesam:{mobilesam}"),
+    ("mobilesam:{hq-sam}", "{hq-sam} is a hq-sam checkpoint, not mobilesam (it has no image_encoder.patch_embed.seq): "
+                           "load it as --model hq-sam:{hq-sam}"),
+    ("hq-sam:{sam}", "{sam} is a sam checkpoint, not hq-sam (it has no mask_decoder.hf_token, mask_decoder.hf_mlp, "
+                     "mask_decoder.compress_vit_feat, mask_decoder.embedding_encoder, "
+                     "mask_decoder.embedding_maskfeature): load it as --model sam:{sam}"),
+])
+def test_wrong_family_is_one_line(family_checkpoints, tiny_sam, spec, message):
+    paths = {**{k: str(v) for k, v in family_checkpoints.items()}, "sam": str(tiny_sam)}
+    with pytest.raises(SambenchError) as err:
+        sambench.load_model(spec.format(**paths))
+    assert str(err.value) == message.format(**paths)
+
+
+def test_partial_hq_head_names_the_missing_keys(family_checkpoints, tmp_path):
+    state = torch.load(family_checkpoints["hq-sam"], weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("mask_decoder.embedding_maskfeature.")}
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(SambenchError, match=r"is not a hq-sam checkpoint \(it has no mask_decoder.embedding_maskfeature\)$"):
+        sambench.load_model(f"hq-sam:{tmp_path / 'partial.pth'}")
+
+
+@pytest.mark.parametrize("family", ["mobilesam", "hq-sam"])
+def test_truncated_and_pickled_checkpoints_are_one_line(family_checkpoints, tmp_path, family):
+    data = family_checkpoints[family].read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SambenchError, match="unreadable checkpoint .*truncated or not a torch file"):
+        sambench.load_model(f"{family}:{tmp_path / 'cut.pth'}")
+    state = torch.load(family_checkpoints[family], weights_only=True)
+    torch.save({"model": state, "payload": object()}, tmp_path / "pickled.pth")
+    for spec in (f"{family}:{tmp_path / 'pickled.pth'}", str(tmp_path / "pickled.pth")):
+        with pytest.raises(SambenchError, match="refusing to load") as err:
+            sambench.load_model(spec)
+        assert "\n" not in str(err.value)
+
+
+def test_hq_sam_declares_one_mask_and_records_hq_token_only(family_checkpoints, one_thread):
+    model = sambench.load_model(f"hq-sam:{family_checkpoints['hq-sam']}", hq_token_only=True)
+    info = model.info()
+    assert info.capabilities.multimask_outputs == 1 and info.config["hq_token_only"] is True
+    emb = model.embed(synthetic_image(50, 70, seed=3))
+    assert set(emb.extras) == {"interm"}
+    pred = model.predict(emb, points=[[20, 30]], labels=[1], multimask=True)
+    assert pred.masks.shape == (1, 50, 70) and pred.scores.shape == (1,)
+    restored = model.embedding_from_arrays(model.embedding_to_arrays(emb))  # the cache keeps the feature
+    again = model.predict(restored, points=[[20, 30]], labels=[1], multimask=True)
+    assert np.array_equal(again.low_res_logits, pred.low_res_logits)
+    with pytest.raises(SambenchError, match="hq_token_only must be true or false"):
+        sambench.load_model(f"hq-sam:{family_checkpoints['hq-sam']}", hq_token_only="yes")
+
+
+@pytest.mark.parametrize("family", ["mobilesam", "hq-sam"])
+def test_demo_suite_end_to_end(family_checkpoints, tmp_path, family, one_thread):
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "demo", "--model", f"{family}:{family_checkpoints[family]}", "--limit", "1",
+                 "--no-report", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"]["family"] == family
+    assert results["model"]["capabilities"]["multimask_outputs"] == (1 if family == "hq-sam" else 3)
+    assert all(entry["status"] == "ok" for entry in results["results"])
+
+
+def test_models_random_cli(tmp_path, capsys):
+    assert main(["models", "random", "hq-sam", "tiny", str(tmp_path / "hq.pth"), "--seed", "2"]) == 0
+    assert detect_family(torch.load(tmp_path / "hq.pth", weights_only=True)).name == "hq-sam"
+    capsys.readouterr()
+    assert main(["models", "random", "hq-sam", "huge", str(tmp_path / "x.pth")]) == 2
+    assert "sambench: error: unknown hq-sam preset 'huge'" in capsys.readouterr().err
+
+
+def test_published_rows_need_the_same_boxes():
+    """A reference row shows only where task, dataset and box source all match."""
+    from sambench.report.reference import rows_for
+
+    def models(protocol):
+        return {row["model"] for _, row in rows_for("instances", "coco2017", protocol)}
+
+    vitdet = models({"prompt": "detections", "box_source": "vitdet-h"})
+    assert {"SAM (ViTDet-H boxes)", "EdgeSAM", "EfficientViT-SAM-L0"} <= vitdet and "Light HQ-SAM" not in vitdet
+    sam2_rows = {f"{model} Hiera-L, {output} (FocalNet-DINO boxes)"
+                 for model in ("SAM 2.1", "HQ-SAM 2") for output in ("single mask", "multimask")}
+    assert models({"prompt": "detections", "box_source": "focalnet-dino"}) == {
+        "MobileSAM (HQ-SAM README)", "Light HQ-SAM", *sam2_rows}
+    assert models({"prompt": "detections"}) == set() == models({"prompt": "gt-box"})
+    assert "EfficientViT-SAM-XL1" in {r["model"] for _, r in rows_for("instances", "lvis-v1", {"box_source": "vitdet-h"})}
+    assert "EdgeSAM" not in {r["model"] for _, r in rows_for("instances", "lvis-v1", {"box_source": "vitdet-h"})}

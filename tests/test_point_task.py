@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sambench.models.base import ModelInfo, batch_prompts, unbatch
+from sambench.models.base import Capabilities, ModelInfo, batch_prompts, unbatch
 from sambench.tasks.point import PointProtocol, PointTask, aggregate
 from sambench.types import Instance, Prediction, Sample
 from sambench import masks as mask_codec
@@ -124,6 +124,9 @@ VOID = square(4, 12, 10, 18)  # 8 x 8 = 64 px, apart from the object
 class SpillModel:
     """Every mask it returns is the object plus the void region (3 equal masks in multimask)."""
 
+    def info(self):
+        return ModelInfo("spill", "test")
+
     def embed(self, image):
         return image
 
@@ -195,3 +198,46 @@ def test_empty_gt_mask_is_counted_and_never_prompted():
     record = PointTask({"first_point": ["center"], "n_points": [1, 2]}).run_sample(model, sample, seed=0)
     assert record.errors == [{"kind": "empty_mask", "detail": "mask empty: no pixel, not prompted"}]
     assert {r["mask"] for r in record.rows} == {"a"} and model.calls[0][0] == 1
+
+
+class LimitedModel(ScriptedModel):
+    """Declares no mask input and at most 6 points; always answers SMALL (never converges)."""
+
+    def info(self):
+        return ModelInfo("limited", "limited", capabilities=Capabilities(mask_input=False, max_points=6))
+
+    def predict(self, embedding, points=None, labels=None, box=None, mask_input=None, multimask=True):
+        batch = batch_prompts(points, labels, box, mask_input)
+        assert batch.mask_input is None and batch.points.shape[1] <= 6
+        self.calls.append(batch.points.shape[1])
+        k = 3 if multimask else 1
+        return unbatch(Prediction(np.repeat(SMALL[None, None], batch.size, 0).repeat(k, 1),
+                                  np.full((batch.size, k), 0.5, np.float32),
+                                  np.zeros((batch.size, k, 256, 256), np.float32)), batch)
+
+
+def test_point_task_follows_declared_capabilities():
+    model = LimitedModel()
+    task = PointTask({"first_point": ["center", "random"], "n_points": [1, 2, 3, 5, 9]})
+    assert task.unsupported(model) is None  # the task runs, adapted
+    record = task.run_sample(model, make_sample(), seed=0)
+    assert max(model.calls) == 6 and max(row["step"] for row in record.rows) == 6
+    metrics = task.aggregate([record], seed=0)
+    for prefix in ("", "random_"):
+        assert all(f"{prefix}miou@{n}" in metrics for n in (1, 2, 3, 5))
+        assert f"{prefix}miou@9" not in metrics and f"{prefix}noc@85" not in metrics
+    unsupported = task.result_fields([record], metrics)["unsupported_metrics"]
+    assert set(unsupported) == {f"{p}{m}" for p in ("", "random_") for m in ("miou@9", "noc@85", "noc@90")}
+    assert "at most 6 points" in unsupported["miou@9"]
+    protocol = task.protocol()
+    assert protocol["feed_back_logits"] is False and protocol["clicks_run"] == 6
+    assert "no mask input" in protocol["adapted"]["feed_back_logits"]
+    assert "at most 6 points" in protocol["adapted"]["max_points"]
+
+
+def test_point_task_unadapted_for_a_capable_model():
+    task = PointTask({"first_point": ["center"], "n_points": [1, 2, 3, 5, 9]})
+    before = task.protocol()
+    task.unsupported(ScriptedModel())
+    assert task.protocol() == before and "adapted" not in before
+    assert task.result_fields([], {}) == {}

@@ -119,16 +119,19 @@ def _trunk_dict(trunk: HieraConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(trunk).items()}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+SEEDS = {name: seed for seed, name in enumerate({**REDUCED, **FULL})}
+
+
+def _parity_runs(folder, sizes: dict) -> dict:
+    """Ours and the reference (in its own process, meanwhile) on random checkpoints of ``sizes``."""
     ok, why = official_available(IMPORTS)
     if not ok:
         if os.environ.get(ENV_VAR):
             pytest.fail(why)
         pytest.skip(why)
-    folder = tmp_path_factory.mktemp("sam2")
     specs, models = [], {}
-    for seed, (name, (trunk, version, shape)) in enumerate({**REDUCED, **FULL}.items()):
+    for name, (trunk, version, shape) in sizes.items():
+        seed = SEEDS[name]
         state = parity_state(trunk, version, seed)
         path = write_random_checkpoint(folder / f"{name}.pt", trunk, version=version, state=state)
         image = synthetic_image(*shape, seed=seed)
@@ -149,9 +152,19 @@ def runs(tmp_path_factory):
             for name, spec, ref in zip(models, specs, reference)}
 
 
-@pytest.mark.parametrize("name", [*REDUCED, *FULL])
-def test_sam2_equals_reference(runs, name):
-    run = runs[name]
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The reduced sizes (default run)."""
+    return _parity_runs(tmp_path_factory.mktemp("sam2"), REDUCED)
+
+
+@pytest.fixture(scope="module")
+def full_runs(tmp_path_factory):
+    """The released tiny size (slow run)."""
+    return _parity_runs(tmp_path_factory.mktemp("sam2_full"), FULL)
+
+
+def _check_parity(run, name: str) -> None:
     embedding, ours = run["ours"]
     ref = run["reference"]
     assert ref["image0_preprocess_diff"] == 0.0  # F.interpolate(antialias=True) is torchvision's resize
@@ -167,6 +180,17 @@ def test_sam2_equals_reference(runs, name):
         if run["spec"]["cases"][k]["multimask"]:
             assert np.array_equal(pred.scores.argmax(-1), ref[f"case{k}_scores"].argmax(-1))
 
+
+
+@pytest.mark.parametrize("name", REDUCED)
+def test_sam2_equals_reference(runs, name):
+    _check_parity(runs[name], name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FULL)
+def test_sam2_full_size_equals_reference(full_runs, name):
+    _check_parity(full_runs[name], name)
 
 def test_dynamic_multimask_both_branches(runs):
     """Not vacuous: single-mask outputs came from token 0 and from fallback tokens."""

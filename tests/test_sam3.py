@@ -145,3 +145,10 @@ def test_bpe_search_names_the_fix(tmp_path):
 def test_key_mapping_is_the_packages():
     mapped = to_package_keys({"detector.backbone.a": 1, "tracker.sam_mask_decoder.b": 2, "other": 3})
     assert mapped == {"backbone.a": 1, "inst_interactive_predictor.model.sam_mask_decoder.b": 2, "other": 3}
+
+
+def test_a_path_alone_is_recognised_as_sam3(tmp_path):
+    """``--model PATH`` infers sam3 from its key prefixes (and then needs the package)."""
+    torch.save({"model": {"detector.w": torch.tensor([float("nan")])}}, tmp_path / "s.pt")
+    with pytest.raises(SambenchError, match="NaN"):  # reached the sam3 loader
+        load_model(str(tmp_path / "s.pt"))

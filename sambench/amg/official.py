@@ -30,7 +30,7 @@ from sambench.errors import SambenchError
 
 ENV_VAR = "SAMBENCH_OFFICIAL_PYTHON"
 VENV = ".venv-official"
-REQUIREMENTS = ("torch==2.14.1 torchvision==0.29.1 segment-anything==1.0 numpy pycocotools "
+REQUIREMENTS = ("torch==2.14.1 torchvision==0.29.1 segment-anything==1.0 efficientsam==1.0.0 numpy pycocotools "
                 "opencv-python-headless")
 
 
@@ -47,22 +47,22 @@ def official_python() -> Optional[str]:
     return None
 
 
-def official_available(imports: str = "torchvision.ops, segment_anything") -> tuple[bool, str]:
-    """(usable, reason): whether the reference interpreter imports ``imports``."""
+def official_available(modules: tuple[str, ...] = ("torchvision.ops", "segment_anything")) -> tuple[bool, str]:
+    """(usable, reason): whether the reference interpreter imports ``modules``."""
     python = official_python()
     if python is None:
         return False, (f"no {VENV}/ and ${ENV_VAR} unset: create it with `python3 -m venv {VENV} && "
                        f"{VENV}/bin/pip install {REQUIREMENTS}` (scripts/test.sh does)")
-    probe = subprocess.run([python, "-c", f"import {imports}"], capture_output=True, text=True)
+    probe = subprocess.run([python, "-c", f"import {', '.join(modules)}"], capture_output=True, text=True)
     if probe.returncode != 0:
-        return False, f"{python} cannot import {imports}: {probe.stderr.strip()[-300:]}"
+        return False, f"{python} cannot import {', '.join(modules)}: {probe.stderr.strip()[-300:]}"
     return True, python
 
 
 def run_official(args: list[str], timeout: float = 1800, module: str = "sambench.amg.official",
-                 imports: str = "torchvision.ops, segment_anything") -> None:
-    """Run ``python -m MODULE ARGS`` in the reference interpreter (which must import ``imports``)."""
-    ok, python = official_available(imports)
+                 modules: tuple[str, ...] = ("torchvision.ops", "segment_anything")) -> None:
+    """Run ``python -m MODULE ARGS`` in the reference interpreter, which must import ``modules``."""
+    ok, python = official_available(modules)
     if not ok:
         raise SambenchError(python)
     package = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from sambench import validate
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
 from sambench.registry import Registry
@@ -25,7 +26,8 @@ FORMATS: Registry[Callable[[DatasetCard, Path], Iterable[Sample]]] = Registry("d
 
 # Problem kinds that mean a file is missing or broken (``datasets check`` reports them as
 # errors); every other kind is an annotation skipped by rule (empty, too small, crowd, ...).
-BROKEN = {"missing_annotation", "unreadable_annotation", "label_size", "missing_image"}
+BROKEN = {"missing_annotation", "unreadable_annotation", "label_size", "missing_image",
+          "bad_segmentation", "bad_image_size", "duplicate_image_id", "orphan_annotation"}
 
 
 class IndexedDataset:
@@ -33,6 +35,7 @@ class IndexedDataset:
 
     name: str = ""
     image_ids: list = []
+    problems: list = []  # of the dataset's files, not of one image (e.g. a duplicated image id)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -51,6 +54,7 @@ class Concat(IndexedDataset):
     def __init__(self, name: str, parts: list[tuple[str, IndexedDataset]]):
         self.name = name
         self._lookup = {f"{part}/{i}": (ds, i) for part, ds in parts for i in ds.image_ids}
+        self.problems = [p for _, ds in parts for p in getattr(ds, "problems", [])]
         self.image_ids = list(self._lookup)
 
     def sample(self, image_id) -> Sample:
@@ -102,12 +106,12 @@ def read_label(path: Path) -> np.ndarray:
     Palette PNGs give their indices, 16-bit PNGs their 16-bit values, and RGB(A) images are
     packed as ``R*65536 + G*256 + B`` so every colour is one value.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    if not Path(path).is_file():
+    if not validate.is_file(path):
         raise SambenchError(f"label file not found: {path}")
     try:
-        with Image.open(path) as im:
+        with validate.open_image(path, "label file") as im:
             im.load()
             if im.mode in ("RGB", "RGBA"):
                 rgb = np.asarray(im.convert("RGB")).astype(np.int64)
@@ -117,6 +121,8 @@ def read_label(path: Path) -> np.ndarray:
             return np.asarray(im).astype(np.int64)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SambenchError(f"unreadable label file {path}: {exc}") from None
+    except MemoryError:  # a corrupt chunk length asks PIL to read gigabytes
+        raise SambenchError(f"unreadable label file {path}: it declares more data than fits in memory") from None
 
 
 def read_rgb_label(path: Path) -> np.ndarray:
@@ -129,13 +135,13 @@ def image_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` from the image header only (no pixel decoding)."""
     from PIL import Image, UnidentifiedImageError
 
-    if not Path(path).is_file():
+    if not validate.is_file(path):
         raise SambenchError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
             return im.height, im.width
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise SambenchError(f"unreadable image {path}: {exc}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise SambenchError(f"unreadable image {path}: {exc}") from None  # header only: PIL's limit is enough
 
 
 def broken_sample(dataset: str, sample_id: str, image_path: Path, kind: str, detail: str) -> Sample:

@@ -63,14 +63,17 @@ def check(ref) -> CheckReport:
         return report
     report.add("OK", f"layout ({card.format}): {len(dataset)} images indexed")
     problems: dict[str, list[str]] = defaultdict(list)
+    for p in getattr(dataset, "problems", []):  # the same dataset-level problems a run counts
+        problems[p["kind"]].append(p["detail"])
     usable = 0
     for sample in dataset:
         report.n_images += 1
         for p in sample.problems:
             problems[p["kind"]].append(f"{sample.id}: {p['detail']}")
         try:
-            sample.load_image()
-            usable += 1
+            if not any(p["kind"] == "bad_image_size" for p in sample.problems):  # never decoded
+                sample.load_image()
+                usable += 1
         except SambenchError as exc:
             problems["image"].append(f"{sample.id}: {exc}")
         for inst in sample.instances:
@@ -87,9 +90,6 @@ def check(ref) -> CheckReport:
         level = "ERROR" if kind in BROKEN or kind in ("image", "undecodable_mask") else "NOTE"
         shown = "; ".join(items[:SHOW]) + (f"; ... and {len(items) - SHOW} more" if len(items) > SHOW else "")
         report.add(level, f"{kind} ({len(items)}): {shown}")
-    orphans = getattr(dataset, "orphan_annotations", 0)
-    if orphans:
-        report.add("ERROR", f"{orphans} annotations refer to images not in the annotation file")
     report.add("OK", f"decoded {report.n_images} images, {report.n_instances} instances "
                f"({report.n_masks} prompted masks)")
     if usable == 0:

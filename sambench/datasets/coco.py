@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from sambench import masks as mask_codec
+from sambench import validate
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
 
@@ -46,15 +47,24 @@ class CocoDataset:
             raise SambenchError(f"{self.annotation_file} is not a COCO instances file "
                                 "(needs 'images' and 'annotations')")
         try:
-            self.images = {img["id"]: img for img in data["images"]}
+            self.images, self.problems = {}, []  # problems: of the file, not of one image
+            for img in data["images"]:
+                if img["id"] in self.images:
+                    self.problems.append({"kind": "duplicate_image_id", "detail": (
+                        f"{self.annotation_file.name}: image id {img['id']} listed again (the first is kept)")})
+                else:
+                    self.images[img["id"]] = img
             self.categories = {c["id"]: c for c in data.get("categories", [])}
             self._anns = defaultdict(list)
             for ann in data["annotations"]:
                 self._anns[ann["image_id"]].append(ann)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise SambenchError(f"malformed COCO file {self.annotation_file}: missing {exc}") from None
-        orphans = set(self._anns) - set(self.images)
-        self.orphan_annotations = sum(len(self._anns[i]) for i in orphans)
+        for image_id in self._anns:
+            if image_id not in self.images:
+                self.problems.extend({"kind": "orphan_annotation", "detail": (
+                    f"{self.annotation_file.name}: annotation {a.get('id')} refers to image id "
+                    f"{image_id!r}, which is not in the file")} for a in self._anns[image_id])
         self.image_ids = list(self.images) if image_ids is None else list(image_ids)
 
     def __len__(self) -> int:
@@ -70,7 +80,14 @@ class CocoDataset:
 
     def sample(self, image_id) -> Sample:
         img = self.images[image_id]
-        h, w = int(img["height"]), int(img["width"])
+        try:  # before any mask is decoded at that size
+            h, w = validate.image_size(img.get("height"), img.get("width"))
+        except SambenchError as exc:
+            return Sample(id=str(image_id), dataset=self.name, height=0, width=0, instances=[],
+                          image_path=self.image_path(img), image_loader=_refused(exc),
+                          meta={"file_name": img.get("file_name", "")},
+                          problems=[{"kind": "bad_image_size", "detail": (
+                              f"{self.annotation_file.name}: image {image_id}: {exc}")}])
         instances, problems = [], []
         for ann in self._anns.get(image_id, []):
             inst, problem = self._instance(ann, h, w)
@@ -83,7 +100,7 @@ class CocoDataset:
                       meta={"file_name": img.get("file_name", "")}, problems=problems)
 
     def image_path(self, img: dict) -> Path:
-        return self.image_dir / img["file_name"]
+        return self.image_dir / str(img.get("file_name", ""))
 
     def _instance(self, ann: dict, h: int, w: int):
         ann_id = str(ann.get("id"))
@@ -91,12 +108,16 @@ class CocoDataset:
         if crowd and not self.include_crowd:
             return None, {"kind": "crowd_excluded", "detail": f"annotation {ann_id}"}
         cat_id = ann.get("category_id")
+        if cat_id is not None and (isinstance(cat_id, bool) or not isinstance(cat_id, int)):
+            return None, {"kind": "unknown_category",
+                          "detail": f"annotation {ann_id} has category_id {cat_id!r}, not an integer"}
         if self.categories and cat_id not in self.categories:
             return None, {"kind": "unknown_category",
                           "detail": f"annotation {ann_id} has category_id {cat_id}"}
         if "segmentation" not in ann:
             return None, {"kind": "no_segmentation", "detail": f"annotation {ann_id}"}
-        rle, problem = segmentation_rle(ann["segmentation"], h, w, f"annotation {ann_id}")
+        rle, problem = segmentation_rle(ann["segmentation"], h, w,
+                                        f"{self.annotation_file.name}: annotation {ann_id}")
         if problem:
             return None, problem
         area = mask_codec.area(rle)
@@ -106,6 +127,13 @@ class CocoDataset:
         extra = {k: ann[k] for k in ("level", "parent_id", "description", "color") if k in ann}
         return Instance(id=ann_id, rle=rle, category=category, category_id=int(cat_id or 0),
                         iscrowd=crowd, ignore=bool(ann.get("ignore", 0)), meta=extra), None
+
+
+def _refused(exc: SambenchError):
+    """An image loader for an image whose declared size is refused: it is never decoded."""
+    def load():
+        raise SambenchError(f"image not decoded: {exc}")
+    return load
 
 
 def segmentation_rle(segmentation, height: int, width: int, label: str) -> tuple[Optional[dict], Optional[dict]]:

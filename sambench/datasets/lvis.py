@@ -23,16 +23,21 @@ FREQUENCIES = {"r": "rare", "c": "common", "f": "frequent"}
 class LvisDataset(CocoDataset):
     def __init__(self, name: str, annotation_file: Path, image_dir: Path, **kwargs):
         super().__init__(name, annotation_file, image_dir, **kwargs)
-        bad = [c["id"] for c in self.categories.values() if c.get("frequency") not in FREQUENCIES]
+        bad = [c["id"] for c in self.categories.values() if str(c.get("frequency")) not in FREQUENCIES]
         if bad:
             raise SambenchError(f"{annotation_file}: not an LVIS file: categories {bad[:5]} "
                                 "lack a frequency (r/c/f)")
+        for img in self.images.values():
+            for key in ("not_exhaustive_category_ids", "neg_category_ids"):
+                ids = img.get(key, [])
+                if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+                    raise SambenchError(f"{annotation_file}: not an LVIS file: image {img['id']} has "
+                                        f"{key} {str(ids)[:40]}, not a list of category ids")
 
     def image_path(self, img: dict) -> Path:
         if img.get("coco_url"):
-            split_folder, file_name = img["coco_url"].split("/")[-2:]
-            return self.image_dir / split_folder / file_name
-        return self.image_dir / img["file_name"]
+            return self.image_dir / "/".join(str(img["coco_url"]).split("/")[-2:])
+        return self.image_dir / str(img.get("file_name", ""))
 
     def sample(self, image_id) -> Sample:
         sample = super().sample(image_id)
@@ -42,7 +47,7 @@ class LvisDataset(CocoDataset):
             "neg_category_ids": list(img.get("neg_category_ids", [])),
         })
         for inst in sample.instances:
-            inst.meta["frequency"] = self.categories[inst.category_id]["frequency"]
+            inst.meta["frequency"] = self.categories.get(inst.category_id, {}).get("frequency")
         return sample
 
 

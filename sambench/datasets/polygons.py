@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from sambench import masks as mask_codec
+from sambench import validate
 from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, image_size
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import load_json
@@ -41,15 +42,29 @@ class PolygonObject:
 
 
 def paint(objects: list[PolygonObject], height: int, width: int) -> tuple[list[Instance], list[dict]]:
-    """Visible mask of every object when painted in list order (later on top)."""
+    """Visible mask of every object when painted in list order (later on top). An object
+    with a polygon that fails :func:`sambench.validate.polygon_vertices` is not painted and
+    is counted as ``bad_segmentation``; a refused image size paints nothing."""
+    try:
+        height, width = validate.image_size(height, width)
+    except SambenchError as exc:
+        return [], [{"kind": "bad_image_size", "detail": str(exc)}]
     canvas = np.zeros((height, width), np.int32)
+    problems, painted = [], []
     for index, obj in enumerate(objects, start=1):
-        polys = [np.asarray(p, dtype=np.float64).astype(np.int32).reshape(-1, 2)
-                 for p in obj.polygons if len(p) >= 3]
+        try:
+            if not isinstance(obj.polygons, (list, tuple)):
+                raise SambenchError(f"polygons must be a list, got {type(obj.polygons).__name__}")
+            polys = [validate.polygon_vertices(p, height, width) for p in obj.polygons]
+        except SambenchError as exc:
+            problems.append({"kind": "bad_segmentation", "detail": f"object {obj.id} ({obj.category}): {exc}"})
+            continue
+        polys = [p.astype(np.int32) for p in polys if len(p) >= 3]
         if polys:
             cv2.fillPoly(canvas, polys, index)
-    instances, problems = [], []
-    for index, obj in enumerate(objects, start=1):
+        painted.append((index, obj))
+    instances = []
+    for index, obj in painted:
         mask = canvas == index
         if not mask.any():
             problems.append({"kind": "empty_mask", "detail": f"object {obj.id} ({obj.category})"})

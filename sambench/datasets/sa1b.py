@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from sambench import masks as mask_codec
+from sambench import validate
 from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, find_files
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
@@ -35,19 +36,24 @@ class Sa1bDataset(IndexedDataset):
         try:
             data = json.loads(path.read_text())
             info = data["image"]
-            h, w = int(info["height"]), int(info["width"])
             anns = data["annotations"]
-            image = path.parent / info.get("file_name", image.name)
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+                raise TypeError("annotations is not a list of objects")
+            image = path.parent / str(info.get("file_name", image.name))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             return broken_sample(self.name, image_id, image, "unreadable_annotation",
                                  f"malformed SA-1B JSON {path}: {exc!r}")
+        try:  # before any mask is decoded at that size
+            h, w = validate.image_size(info.get("height"), info.get("width"))
+        except SambenchError as exc:
+            return broken_sample(self.name, image_id, image, "bad_image_size", f"{path.name}: {exc}")
         instances, problems = [], []
         for k, ann in enumerate(anns):
             ann_id = str(ann.get("id", k))
             try:
                 rle = mask_codec.from_annotation(ann["segmentation"], h, w)
             except (SambenchError, KeyError) as exc:
-                problems.append({"kind": "bad_segmentation", "detail": f"annotation {ann_id}: {exc}"})
+                problems.append({"kind": "bad_segmentation", "detail": f"{path.name}: annotation {ann_id}: {exc}"})
                 continue
             if mask_codec.area(rle) == 0:
                 problems.append({"kind": "empty_mask", "detail": f"annotation {ann_id}"})

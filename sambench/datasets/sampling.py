@@ -91,7 +91,7 @@ def read_sample_list(path: Path) -> SampleList:
         images = [(str(e["id"]), [str(i) for i in e["instances"]]) for e in data["images"]]
         return SampleList(dataset=data["dataset"], seed=int(data["seed"]), images=images,
                           subsampled=bool(data.get("subsampled")), rule=data.get("rule", {}), path=path)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise SambenchError(f"malformed sample list {path}: {exc!r}") from None
 
 
@@ -137,6 +137,7 @@ class Selected(IndexedDataset):
     def __init__(self, dataset: IndexedDataset, sample_list: SampleList):
         self.dataset, self.sample_list = dataset, sample_list
         self.name = getattr(dataset, "name", sample_list.dataset)
+        self.problems = getattr(dataset, "problems", [])
         self._native = {str(i): i for i in dataset.image_ids}
         missing = [image for image, _ in sample_list.images if image not in self._native]
         if missing:

@@ -29,7 +29,6 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 import scipy.io
-from scipy.io.matlab import MatReadError
 
 from sambench.errors import SambenchError
 from sambench.metrics import bsds_scores
@@ -65,6 +64,18 @@ def seg2bdry(seg: np.ndarray) -> np.ndarray:
     return b[2::2, 2::2]
 
 
+def _map(path, entry, name: str):
+    """A field of one annotator as a 2-D numeric map of at least 2x2 pixels (or None)."""
+    value = _field(entry, name)
+    if value is None:
+        return None
+    if value.ndim != 2 or min(value.shape) < 2 or value.dtype.kind not in "biuf" or (
+            value.dtype.kind == "f" and not np.isfinite(value).all()):
+        raise SambenchError(f"{path}: {name} is not a 2-D numeric map of at least 2x2 pixels "
+                            f"(shape {list(value.shape)}, type {value.dtype})")
+    return value
+
+
 def _field(entry, name: str):
     try:
         value = entry[name]
@@ -86,14 +97,14 @@ def read_annotators(path: str | os.PathLike) -> list[tuple[Optional[np.ndarray],
         raise SambenchError(f"annotation file not found: {path}")
     try:
         mat = scipy.io.loadmat(str(path))
-    except (MatReadError, OSError, ValueError, NotImplementedError, TypeError, IndexError,
-            KeyError) as e:  # truncated, v7.3, ...
-        raise SambenchError(f"unreadable ground-truth file {path}: {e}") from None
+    except Exception as e:  # scipy fails on corrupt files with any error (truncated, v7.3, garbage)
+        detail = "it declares more data than fits in memory" if isinstance(e, MemoryError) else e
+        raise SambenchError(f"unreadable ground-truth file {path}: {detail}") from None
     if "groundTruth" not in mat:
         raise SambenchError(f"{path}: no 'groundTruth' variable (not a BSDS ground-truth file)")
     annotators = []
     for entry in np.asarray(mat["groundTruth"]).flat:
-        seg, bnd = _field(entry, "Segmentation"), _field(entry, "Boundaries")
+        seg, bnd = _map(path, entry, "Segmentation"), _map(path, entry, "Boundaries")
         if bnd is None:
             if seg is None:
                 raise SambenchError(f"{path}: annotation without Boundaries or Segmentation")

@@ -1,13 +1,13 @@
 """Model registry, model families and ``load_model``.
 
 A registry entry is a factory ``(checkpoint, device, dtype, **options) -> PromptableModel``.
-``load_model("sam:path.pth")`` is the same as ``load_model("sam", checkpoint="path.pth")``.
+``load_model("sam:path.pth")`` is the same as ``load_model("sam", checkpoint="path.pth")``;
+``load_model("sam:vit_b")`` names an official checkpoint, fetched and verified by ``sambench.hub``.
 
 Families of checkpoint-loaded models (:class:`~sambench.models.family.Family`) are listed in
 :data:`FAMILIES`, one line each, ``name -> "module:attribute"``, imported on first use; each is
 loadable as ``NAME:CKPT`` and recognised from its keys, so ``load_model("path.pth")`` (a bare
 checkpoint path) loads whichever family :func:`detect_family` finds.
-``load_model("sam:vit_b")`` names an official checkpoint, fetched and verified by ``sambench.hub``.
 """
 from __future__ import annotations
 
@@ -27,9 +27,17 @@ MODEL_DESCRIPTIONS: dict[str, str] = {}
 _MODEL_MODULES = ("sambench.models.grabcut", "sambench.models.classical_edges", "sambench.models.sam",
                   "sambench.models.official", "sambench.models.sam3")
 
+# Models that wrap another package and are recognised by their checkpoint's key prefixes.
+ADAPTER_PREFIXES: dict[str, tuple[str, ...]] = {"sam3": ("detector.", "tracker.")}
+
 # Model families: one line per family (docs/models.md, "Adding a family").
 FAMILIES: dict[str, str] = {
     "sam": "sambench.models.sam.family:FAMILY",
+    "mobilesam": "sambench.models.mobilesam:FAMILY",
+    "hq-sam": "sambench.models.hq_sam:FAMILY",
+    "efficientvit-sam": "sambench.models.efficientvit_sam.family:FAMILY",
+    "edgesam": "sambench.models.edgesam.family:FAMILY",
+    "efficientsam": "sambench.models.efficientsam.family:FAMILY",
     "sam2": "sambench.models.sam2.family:FAMILY",
 }
 
@@ -82,6 +90,8 @@ def infer_family(path: str):
 
     state = read_state_dict(path)
     family = detect_family(state)
+    if family is None and any(k.startswith(ADAPTER_PREFIXES["sam3"]) for k in state):
+        return "sam3", state  # an adapter over its own package, not a Family
     if family is None:
         raise SambenchError(f"cannot tell the model family of {path} from its keys (known families: "
                             f"{', '.join(FAMILIES)}); name it: --model FAMILY:{path}")
@@ -105,6 +115,8 @@ def load_model(name: str, checkpoint: Optional[str] = None, device: str = "cpu",
         from sambench.models.family import load_family_model
 
         family, state = infer_family(name)
+        if family in MODELS:
+            return MODELS.get(family)(checkpoint=name, device=device, dtype=dtype, **options)
         return load_family_model(family, name, device, dtype, state=state, **options)
     MODELS.get(name)  # the registry's unknown-name error, with suggestions
     raise AssertionError("unreachable")

@@ -16,6 +16,9 @@ The contract a family module fulfils:
   called under ``torch.device("meta")`` and then loaded with ``assign=True``: buffers that are
   not in checkpoints (pixel statistics, index tables) are made real in ``init_buffers()``,
   which the loader calls when the module defines it.
+  An image encoder with ``prepare_inference()`` gets it called once the weights are loaded:
+  the place for inference-only rewrites that keep the function (folding batch norms into
+  convolutions), after which its state dict need not be in the released layout any more.
 - ``image_encoder(x)`` maps the ``(B, 3, S, S)`` input of :class:`Preprocess` to the
   ``(B, C, h, w)`` image embedding; a family with ``encoder_outputs = ("name", ...)`` returns a
   tuple ``(embedding, name_tensor, ...)`` instead, each extra with a leading batch axis. The
@@ -77,7 +80,12 @@ class Preprocess:
       pixels (SAM's ``(x - mean) / std``), 1 divides by 255 first (``ToTensor`` then
       ``Normalize``: the same maths, rounded as those references round it).
 
-    Prompts map into the input frame by scaling x and y by new/old size (float64 then
+    - ``prompt_size``: the side of the frame prompts, low-res logits and the post-processing
+      crop live in, when it is not the encoder input's (EfficientViT-SAM L0–L2 encode 512 px
+      but keep SAM's 1024-px prompt frame); longest side + pad only. The two resized shapes
+      are rounded separately, as the reference predictor does.
+
+    Prompts map into the prompt frame by scaling x and y by new/old size (float64 then
     float32, as ``ResizeLongestSide.apply_coords``).
     """
 
@@ -87,6 +95,7 @@ class Preprocess:
     pixel_mean: tuple[float, float, float] = PIXEL_MEAN
     pixel_std: tuple[float, float, float] = PIXEL_STD
     pixel_range: int = 255
+    prompt_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZES:
@@ -95,6 +104,13 @@ class Preprocess:
             raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
         if self.pixel_range not in (1, 255):
             raise ValueError(f"pixel_range must be 1 or 255, got {self.pixel_range}")
+        if self.prompt_size is not None and self.resize != "longest-side+pad":
+            raise ValueError("prompt_size is for longest-side + pad inputs")
+
+    @property
+    def frame_size(self) -> int:
+        """Side of the prompt / low-res frame (the padded square the decoder sees)."""
+        return self.prompt_size or self.input_size
 
     @property
     def frame(self) -> str:
@@ -107,7 +123,8 @@ class Preprocess:
         norm = "normalize" if self.pixel_range == 255 else "to_unit+normalize"
         if self.resize == "stretch":
             return f"resize_stretch({kernel})+{norm}"
-        return f"resize_longest_side({kernel})+{norm}+pad"
+        prompts = f"+prompts_at_{self.prompt_size}" if self.prompt_size not in (None, self.input_size) else ""
+        return f"resize_longest_side({kernel})+{norm}+pad{prompts}"
 
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the resized image inside the encoder input."""
@@ -115,14 +132,22 @@ class Preprocess:
             return self.input_size, self.input_size
         return resized_shape(height, width, self.input_size)
 
+    def frame_shape(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the image inside the prompt frame (the crop of the upsampled logits)."""
+        if self.resize == "stretch":
+            return self.input_size, self.input_size
+        return resized_shape(height, width, self.frame_size)
+
     def image(self, image: np.ndarray, device) -> tuple[torch.Tensor, tuple[int, int]]:
-        """``(1, 3, S, S)`` encoder input and the resized (h, w) of an ``(H, W, 3)`` uint8 image."""
+        """``(1, 3, S, S)`` encoder input and the (h, w) of the image in the prompt frame
+        (:meth:`frame_shape`; the resized shape itself unless ``prompt_size`` is set)."""
         from sambench.models.sam import transforms
 
         image = transforms.check_image(image)
         mean = torch.tensor(self.pixel_mean, device=device).view(-1, 1, 1)
         std = torch.tensor(self.pixel_std, device=device).view(-1, 1, 1)
-        if self.resize == "longest-side+pad" and self.kernel == "pil-bilinear" and self.pixel_range == 255:
+        if (self.resize == "longest-side+pad" and self.kernel == "pil-bilinear" and self.pixel_range == 255
+                and self.prompt_size is None):
             return transforms.preprocess(image, self.input_size, mean, std, device)  # SAM v1
         height, width = self.input_shape(*image.shape[:2])
         if self.kernel == "pil-bilinear":
@@ -138,12 +163,13 @@ class Preprocess:
         if self.kernel == "pil-bilinear" and self.pixel_range == 1:
             x = x / 255.0
         x = (x - mean) / std
-        return F.pad(x, (0, self.input_size - width, 0, self.input_size - height)), (height, width)
+        x = F.pad(x, (0, self.input_size - width, 0, self.input_size - height))
+        return x, self.frame_shape(*image.shape[:2])
 
     def coords(self, coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
-        """Pixel ``(..., 2)`` ``(x, y)`` coordinates of the original image → input frame."""
+        """Pixel ``(..., 2)`` ``(x, y)`` coordinates of the original image → prompt frame."""
         old_h, old_w = original_size
-        new_h, new_w = self.input_shape(old_h, old_w)
+        new_h, new_w = self.frame_shape(old_h, old_w)
         out = np.array(coords, dtype=np.float64)
         out[..., 0] = out[..., 0] * (new_w / old_w)
         out[..., 1] = out[..., 1] * (new_h / old_h)
@@ -160,7 +186,7 @@ class Preprocess:
 
         if self.resize == "stretch":
             return F.interpolate(low_res, original_size, mode="bilinear", align_corners=False)
-        return transforms.upsample_logits(low_res, input_size, original_size, self.input_size)
+        return transforms.upsample_logits(low_res, input_size, original_size, self.frame_size)
 
     def logits_to_masks(self, low_res: torch.Tensor, input_size: tuple[int, int],
                         original_size: tuple[int, int], threshold: float = 0.0) -> np.ndarray:
@@ -171,7 +197,7 @@ class Preprocess:
             upsample = lambda x, *_: F.interpolate(x, original_size, mode="bilinear", align_corners=False)  # noqa: E731
         else:
             upsample = transforms.upsample_logits
-        return transforms.logits_to_masks(low_res, input_size, original_size, self.input_size,
+        return transforms.logits_to_masks(low_res, input_size, original_size, self.frame_size,
                                           threshold, upsample=upsample)
 
 
@@ -238,7 +264,9 @@ class Family:
     recorded behaviour such as ``hq_token_only``); the remaining keywords of ``load_model``
     go to ``model_class`` (device, dtype, ``prompt_chunk``, ...). ``presets`` maps size names
     to configs for :func:`random_checkpoint`; ``random_tensor(name, shape, generator)`` draws
-    one tensor of such a checkpoint.
+    one tensor of such a checkpoint; ``released_extras(config)`` names the ``{key: shape}`` a
+    released checkpoint holds beyond the module's keys (those the mapper ignores), so random
+    checkpoints have the released layout.
     """
 
     name: str
@@ -254,6 +282,7 @@ class Family:
     presets: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     random_tensor: Callable[[str, torch.Size, torch.Generator], torch.Tensor] = default_random_tensor
     model_class: Optional[type] = None  # default: sambench.models.family_model.FamilyModel
+    released_extras: Optional[Callable[[Any], Mapping[str, tuple[int, ...]]]] = None
 
     def state_dict(self, state: StateDict, source: str = "checkpoint") -> dict[str, torch.Tensor]:
         """Map a released checkpoint's tensors and check that they are this family's.
@@ -269,12 +298,12 @@ class Family:
             from sambench.models import detect_family
 
             other = detect_family(state)
+            lacks = f" (it has no {', '.join(p.rstrip('.') for p in missing)})" if missing else ""
             if other is not None and other.name != self.name:
-                raise SambenchError(f"{source} is a {other.name} checkpoint, not {self.name}: "
+                raise SambenchError(f"{source} is a {other.name} checkpoint, not {self.name}{lacks}: "
                                     f"load it as --model {other.name}:{source}")
             if missing:
-                raise SambenchError(f"{source} is not a {self.name} checkpoint: it has no "
-                                    f"{', '.join(p.rstrip('.') for p in missing)}")
+                raise SambenchError(f"{source} is not a {self.name} checkpoint{lacks}")
         # neither this family's nor another's: infer_config / the strict load name what is off
         return mapped
 
@@ -296,12 +325,18 @@ class Family:
         if leftover:
             raise RuntimeError(f"family {self.name}: tensors left on the meta device after loading "
                                f"(make them in init_buffers): {names(leftover)}")
-        return net.eval()
+        net.eval()
+        if hasattr(net.image_encoder, "prepare_inference"):  # e.g. fold batch norms into convs
+            net.image_encoder.prepare_inference()
+        return net
 
     def random_state_dict(self, config, seed: int = 0) -> dict[str, torch.Tensor]:
-        """Random values for every entry of ``build(config).state_dict()`` (the module's keys)."""
+        """Random values for every entry of ``build(config).state_dict()`` and the released
+        layout's extra keys (the module's key names: a family with renames maps them back)."""
         with torch.device("meta"):
             shapes = {k: (v.shape, v.dtype) for k, v in self.build(config).state_dict().items()}
+        if self.released_extras is not None:
+            shapes.update({k: (torch.Size(s), torch.float32) for k, s in self.released_extras(config).items()})
         gen = torch.Generator().manual_seed(seed)
         return {name: self.random_tensor(name, shape, gen).to(dtype).contiguous()
                 for name, (shape, dtype) in shapes.items()}

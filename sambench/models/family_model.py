@@ -47,7 +47,7 @@ class SamEmbedding:
 
     features: torch.Tensor  # (1, C, S, S) float32
     original_size: tuple[int, int]  # (H, W) of the image given to embed
-    input_size: tuple[int, int]  # (h, w) of the resized image inside the encoder input
+    input_size: tuple[int, int]  # (h, w) of the resized image in the prompt frame (Preprocess.frame_shape)
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to_numpy(self) -> dict:

@@ -71,8 +71,10 @@ def per_dataset_bars(names: Sequence[str], values: Sequence[float], ci: Sequence
     y = np.arange(len(names))
     vals = np.array(values)[order] * 100
     ax.barh(y, vals, color=PALETTE[0], height=0.65, label="mIoU")
-    err = np.array([[v - 100 * c[0], 100 * c[1] - v] if c else [0, 0]
-                    for v, c in zip(vals, [ci[i] for i in order])]).T
+    # A percentile interval need not contain the mean (and one image's interval is the mean up
+    # to rounding): whiskers never point inwards.
+    err = np.maximum(np.array([[v - 100 * c[0], 100 * c[1] - v] if c else [0, 0]
+                               for v, c in zip(vals, [ci[i] for i in order])]).T, 0)
     ax.errorbar(vals, y, xerr=err, fmt="none", ecolor="#333", elinewidth=0.8, capsize=2, label="95% CI")
     orc = [oracle[i] for i in order]
     if any(o is not None for o in orc):
@@ -122,7 +124,7 @@ def _signed_bars(ax, y, vals, lo, hi, ci_label: str, min_span: float, digits: in
     """Horizontal bars (green up, red down) with CI whiskers [lo, hi], each value written
     beyond its whisker, and a zero line; symmetric x limits."""
     ax.barh(y, vals, color=[GOOD if v >= 0 else BAD for v in vals], height=0.65)
-    ax.errorbar(vals, y, xerr=np.array([vals - lo, hi - vals]), fmt="none", ecolor="#333", elinewidth=0.8,
+    ax.errorbar(vals, y, xerr=np.maximum(np.array([vals - lo, hi - vals]), 0), fmt="none", ecolor="#333", elinewidth=0.8,
                 capsize=2, label=ci_label)
     span = max(min_span, float(np.abs(np.concatenate([vals, lo, hi])).max()))
     for yy, v, a, b in zip(y, vals, lo, hi):
@@ -155,18 +157,19 @@ def tornado(labels: Sequence[str], deltas: Sequence[float], ci: Sequence[Optiona
 def miou_vs_points(curves: list[dict], n_points: Sequence[int]):
     """mIoU (×100) against the number of points, center and random first point (Fig. 9c/9d).
 
-    ``curves``: dicts with ``label``, ``center`` / ``random`` (lists of values per n, or None),
+    ``curves``: dicts with ``label``, ``center`` / ``random`` (lists of values per n, None where
+    a value is not available, e.g. a metric the model cannot be scored on; or None),
     ``center_oracle`` / ``random_oracle`` (value at 1 point, or None), and ``bold`` / ``dashed``.
     """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     xs = np.arange(len(n_points))
     for ax, mode, title in zip(axes, ("center", "random"), ("center first point", "random first point")):
         for k, curve in enumerate(curves):
-            values = curve.get(mode)
-            if not values or any(v is None for v in values):
+            drawn = [(x, v) for x, v in zip(xs, curve.get(mode) or []) if v is not None]  # None: n/a
+            if not drawn:
                 continue
             color = "#111" if curve.get("bold") else PALETTE[k % len(PALETTE)]
-            ax.plot(xs, [100 * v for v in values], marker="o", markersize=4, color=color,
+            ax.plot([x for x, _ in drawn], [100 * v for _, v in drawn], marker="o", markersize=4, color=color,
                     linewidth=2.2 if curve.get("bold") else 1.3, linestyle="--" if curve.get("dashed") else "-",
                     label=curve["label"])
             if curve.get(f"{mode}_oracle") is not None:

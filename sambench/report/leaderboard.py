@@ -45,7 +45,8 @@ class Leaderboard:
         """The table: fractions (CSV) or formatted ×100 strings (Markdown/HTML)."""
         out = []
         for rank, row in enumerate(self.rows, start=1):
-            rec = {"rank": rank, "model": row["model"], "checkpoint": row["checkpoint"], "sha256": row["sha256"]}
+            rec = {"rank": rank, "model": row["model"], "family": row["family"], "checkpoint": row["checkpoint"],
+                   "sha256": row["sha256"]}
             for col in self.columns:
                 value = row["values"].get(col.id)
                 if display:
@@ -162,7 +163,8 @@ def build_leaderboard(run_dirs: list[Path], allow_mixed: bool = False, rank_by: 
         ident = _identity(results)
         model, run = results["model"], results["run"]
         row = rows.setdefault(ident, {
-            "model": model["name"], "checkpoint": Path(str(model["checkpoint"])).name if model.get("checkpoint") else "",
+            "model": model["name"], "family": model.get("family") or "",
+            "checkpoint": Path(str(model["checkpoint"])).name if model.get("checkpoint") else "",
             "sha256": (model.get("sha256") or "")[:12], "values": {}, "partial": set(), "notes": [],
             "entries": {}, "provenance": {k: [] for k in PROVENANCE}})
         for e in results["results"]:
@@ -220,7 +222,7 @@ def build_leaderboard(run_dirs: list[Path], allow_mixed: bool = False, rank_by: 
 
 def _html_table(board: Leaderboard) -> str:
     """The ranked table with a task header row; each column's best value in bold."""
-    fixed = ["rank", "model", "checkpoint", "sha256"]
+    fixed = ["rank", "model", "family", "checkpoint", "sha256"]
     groups = [("", len(fixed))]
     for col in board.columns:
         if groups[-1][0] == col.task:

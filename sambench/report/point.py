@@ -10,7 +10,7 @@ import pandas as pd
 from sambench.report import figures, reference
 from sambench.report.compare import compare_runs, run_label
 from sambench.report.sections import ReportContext, Section, section
-from sambench.report.tables import fmt, fmt_ci, is_number
+from sambench.report.tables import fmt, fmt_ci, is_number, unsupported_by_reason
 from sambench.results import scored
 
 PROTOCOL_NOTE = (
@@ -25,6 +25,16 @@ COLUMNS = [("miou@1", "1 pt", True), ("miou@1_oracle", "oracle", False), ("miou@
            ("miou@5", "5 pt", False), ("miou@9", "9 pt", False), ("random_miou@1", "rnd 1 pt", True),
            ("random_miou@1_oracle", "rnd oracle", False), ("random_miou@5", "rnd 5 pt", False),
            ("random_miou@9", "rnd 9 pt", False)]
+NA = "n/a*"  # a metric the model cannot be scored on (results entry ``unsupported_metrics``)
+
+
+def unsupported_note(entries: list[dict]) -> Optional[str]:
+    """The footnote of the ``n/a*`` cells: which metrics, and why."""
+    reasons = unsupported_by_reason(entries)
+    if not reasons:
+        return None
+    return ("* n/a: not scored for this model, never computed on a shortened protocol: "
+            + "; ".join(f"{', '.join(names)}: {why}" for why, names in reasons.items()) + ".")
 
 
 def _table(entries: list[dict]) -> pd.DataFrame:
@@ -32,13 +42,14 @@ def _table(entries: list[dict]) -> pd.DataFrame:
     present = [e for e in entries if scored(e)]
     for entry in entries:
         m = entry.get("metrics", {})
+        na = entry.get("unsupported_metrics") or {}
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
         for metric, label, with_ci in COLUMNS:
-            row[label] = fmt(m.get(metric))
+            row[label] = NA if metric in na else fmt(m.get(metric))
             if with_ci:
                 row[f"{label.removesuffix('1 pt')}CI95"] = fmt_ci(m.get(f"{metric}_ci95"))
-        row["NoC85"] = fmt(m.get("noc@85"), 1, 2)
-        row["NoC90"] = fmt(m.get("noc@90"), 1, 2)
+        row["NoC85"] = NA if "noc@85" in na else fmt(m.get("noc@85"), 1, 2)
+        row["NoC90"] = NA if "noc@90" in na else fmt(m.get("noc@90"), 1, 2)
         if not scored(entry):
             row["images"], row["masks"], row["1 pt"] = "", "", entry["status"]
         rows.append(row)
@@ -48,7 +59,9 @@ def _table(entries: list[dict]) -> pd.DataFrame:
                 "_kind": "mean"}
         for metric, label, _ in COLUMNS + [("noc@85", "NoC85", False), ("noc@90", "NoC90", False)]:
             values = [e["metrics"].get(metric) for e in present]
-            if all(is_number(v) for v in values):
+            if any(metric in (e.get("unsupported_metrics") or {}) for e in present):
+                mean[label] = NA
+            elif all(is_number(v) for v in values):
                 mean[label] = fmt(sum(values) / len(values), *((1, 2) if metric.startswith("noc") else ()))
         rows.append(mean)
     frame = pd.DataFrame(rows).fillna("")
@@ -80,8 +93,9 @@ def _curve(entries: list[dict], label: str, n_points: list[int], **style) -> dic
     curve = {"label": label, **style}
     for mode, prefix in (("center", ""), ("random", "random_")):
         per_n = [[e["metrics"].get(f"{prefix}miou@{n}") for e in entries] for n in n_points]
-        if all(is_number(v) for vals in per_n for v in vals):
-            curve[mode] = [sum(vals) / len(vals) for vals in per_n]
+        means = [sum(vals) / len(vals) if all(is_number(v) for v in vals) else None for vals in per_n]
+        if any(m is not None for m in means):  # None: not scored (e.g. unsupported_metrics)
+            curve[mode] = means
         oracle = [e["metrics"].get(f"{prefix}miou@1_oracle") for e in entries]
         if all(is_number(v) for v in oracle):
             curve[f"{mode}_oracle"] = sum(oracle) / len(oracle)
@@ -96,6 +110,9 @@ def point_section(ctx: ReportContext) -> Optional[Section]:
     sec = Section("Point task: single-point valid mask", "point")
     sec.note(PROTOCOL_NOTE)
     sec.table(_table(entries), "Per-dataset mIoU (×100) with 95% CIs; \"rnd\": random first point.")
+    note = unsupported_note(entries)
+    if note:
+        sec.note(note)
     present = ctx.entries("point")
     ref = _reference_table(present)
     if ref is not None:

@@ -24,11 +24,27 @@ def load_references() -> tuple[dict, ...]:
     return tuple(data.get("references") or [])
 
 
-def rows_for(task: str, dataset: str) -> list[tuple[dict, dict]]:
-    """(entry, row) pairs of published per-dataset rows for this task and dataset."""
+def box_source(protocol: Optional[dict]) -> Optional[str]:
+    """The boxes a run prompted with: ``gt`` for ground-truth boxes, else the detector named
+    by the protocol's ``box_source`` (None when the run did not name one)."""
+    protocol = protocol or {}
+    if protocol.get("prompt") == "gt-box":
+        return "gt"
+    return protocol.get("box_source")
+
+
+def rows_for(task: str, dataset: str, protocol: Optional[dict] = None) -> list[tuple[dict, dict]]:
+    """(entry, row) pairs of published per-dataset rows for this task and dataset.
+
+    An entry that names its ``boxes`` (the detector whose boxes prompted the model) shows only
+    for a run prompted with the same boxes (:func:`box_source` of the run's ``protocol``):
+    AP with other boxes is another experiment, not a reference.
+    """
+    boxes = box_source(protocol)
     return [(ref, row) for ref in load_references()
             if ref["task"] == task and "rows" in ref and not ref.get("aggregate")
-            and dataset in ref["datasets"] for row in ref["rows"]]
+            and dataset in ref["datasets"] and ref.get("boxes", boxes) == boxes
+            for row in ref["rows"]]
 
 
 def aggregate_refs(task: str, datasets: list[str]) -> list[tuple[dict, list[str]]]:

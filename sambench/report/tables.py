@@ -113,11 +113,33 @@ def results_text(results: dict) -> str:
     others = [(t, m, label, mean, n) for t, m, label, mean, n in headline_values(results) if t != "point"]
     for task, metric, label, mean, n in others:
         lines.append(f"{task}: {label} = {fmt_task(task, mean)} (mean of {n} datasets)")
+    lines += unsupported_lines(results)
     for entry in results["results"]:
         if entry.get("counts"):
             counts = ", ".join(f"{k}={v}" for k, v in entry["counts"].items())
             lines.append(f"{entry['task']}/{entry['dataset']}: not scored: {counts}")
     return "\n".join(lines)
+
+
+def unsupported_by_reason(entries: list[dict]) -> dict[str, list[str]]:
+    """Reason -> the metrics (results entries' ``unsupported_metrics``) it applies to, each once."""
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        for name, why in (entry.get("unsupported_metrics") or {}).items():
+            if name not in out.setdefault(why, []):
+                out[why].append(name)
+    return out
+
+
+def unsupported_lines(results: dict) -> list[str]:
+    """One terminal line per task naming the metrics the model cannot be scored on."""
+    lines = []
+    for task in dict.fromkeys(e["task"] for e in results["results"]):
+        reasons = unsupported_by_reason([e for e in results["results"] if e["task"] == task])
+        if reasons:
+            lines.append(f"{task}: n/a for this model: "
+                         + "; ".join(f"{', '.join(names)} ({why})" for why, names in reasons.items()))
+    return lines
 
 
 def task_table(task: str, entries: list[dict], metrics: list[tuple[str, str]]) -> tuple[pd.DataFrame, list[str]]:
@@ -135,7 +157,7 @@ def task_table(task: str, entries: list[dict], metrics: list[tuple[str, str]]) -
         if not scored(entry):
             row["images"] = entry["status"]
         rows.append(row)
-        for ref, ref_row in reference.rows_for(task, entry["dataset"]):
+        for ref, ref_row in reference.rows_for(task, entry["dataset"], entry.get("protocol")):
             if not any(is_number(ref_row.get(metric)) for metric, _ in metrics):
                 continue
             if ref["source"] not in sources:

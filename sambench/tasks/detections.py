@@ -83,8 +83,8 @@ def _check(path: str, i: int, det) -> tuple:
     image_id, category_id, bbox, score = det["image_id"], det["category_id"], det["bbox"], det["score"]
     if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
         raise SambenchError(f"{path}: detection {i}: image_id {image_id!r} is not an integer or string")
-    if isinstance(category_id, bool) or not isinstance(category_id, int):
-        raise SambenchError(f"{path}: detection {i}: category_id {category_id!r} is not an integer")
+    if isinstance(category_id, bool) or not isinstance(category_id, int) or abs(category_id) >= 2**63:
+        raise SambenchError(f"{path}: detection {i}: category_id {category_id!r} is not a 64-bit integer")
     numbers = list(bbox) + [score] if isinstance(bbox, list) else []
     if (len(numbers) != 5 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                      and math.isfinite(v) for v in numbers)

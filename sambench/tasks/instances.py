@@ -47,6 +47,7 @@ class InstancesProtocol:
 
     prompt: str = "detections"  # detections | gt-box
     detections: Optional[str] = None  # the detector's COCO results JSON (prompt: detections)
+    box_source: Optional[str] = None  # the detector those boxes come from, e.g. vitdet-h (reports match published rows on it)
     multimask: bool = True  # first pass: 3 masks, keep the highest predicted IoU
     # one more pass: that mask's low-res logits + the same prompt
     refine: bool = open_choice(
@@ -159,9 +160,10 @@ class InstancesTask:
                 out.update(evaluator=p.evaluator, max_dets=p.max_dets)
             detections = load_detections(p.detections)
             out["detections_sha256"] = detections.sha256
+            out["box_source"] = p.box_source
         else:
             out.update(center_point=p.center_point, include_crowd=False,
-                       box="tight box of the GT mask (COCO bbox -> XYXY)",
+                       box="tight box of the GT mask (COCO bbox -> XYXY)", box_source="gt",
                        center="deepest interior point of the GT mask",
                        sizes="mask pixel area: small < 32², medium < 96², large otherwise",
                        ci95=ci_protocol())

@@ -9,16 +9,23 @@ logits. All masks of an image are prompted together in one batched call per step
 With ``ignore: exclude`` (RITM's rule) the image's ignore region (``Sample.ignore_mask``: void
 pixels, crowd regions; never the scored mask's own pixels) is neither a false negative nor a
 false positive for the clicks and counts in neither intersection nor union.
+
+The protocol adapts to what the model declares (``ModelInfo.capabilities``), never silently:
+a model without mask input gets no logits fed back, and one that takes at most k points runs
+k clicks; the results entry records each adaptation in ``protocol.adapted`` and lists the
+metrics that would need more clicks in ``unsupported_metrics`` ({name: reason}), unscored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from sambench import masks as mask_codec
 from sambench.errors import SambenchError
 from sambench.metrics.iou import batch_iou, bootstrap_ci, ci_protocol, noc
+from sambench.models.base import Capabilities
 from sambench.prompts import next_click, random_point, stable_rng
 from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, open_choice, parse_protocol
 from sambench.types import Sample, SampleRecord
@@ -71,19 +78,59 @@ class PointProtocol:
                 "ci95": ci_protocol()}
 
 
+@dataclass(frozen=True)
+class ModelLimits:
+    """How far a model can follow the protocol: clicks run per mask, whether logits are fed
+    back, and why each differs from the protocol (protocol field -> reason)."""
+
+    clicks: int
+    feed_back_logits: bool
+    adapted: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, protocol: PointProtocol, model) -> "ModelLimits":
+        info = model.info()
+        caps = getattr(info, "capabilities", None) or Capabilities()
+        clicks, feed, adapted = protocol.max_points, protocol.feed_back_logits, {}
+        if feed and not caps.mask_input:
+            feed = False
+            adapted["feed_back_logits"] = (f"{info.family} accepts no mask input: each step is prompted "
+                                           "with the clicks alone")
+        if caps.max_points is not None and caps.max_points < clicks:
+            clicks = caps.max_points
+            adapted["max_points"] = (f"{info.family} takes at most {caps.max_points} points per prompt: "
+                                     f"clicks stop at {clicks}; metrics that need more are unsupported")
+        return cls(clicks, feed, adapted)
+
+    def unsupported_metrics(self, protocol: PointProtocol) -> dict[str, str]:
+        """Metrics that need more clicks than were run, with the reason."""
+        out = {}
+        for prefix in (METRIC_PREFIX[m] for m in protocol.first_point):
+            for n in protocol.n_points:
+                if n > self.clicks:
+                    out[f"{prefix}miou@{n}"] = f"needs {n} clicks; the model takes at most {self.clicks} points"
+            if self.clicks < protocol.max_points:
+                for t in protocol.noc_thresholds:
+                    out[f"{prefix}noc@{round(t * 100)}"] = (f"counts up to {protocol.max_points} clicks; the "
+                                                            f"model takes at most {self.clicks} points")
+        return out
+
+
 def evaluate_sample(model, embedding, sample: Sample, gts: list[np.ndarray], ids: list[str],
-                    protocol: PointProtocol, seed: int) -> list[dict]:
+                    protocol: PointProtocol, seed: int, limits: Optional[ModelLimits] = None) -> list[dict]:
     """Run every first-point mode and click on all masks of one image; one row per mask,
-    mode and step with the IoU, the click, the predicted score (and oracle IoU at step 1)."""
+    mode and step with the IoU, the click, the predicted score (and oracle IoU at step 1).
+    ``limits``: what the model can take (default: the whole protocol)."""
+    limits = limits or ModelLimits(protocol.max_points, protocol.feed_back_logits)
     void = sample.ignore_mask() if protocol.ignore == "exclude" else None
     ignores = [None if void is None else void & ~gt for gt in gts]  # a mask is never ignored in itself
     rows = []
     for mode in protocol.first_point:
-        rows += _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, seed)
+        rows += _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, seed, limits)
     return rows
 
 
-def _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, seed) -> list[dict]:
+def _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, seed, limits) -> list[dict]:
     n = len(gts)
     shape = gts[0].shape
     preds = [np.zeros(shape, bool) for _ in range(n)]
@@ -92,7 +139,7 @@ def _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, 
     logits: list = [None] * n
     done = [False] * n
     rows = []
-    for step in range(1, protocol.max_points + 1):
+    for step in range(1, limits.clicks + 1):
         active = []
         for i in range(n):
             if done[i]:
@@ -113,7 +160,7 @@ def _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, 
             pts = np.array([[p[:2] for p in points[i]] for i in active], np.float32)
             lbl = np.array([[p[2] for p in points[i]] for i in active], np.int64)
             mask_in = None
-            if protocol.feed_back_logits and step > 1:
+            if limits.feed_back_logits and step > 1:
                 mask_in = np.stack([logits[i] for i in active])[:, None]
             pred = model.predict(embedding, points=pts, labels=lbl, mask_input=mask_in,
                                  multimask=multimask)
@@ -134,7 +181,7 @@ def _click_session(model, embedding, sample, gts, ids, ignores, mode, protocol, 
             else:  # converged earlier: carry the previous IoU forward
                 row = {"mask": ids[i], "mode": mode, "step": step, "iou": _last_iou(rows, ids[i], mode),
                        "point": None}
-            if protocol.save_masks and step in (1, protocol.max_points):
+            if protocol.save_masks and step in (1, limits.clicks):
                 row["pred"] = mask_codec.encode(preds[i])
             rows.append(row)
     return rows
@@ -147,9 +194,11 @@ def _last_iou(rows, mask_id, mode) -> float:
     return 1.0  # perfect before the first click can only mean an all-covering prediction
 
 
-def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int) -> dict:
+def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int,
+              unsupported: frozenset = frozenset()) -> dict:
     """Per-dataset metrics from the records: ``miou@N``, ``miou@1_oracle``, the ``random_``
-    variants, each with a ``_ci95`` [lo, hi] pair, and ``noc@85`` / ``noc@90``."""
+    variants, each with a ``_ci95`` [lo, hi] pair, and ``noc@85`` / ``noc@90``; none of the
+    ``unsupported`` names."""
     by_key: dict[tuple[str, str], dict[int, float]] = {}
     oracle: dict[tuple[str, str], float] = {}
     image: dict[tuple[str, str], str] = {}  # the bootstrap's cluster of each mask
@@ -167,12 +216,15 @@ def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int) -
         if not masks:
             continue
         for n in protocol.n_points:
-            _put(metrics, f"{prefix}miou@{n}", [by_key[k][n] for k in masks], [image[k] for k in masks], seed)
+            if f"{prefix}miou@{n}" not in unsupported:
+                _put(metrics, f"{prefix}miou@{n}", [by_key[k][n] for k in masks], [image[k] for k in masks], seed)
         if protocol.multimask_first:
             with_oracle = [k for k in masks if k in oracle]
             _put(metrics, f"{prefix}miou@1_oracle", [oracle[k] for k in with_oracle],
                  [image[k] for k in with_oracle], seed)
         for t in protocol.noc_thresholds:
+            if f"{prefix}noc@{round(t * 100)}" in unsupported:
+                continue
             curves = [[by_key[k][s] for s in range(1, protocol.max_points + 1)] for k in masks]
             metrics[f"{prefix}noc@{round(t * 100)}"] = float(np.mean([noc(c, t) for c in curves]))
     return metrics
@@ -191,9 +243,23 @@ class PointTask:
 
     def __init__(self, options: dict):
         self.proto = parse_protocol(PointProtocol, options, "point")
+        self.limits = ModelLimits(self.proto.max_points, self.proto.feed_back_logits)
+
+    def unsupported(self, model) -> Optional[str]:
+        """Never the whole task; reads the model's capabilities, which the protocol follows."""
+        self.limits = ModelLimits.of(self.proto, model)
+        return None
 
     def protocol(self) -> dict:
-        return self.proto.to_json()
+        out = self.proto.to_json()
+        if self.limits.adapted:
+            out.update(feed_back_logits=self.limits.feed_back_logits, clicks_run=self.limits.clicks,
+                       adapted=self.limits.adapted)
+        return out
+
+    def result_fields(self, records: list[SampleRecord], metrics: dict) -> dict:
+        unsupported = self.limits.unsupported_metrics(self.proto)
+        return {"unsupported_metrics": unsupported} if unsupported else {}
 
     def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
@@ -205,8 +271,9 @@ class PointTask:
             record.errors.extend({"kind": "mask_not_scored", "detail": f"mask {i}"} for i in ids)
             return record
         embedding = model.embed(image)
-        record.rows = evaluate_sample(model, embedding, sample, gts, ids, self.proto, seed)
+        record.rows = evaluate_sample(model, embedding, sample, gts, ids, self.proto, seed,
+                                      ModelLimits.of(self.proto, model))
         return record
 
     def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
-        return aggregate(records, self.proto, seed)
+        return aggregate(records, self.proto, seed, frozenset(self.limits.unsupported_metrics(self.proto)))

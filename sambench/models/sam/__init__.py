@@ -10,12 +10,12 @@ config inference), :mod:`.model` (the protocol adapter), :mod:`.random_checkpoin
 """
 from sambench.models import register_model
 from sambench.models.sam.checkpoint import infer_config, load_sam, read_state_dict
+from sambench.models.sam.family import FAMILY
 from sambench.models.sam.model import SamEmbedding, SamModel, build_sam_model, describe
 from sambench.models.sam.random_checkpoint import make_config, write_random_checkpoint
 from sambench.models.sam.sam import PRESETS, Sam, SamConfig
 
-register_model("sam", "Segment Anything v1, our implementation (architecture inferred from "
-                      "the checkpoint; options: attention=auto|math|sdpa, compile)")(build_sam_model)
+register_model("sam", FAMILY.description)(build_sam_model)
 
 __all__ = ["PRESETS", "Sam", "SamConfig", "SamEmbedding", "SamModel", "build_sam_model", "describe",
            "infer_config", "load_sam", "make_config", "read_state_dict", "write_random_checkpoint"]

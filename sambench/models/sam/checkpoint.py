@@ -27,7 +27,6 @@ import hashlib
 import json
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -117,17 +116,33 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise SambenchError(f"unreadable safetensors checkpoint {path}: {exc}") from None
     else:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SambenchError(
-                f"refusing to load {path}: it contains objects other than tensors and plain "
-                f"containers, and checkpoints are never unpickled as code ({first})") from None
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-            raise SambenchError(f"unreadable checkpoint {path} (truncated or not a torch file): "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        data = _torch_load(path)
     return unwrap_state_dict(data, str(path))
+
+
+def _torch_load(path: Path):
+    """``torch.load(weights_only=True)`` with diagnoses of our own: torch's messages advise
+    ``weights_only=False``, which would run whatever code the file carries, so they are
+    never passed on."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # zip archive or pickle >= 2
+        raise SambenchError(f"{path} is not a checkpoint (unrecognised bytes: neither a torch file "
+                            "nor safetensors)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise SambenchError(f"{path} is not a checkpoint (unrecognised or corrupt pickle data)") from None
+        raise SambenchError(
+            f"refusing to load {path}: it references {found.group(1)}, an object other than tensors "
+            "and plain containers, and checkpoints are never unpickled as code") from None
+    except Exception as exc:  # torch's unpickler fails on corrupt bytes with any error
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights_only" in first:
+            first = type(exc).__name__
+        raise SambenchError(f"unreadable checkpoint {path} (truncated or not a torch file): {first}") from None
 
 
 def unwrap_state_dict(data, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -199,7 +214,6 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
             windows.add(extent)
     if len(windows) > 1:
         raise SambenchError(f"{source}: blocks use different window sizes {sorted(windows)}")
-    iou_layers = _indexes(state, dec + "iou_prediction_head.layers.")
     return SamConfig(
         img_size=grid * patch_size,
         patch_size=patch_size,
@@ -210,17 +224,37 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
         window_size=windows.pop() if windows else 0,
         global_attn_indexes=tuple(global_blocks),
         qkv_bias=enc + "blocks.0.attn.qkv.bias" in state,
-        prompt_embed_dim=state[enc + "neck.0.weight"].shape[0],
+        text_dim=state[TEXT_PROJ].shape[1] if TEXT_PROJ in state and state[TEXT_PROJ].ndim == 2 else 0,
+        **decoder_fields(state, state[enc + "neck.0.weight"].shape[0], source, decoder_num_heads),
+    )
+
+
+def decoder_fields(state: Mapping[str, torch.Tensor], width: int, source: str = "checkpoint",
+                   decoder_num_heads: int = 8) -> dict:
+    """The prompt encoder's and mask decoder's sizes (:class:`DecoderConfig` fields other than
+    ``img_size`` and ``grid``), read off ``prompt_encoder.*`` / ``mask_decoder.*`` tensors.
+
+    ``width`` (``prompt_embed_dim``) is the channel count of the embedding the image encoder
+    delivers (its neck's output); a decoder of another width is then a shape error naming the
+    tensor."""
+    _, pe, dec = PREFIXES
+    needed = [pe + "mask_downscaling.3.weight", dec + "mask_tokens.weight",
+              dec + "transformer.layers.0.mlp.lin1.weight",
+              dec + "transformer.final_attn_token_to_image.q_proj.weight",
+              dec + "iou_prediction_head.layers.0.weight"]
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise SambenchError(f"{source} lacks SAM's prompt encoder / mask decoder: missing keys {names(missing)}")
+    return dict(
+        prompt_embed_dim=width,
         mask_in_chans=state[pe + "mask_downscaling.3.weight"].shape[0],
         num_multimask_outputs=state[dec + "mask_tokens.weight"].shape[0] - 1,
         decoder_depth=len(_indexes(state, dec + "transformer.layers.")),
         decoder_mlp_dim=state[dec + "transformer.layers.0.mlp.lin1.weight"].shape[0],
         decoder_num_heads=decoder_num_heads,
-        attention_downsample_rate=(state[enc + "neck.0.weight"].shape[0]
-                                   // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0]),
-        iou_head_depth=len(iou_layers),
+        attention_downsample_rate=width // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0],
+        iou_head_depth=len(_indexes(state, dec + "iou_prediction_head.layers.")),
         iou_head_hidden_dim=state[dec + "iou_prediction_head.layers.0.weight"].shape[0],
-        text_dim=state[TEXT_PROJ].shape[1] if TEXT_PROJ in state and state[TEXT_PROJ].ndim == 2 else 0,
     )
 
 

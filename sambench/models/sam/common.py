@@ -41,3 +41,14 @@ class LayerNorm2d(nn.Module):
         var = centred.pow(2).mean(1, keepdim=True)
         x = centred / torch.sqrt(var + self.eps)
         return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+def neck(in_chans: int, out_chans: int) -> nn.Sequential:
+    """SAM's encoder neck (1×1 conv, LayerNorm2d, 3×3 conv, LayerNorm2d; no biases), also
+    EfficientSAM's: keys ``neck.0`` … ``neck.3``."""
+    return nn.Sequential(
+        nn.Conv2d(in_chans, out_chans, kernel_size=1, bias=False),
+        LayerNorm2d(out_chans),
+        nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
+        LayerNorm2d(out_chans),
+    )

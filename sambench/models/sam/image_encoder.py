@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sambench.models.sam.common import LayerNorm2d, MLPBlock
+from sambench.models.sam.common import MLPBlock, neck
 
 ATTENTION_MODES = ("math", "sdpa")
 ATTN_CHUNK_ELEMS = 1 << 28  # attention scores (or mask) materialised at once: 1 GiB in fp32
@@ -51,12 +51,7 @@ class ImageEncoderViT(nn.Module):
                   input_size=(grid, grid), eps=eps)
             for i in range(depth)
         )
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dim, out_chans, kernel_size=1, bias=False),
-            LayerNorm2d(out_chans),
-            nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out_chans),
-        )
+        self.neck = neck(embed_dim, out_chans)
 
     def set_drop_path(self, rate: float) -> None:
         """Stochastic depth for training: block ``i`` drops its residual branches with
@@ -79,6 +74,10 @@ class ImageEncoderViT(nn.Module):
             x = x + self.pos_embed
         for block in self.blocks:
             x = block(x)
+        return self.neck_of(x)
+
+    def neck_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The neck on the last block's channels-last output ``(B, h, w, C)``."""
         x = x.permute(0, 3, 1, 2)
         if torch.is_autocast_enabled(x.device.type):
             # The neck is ~1% of the FLOPs; LayerNorm2d in bf16 would cost accuracy for nothing.

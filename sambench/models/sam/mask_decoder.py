@@ -62,26 +62,25 @@ class MaskDecoder(nn.Module):
         once.
         """
         tokens_out = slice(1, None) if multimask_output else slice(0, 1)
-        batch = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1),
-                            sparse_prompt_embeddings.to(output_tokens.dtype)], dim=1)
-
         token_ids = range(self.num_mask_tokens)[tokens_out]
         n_out = 2 + token_ids[-1]  # the IoU token and mask tokens up to the last one returned
-        hs, src = self.attend(image_embeddings, image_pe, tokens, dense_prompt_embeddings, cache, n_out)
+        hs, src = self.run_transformer(image_embeddings, image_pe, output_tokens, sparse_prompt_embeddings,
+                                       dense_prompt_embeddings, cache, n_out)
         iou_pred = self.iou_prediction_head(hs[:, 0, :])[:, tokens_out]
         hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :])
                                 for i in token_ids], dim=1)
         masks = self._upscale_dot(src, hyper_in, *image_embeddings.shape[-2:])
         return masks, iou_pred
 
-    def attend(self, image_embeddings: Tensor, image_pe: Tensor, tokens: Tensor,
-               dense_prompt_embeddings: Image, cache: Optional[dict], n_out: int) -> tuple[Tensor, Tensor]:
-        """The two-way transformer on ``tokens`` ``(B, T, C)`` and the image plus its dense
-        prompt embedding (arguments as in :meth:`forward`): the first ``n_out`` tokens and the
-        image tokens ``(B, h·w, C)``, with the image-side work shared where prompts share it."""
-        batch = tokens.shape[0]
+    def run_transformer(self, image_embeddings: Tensor, image_pe: Tensor, output_tokens: Tensor,
+                        sparse_prompt_embeddings: Tensor, dense_prompt_embeddings: Image,
+                        cache: Optional[dict], n_out: int) -> tuple[Tensor, Tensor]:
+        """The two-way transformer on ``output_tokens`` ``(T, C)`` + each prompt's tokens:
+        the first ``n_out`` tokens ``(B, n_out, C)`` and the image tokens ``(B, h·w, C)``."""
+        batch = sparse_prompt_embeddings.shape[0]
+        tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1),
+                            sparse_prompt_embeddings.to(output_tokens.dtype)], dim=1)
 
         def image_tokens():  # (1, h·w, C) without mask prompts: shared by every prompt
             # With channels-last inputs (mask embeddings come so) the sum is already in token
@@ -104,7 +103,25 @@ class MaskDecoder(nn.Module):
 
     def _upscale_dot(self, src: Tensor, hyper_in: Tensor, height: int, width: int,
                      skips: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
-        """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)``, dotted with ``hyper_in``.
+        """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)`` (with ``skips``, see
+        :meth:`upscale_rows`), dotted with ``hyper_in``."""
+        x = self.upscale_rows(src, skips)
+        batch, c2 = src.shape[0], self.output_upscaling[3].out_channels
+        # x rows: (b, i, j, di, dj); columns: (ei, ej, c2) → pixel (4i+2di+ei, 4j+2dj+ej)
+        masks = x.view(batch, -1, c2) @ hyper_in.transpose(1, 2)
+        k = hyper_in.shape[1]
+        masks = masks.view(batch, height, width, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return masks.reshape(batch, k, 4 * height, 4 * width)
+
+    def upscale(self, src: Tensor, height: int, width: int) -> Tensor:
+        """``output_upscaling`` of channels-last ``src`` ``(B, h·w, C)`` as ``(B, C/8, 4h, 4w)``."""
+        x = self.upscale_rows(src)
+        batch, c2 = src.shape[0], self.output_upscaling[3].out_channels
+        x = x.view(batch, height, width, 2, 2, 2, 2, c2).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return x.reshape(batch, c2, 4 * height, 4 * width)
+
+    def upscale_rows(self, src: Tensor, skips: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
+        """``output_upscaling`` as per-pixel products: rows (b, i, j, di, dj), columns (ei, ej, c2).
 
         ``skips`` (SAM 2's high-resolution features) are added to the output of each transposed
         conv before its norm / activation, laid out as its rows: ``(h·w, 4·c1)`` and
@@ -124,12 +141,7 @@ class MaskDecoder(nn.Module):
         x = torch.addmm(up2.bias.repeat(4), x, w2)
         if skips is not None:
             x = (x.view(batch, -1, 4 * c2) + skips[1].to(x.dtype)).view(-1, 4 * c2)
-        x = act2(x)
-        # x rows: (b, i, j, di, dj); columns: (ei, ej, c2) → pixel (4i+2di+ei, 4j+2dj+ej)
-        masks = x.view(batch, -1, c2) @ hyper_in.transpose(1, 2)
-        k = hyper_in.shape[1]
-        masks = masks.view(batch, height, width, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
-        return masks.reshape(batch, k, 4 * height, 4 * width)
+        return act2(x)
 
 
 class MLP(nn.Module):

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Optional
 
 from sambench.errors import SambenchError
-from sambench.models.family_model import SamEmbedding, finish_prediction  # noqa: F401 (re-exported)
 from sambench.models.family import load_family_model
+from sambench.models.family_model import SamEmbedding, finish_prediction  # noqa: F401 (re-exported)
 from sambench.models.sam.checkpoint import read_state_dict, recorded_text_encoder, sha256_file
 from sambench.models.sam.family import FAMILY, SamModel
 from sambench.models.sam.family import preprocess as _preprocess
-from sambench.models.sam.sam import Sam, SamConfig
+from sambench.models.sam.sam import SamConfig
 
 PREPROCESS = _preprocess(SamConfig()).describe()
 

@@ -75,6 +75,49 @@ class SamConfig:
         return data
 
 
+@dataclass
+class DecoderConfig:
+    """SAM v1's prompt encoder and mask decoder alone, for families with another image encoder.
+
+    The field names and defaults are :class:`SamConfig`'s; ``grid`` is the side of the image
+    embedding the encoder delivers for an ``img_size`` input.
+    """
+
+    img_size: int = 1024
+    grid: int = 64
+    prompt_embed_dim: int = 256
+    mask_in_chans: int = 16
+    num_multimask_outputs: int = 3
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 2048
+    decoder_num_heads: int = 8
+    attention_downsample_rate: int = 2
+    iou_head_depth: int = 3
+    iou_head_hidden_dim: int = 256
+
+    @property
+    def low_res(self) -> int:
+        return 4 * self.grid
+
+
+def prompt_modules(c, decoder_class: type = MaskDecoder, **decoder_options) -> tuple[PromptEncoder, MaskDecoder]:
+    """SAM v1's prompt encoder and mask decoder for a :class:`SamConfig` or :class:`DecoderConfig`
+    (the modules every family shares); ``decoder_class`` a :class:`MaskDecoder` subclass that
+    adds to it (HQ-SAM), with its extra constructor options."""
+    prompt_encoder = PromptEncoder(
+        embed_dim=c.prompt_embed_dim, image_embedding_size=(c.grid, c.grid),
+        input_image_size=(c.img_size, c.img_size), mask_in_chans=c.mask_in_chans,
+        text_dim=getattr(c, "text_dim", 0))
+    mask_decoder = decoder_class(
+        transformer_dim=c.prompt_embed_dim,
+        transformer=TwoWayTransformer(depth=c.decoder_depth, embedding_dim=c.prompt_embed_dim,
+                                      num_heads=c.decoder_num_heads, mlp_dim=c.decoder_mlp_dim,
+                                      attention_downsample_rate=c.attention_downsample_rate),
+        num_multimask_outputs=c.num_multimask_outputs, iou_head_depth=c.iou_head_depth,
+        iou_head_hidden_dim=c.iou_head_hidden_dim, **decoder_options)
+    return prompt_encoder, mask_decoder
+
+
 def _arch(config: SamConfig) -> tuple:
     """The image/prompt/mask architecture; a text path does not change the variant name."""
     return tuple(v for k, v in asdict(config).items() if k not in ("pixel_mean", "pixel_std", "text_dim"))
@@ -117,17 +160,7 @@ class Sam(nn.Module):
             num_heads=c.num_heads, mlp_dim=c.mlp_dim, out_chans=c.prompt_embed_dim,
             qkv_bias=c.qkv_bias, window_size=c.window_size,
             global_attn_indexes=tuple(c.global_attn_indexes))
-        self.prompt_encoder = PromptEncoder(
-            embed_dim=c.prompt_embed_dim, image_embedding_size=(c.grid, c.grid),
-            input_image_size=(c.img_size, c.img_size), mask_in_chans=c.mask_in_chans,
-            text_dim=c.text_dim)
-        self.mask_decoder = MaskDecoder(
-            transformer_dim=c.prompt_embed_dim,
-            transformer=TwoWayTransformer(depth=c.decoder_depth, embedding_dim=c.prompt_embed_dim,
-                                          num_heads=c.decoder_num_heads, mlp_dim=c.decoder_mlp_dim,
-                                          attention_downsample_rate=c.attention_downsample_rate),
-            num_multimask_outputs=c.num_multimask_outputs, iou_head_depth=c.iou_head_depth,
-            iou_head_hidden_dim=c.iou_head_hidden_dim)
+        self.prompt_encoder, self.mask_decoder = prompt_modules(c)
         self.register_buffer("pixel_mean", torch.tensor(c.pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(c.pixel_std).view(-1, 1, 1), False)
 

@@ -74,7 +74,8 @@ def cached(cache: Optional[dict], key, compute):
 
 class TwoWayTransformer(nn.Module):
     def __init__(self, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int,
-                 attention_downsample_rate: int = 2) -> None:
+                 attention_downsample_rate: int = 2, norm_eps: float = 1e-5) -> None:
+        """``norm_eps``: the LayerNorms' ε (1e-5 in SAM v1; EfficientViT-SAM uses 1e-6)."""
         super().__init__()
         self.depth = depth
         self.embedding_dim = embedding_dim
@@ -82,12 +83,12 @@ class TwoWayTransformer(nn.Module):
         self.mlp_dim = mlp_dim
         self.layers = nn.ModuleList(
             TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
-                                 skip_first_layer_pe=(i == 0))
+                                 skip_first_layer_pe=(i == 0), norm_eps=norm_eps)
             for i in range(depth)
         )
         self.final_attn_token_to_image = Attention(embedding_dim, num_heads,
                                                    downsample_rate=attention_downsample_rate)
-        self.norm_final_attn = nn.LayerNorm(embedding_dim)
+        self.norm_final_attn = nn.LayerNorm(embedding_dim, eps=norm_eps)
 
     def forward(self, image_embedding: Image, image_pe: Tensor, point_embedding: Tensor,
                 cache: Optional[dict] = None, n_out: Optional[int] = None) -> tuple[Tensor, Tensor]:
@@ -116,16 +117,17 @@ class TwoWayTransformer(nn.Module):
 
 class TwoWayAttentionBlock(nn.Module):
     def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int = 2048,
-                 attention_downsample_rate: int = 2, skip_first_layer_pe: bool = False) -> None:
+                 attention_downsample_rate: int = 2, skip_first_layer_pe: bool = False,
+                 norm_eps: float = 1e-5) -> None:
         super().__init__()
         self.self_attn = Attention(embedding_dim, num_heads)
-        self.norm1 = nn.LayerNorm(embedding_dim)
+        self.norm1 = nn.LayerNorm(embedding_dim, eps=norm_eps)
         self.cross_attn_token_to_image = Attention(embedding_dim, num_heads,
                                                    downsample_rate=attention_downsample_rate)
-        self.norm2 = nn.LayerNorm(embedding_dim)
+        self.norm2 = nn.LayerNorm(embedding_dim, eps=norm_eps)
         self.mlp = MLPBlock(embedding_dim, mlp_dim, nn.ReLU)
-        self.norm3 = nn.LayerNorm(embedding_dim)
-        self.norm4 = nn.LayerNorm(embedding_dim)
+        self.norm3 = nn.LayerNorm(embedding_dim, eps=norm_eps)
+        self.norm4 = nn.LayerNorm(embedding_dim, eps=norm_eps)
         self.cross_attn_image_to_token = Attention(embedding_dim, num_heads,
                                                    downsample_rate=attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe

@@ -75,7 +75,7 @@ def stability_scores(logits: Tensor, delta: float = STABILITY_DELTA) -> Tensor:
 
 def skip_rows(feat_s0: Tensor, feat_s1: Tensor) -> tuple[Tensor, Tensor]:
     """The projected high-res maps ``(1, c2, 4h, 4w)``, ``(1, c1, 2h, 2w)`` in the row layout
-    of ``MaskDecoder._upscale_dot``: ``(h·w, (di, dj, c1))`` and ``(h·w·4, (ei, ej, c2))``."""
+    of ``MaskDecoder.upscale_rows``: ``(h·w, (di, dj, c1))`` and ``(h·w·4, (ei, ej, c2))``."""
     _, c1, h2, w2 = feat_s1.shape
     h, w = h2 // 2, w2 // 2
     s1 = feat_s1[0].view(c1, h, 2, w, 2).permute(1, 3, 2, 4, 0).reshape(h * w, 4 * c1)
@@ -112,12 +112,10 @@ class Sam2MaskDecoder(MaskDecoder):
         batch = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.obj_score_token.weight, self.iou_token.weight,
                                    self.mask_tokens.weight], dim=0)
-        tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1),
-                            sparse_prompt_embeddings.to(output_tokens.dtype)], dim=1)
         dynamic = not multimask_output and self.dynamic_multimask
         token_ids = range(1 if multimask_output else 0, self.num_mask_tokens if multimask_output or dynamic else 1)
-        hs, src = self.attend(image_embeddings, image_pe, tokens, dense_prompt_embeddings, cache,
-                              n_out=3 + token_ids[-1])
+        hs, src = self.run_transformer(image_embeddings, image_pe, output_tokens, sparse_prompt_embeddings,
+                                       dense_prompt_embeddings, cache, n_out=3 + token_ids[-1])
         iou = torch.sigmoid(self.iou_prediction_head(hs[:, 1, :]))[:, token_ids.start:token_ids.stop]
         hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 2 + i, :]) for i in token_ids], dim=1)
         masks = self._upscale_dot(src, hyper_in, *image_embeddings.shape[-2:], skips=skips)

@@ -23,7 +23,7 @@ import numpy as np
 
 from sambench.amg.official import run_official
 
-IMPORTS = "sam2.build_sam, sam2.sam2_image_predictor, hydra, omegaconf, iopath"
+IMPORTS = ("sam2.build_sam", "sam2.sam2_image_predictor", "hydra", "omegaconf", "iopath")
 MODULE = "sambench.models.sam2.reference"
 CONFIGS = {"2": "configs/sam2/sam2_hiera_t.yaml", "2.1": "configs/sam2.1/sam2.1_hiera_t.yaml"}
 
@@ -31,7 +31,7 @@ CONFIGS = {"2": "configs/sam2/sam2_hiera_t.yaml", "2.1": "configs/sam2.1/sam2.1_
 def _call(command: str, spec, out: Path, timeout: float) -> Path:
     """Run ``command`` on ``spec`` (JSON) in the reference interpreter; returns ``out``."""
     (out.parent / "spec.json").write_text(json.dumps(spec))
-    run_official([command, str(out.parent / "spec.json"), str(out)], timeout, module=MODULE, imports=IMPORTS)
+    run_official([command, str(out.parent / "spec.json"), str(out)], timeout, module=MODULE, modules=IMPORTS)
     return out
 
 

@@ -173,17 +173,11 @@ class Sam3Model:
     def predict(self, embedding: Sam3Embedding, points=None, labels=None, box=None, mask_input=None,
                 multimask: bool = True, text=None) -> Prediction:
         reject_text(text, "sam3 (noun phrases go through the concept task)")
-        batch = batch_prompts(points, labels, box)
-        if mask_input is not None:
-            mask_input = np.asarray(mask_input, np.float32)
-            mask_input = mask_input if batch.batched else mask_input[None]
-            if mask_input.shape != (batch.size, 1, LOW_RES, LOW_RES):
-                raise SambenchError(f"sam3: mask_input must be (B, 1, {LOW_RES}, {LOW_RES}) low-res logits of "
-                                    f"this model, got {mask_input.shape}")
+        batch = batch_prompts(points, labels, box, mask_input, low_res_shape=(LOW_RES, LOW_RES))
         with cpu_safe(self.device):
             masks, scores, low_res = self.model.predict_inst(
                 embedding.state, point_coords=batch.points, point_labels=batch.labels, box=batch.boxes,
-                mask_input=mask_input, multimask_output=multimask)
+                mask_input=batch.mask_input, multimask_output=multimask)
         if batch.size == 1:  # the package squeezes a batch of one
             masks, scores, low_res = masks[None], scores[None], low_res[None]
         return unbatch(Prediction(np.asarray(masks) > 0, np.asarray(scores, np.float32),
@@ -216,6 +210,7 @@ def build_sam3_model(checkpoint: Optional[str] = None, device: str = "cpu", dtyp
     ``confidence_threshold``. fp32 only: SAM 3's own bf16 paths are CUDA-specific."""
     import torch
 
+    from sambench.models.runtime import resolve_device
     from sambench.models.sam.checkpoint import read_metadata, read_state_dict, sha256_file
 
     if options:
@@ -225,8 +220,7 @@ def build_sam3_model(checkpoint: Optional[str] = None, device: str = "cpu", dtyp
         raise SambenchError("model sam3 runs in float32 here (the package's reduced-precision paths need CUDA)")
     if not checkpoint:
         raise SambenchError("model sam3 needs a checkpoint: --model sam3:PATH (sam3.pt from the SAM 3 release)")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SambenchError(f"device {device!r} requested but CUDA is not available")
+    device = str(resolve_device(device))
     meta = read_metadata(checkpoint)
     try:
         config = Sam3Config.from_json(json.loads(meta[CONFIG_KEY])) if CONFIG_KEY in meta else Sam3Config()
