@@ -272,7 +272,10 @@ def test_published_rows_need_the_same_boxes():
 
     vitdet = models({"prompt": "detections", "box_source": "vitdet-h"})
     assert {"SAM (ViTDet-H boxes)", "EdgeSAM", "EfficientViT-SAM-L0"} <= vitdet and "Light HQ-SAM" not in vitdet
-    assert models({"prompt": "detections", "box_source": "focalnet-dino"}) == {"MobileSAM (HQ-SAM README)", "Light HQ-SAM"}
+    sam2_rows = {f"{model} Hiera-L, {output} (FocalNet-DINO boxes)"
+                 for model in ("SAM 2.1", "HQ-SAM 2") for output in ("single mask", "multimask")}
+    assert models({"prompt": "detections", "box_source": "focalnet-dino"}) == {
+        "MobileSAM (HQ-SAM README)", "Light HQ-SAM", *sam2_rows}
     assert models({"prompt": "detections"}) == set() == models({"prompt": "gt-box"})
     assert "EfficientViT-SAM-XL1" in {r["model"] for _, r in rows_for("instances", "lvis-v1", {"box_source": "vitdet-h"})}
     assert "EdgeSAM" not in {r["model"] for _, r in rows_for("instances", "lvis-v1", {"box_source": "vitdet-h"})}

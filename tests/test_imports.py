@@ -23,7 +23,7 @@ LAYERS = [
     ["sambench.report"],
     ["sambench.cli", "sambench.__main__", "sambench.amg.cli", "sambench.report.cli", "sambench.train.cli",
      "sambench.metrics.bsds_cli", "sambench.sensitivity", "sambench.models.reference",
-     "sambench.models.efficientvit_sam.official", "sambench"],
+     "sambench.models.efficientvit_sam.official", "sambench.models.sam2.reference", "sambench"],
 ]
 
 

@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "efficientvit-sam": "sambench.models.efficientvit_sam.family:FAMILY",
     "edgesam": "sambench.models.edgesam.family:FAMILY",
     "efficientsam": "sambench.models.efficientsam.family:FAMILY",
+    "sam2": "sambench.models.sam2.family:FAMILY",
 }
 
 

@@ -69,21 +69,23 @@ def _table(entries: list[dict]) -> pd.DataFrame:
 
 
 def _reference_table(present: list[dict]) -> Optional[tuple[pd.DataFrame, str]]:
+    """The run's mean over the SA-23 datasets it has beside every published SA-23 mean."""
     names = [e["dataset"] for e in present]
-    for ref, members in reference.aggregate_refs("point", names):
-        runs = [e for e in present if e["dataset"] in members]
-        row = {"": f"this run: mean over {len(members)} of {len(ref['datasets'])} SA-23 datasets",
-               "_kind": "run"}
-        for metric in ("miou@1", "miou@5"):
-            vals = [e["metrics"].get(metric) for e in runs]
-            row[f"mIoU {metric[-1]} pt"] = fmt(sum(vals) / len(vals)) if all(is_number(v) for v in vals) else ""
-        rows = [row] + [{"": f"published: {r['model']}", "mIoU 1 pt": fmt(r.get("miou@1")),
-                         "mIoU 5 pt": fmt(r.get("miou@5")), "_kind": "ref"} for r in ref["rows"]]
-        caption = f"Published reference: {ref['source']}."
-        if len(members) < len(ref["datasets"]):
-            caption += " The run covers only part of the suite, so its mean is not directly comparable."
-        return pd.DataFrame(rows), caption
-    return None
+    matches = reference.aggregate_refs("point", names)
+    if not matches:
+        return None
+    suite, members = matches[0][0]["datasets"], matches[0][1]
+    runs = [e for e in present if e["dataset"] in members]
+    row = {"": f"this run: mean over {len(members)} of {len(suite)} SA-23 datasets", "_kind": "run"}
+    for metric in ("miou@1", "miou@5"):
+        vals = [e["metrics"].get(metric) for e in runs]
+        row[f"mIoU {metric[-1]} pt"] = fmt(sum(vals) / len(vals)) if all(is_number(v) for v in vals) else ""
+    rows = [row] + [{"": f"published: {r['model']}", "mIoU 1 pt": fmt(r.get("miou@1")),
+                     "mIoU 5 pt": fmt(r.get("miou@5")), "_kind": "ref"} for ref, _ in matches for r in ref["rows"]]
+    caption = "Published reference: " + "; ".join(ref["source"] for ref, _ in matches) + "."
+    if len(members) < len(suite):
+        caption += " The run covers only part of the suite, so its mean is not directly comparable."
+    return pd.DataFrame(rows), caption
 
 
 def _curve(entries: list[dict], label: str, n_points: list[int], **style) -> dict:

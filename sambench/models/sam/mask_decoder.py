@@ -101,9 +101,11 @@ class MaskDecoder(nn.Module):
             hs, src = self.transformer(image_tokens(), pos, tokens, n_out=n_out)
         return hs, src.expand(batch, -1, -1)
 
-    def _upscale_dot(self, src: Tensor, hyper_in: Tensor, height: int, width: int) -> Tensor:
-        """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)``, dotted with ``hyper_in``."""
-        x = self.upscale_rows(src)
+    def _upscale_dot(self, src: Tensor, hyper_in: Tensor, height: int, width: int,
+                     skips: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
+        """``output_upscaling`` on channels-last ``src`` ``(B, h·w, C)`` (with ``skips``, see
+        :meth:`upscale_rows`), dotted with ``hyper_in``."""
+        x = self.upscale_rows(src, skips)
         batch, c2 = src.shape[0], self.output_upscaling[3].out_channels
         # x rows: (b, i, j, di, dj); columns: (ei, ej, c2) → pixel (4i+2di+ei, 4j+2dj+ej)
         masks = x.view(batch, -1, c2) @ hyper_in.transpose(1, 2)
@@ -118,17 +120,28 @@ class MaskDecoder(nn.Module):
         x = x.view(batch, height, width, 2, 2, 2, 2, c2).permute(0, 7, 1, 3, 5, 2, 4, 6)
         return x.reshape(batch, c2, 4 * height, 4 * width)
 
-    def upscale_rows(self, src: Tensor) -> Tensor:
-        """``output_upscaling`` as per-pixel products: rows (b, i, j, di, dj), columns (ei, ej, c2)."""
+    def upscale_rows(self, src: Tensor, skips: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
+        """``output_upscaling`` as per-pixel products: rows (b, i, j, di, dj), columns (ei, ej, c2).
+
+        ``skips`` (SAM 2's high-resolution features) are added to the output of each transposed
+        conv before its norm / activation, laid out as its rows: ``(h·w, 4·c1)`` and
+        ``(4·h·w, 4·c2)`` (see ``sam2.mask_decoder.skip_rows``), shared by all prompts.
+        """
         up1, norm, act1, up2, act2 = self.output_upscaling
+        batch = src.shape[0]
         c1, c2 = up1.out_channels, up2.out_channels
         # ConvTranspose2d(k=2, s=2): output pixel (2i+di, 2j+dj) = W[:, :, di, dj]ᵀ x[i, j] + b
         w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, 4 * c1)
         x = torch.addmm(up1.bias.repeat(4), src.reshape(-1, src.shape[-1]), w1)
+        if skips is not None:
+            x = (x.view(batch, -1, 4 * c1) + skips[0].to(x.dtype)).view(-1, 4 * c1)
         x = F.layer_norm(x.view(-1, c1), (c1,), norm.weight, norm.bias, norm.eps)
         x = act1(x)
         w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
-        return act2(torch.addmm(up2.bias.repeat(4), x, w2))
+        x = torch.addmm(up2.bias.repeat(4), x, w2)
+        if skips is not None:
+            x = (x.view(batch, -1, 4 * c2) + skips[1].to(x.dtype)).view(-1, 4 * c2)
+        return act2(x)
 
 
 class MLP(nn.Module):
