@@ -10,7 +10,7 @@ annotators each), single process:
   emulation, and for the official CSA matcher when pyEdgeEval is installed (``--csa``; it is
   GPL code, used here only as a stopwatch reference and never imported by sambench).
 
-The official CSA matcher takes about 100 ms per pair (reference/metrics.md §1.5).
+The official CSA matcher takes about 100 ms per pair (docs/edges.md).
 
     python benchmarks/bench_bsds.py [--images N] [--pair-stride K] [--csa] [--json]
 """

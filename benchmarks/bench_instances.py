@@ -61,15 +61,15 @@ def run_task(model, spec: str, det_file: Path, out: Path, limit: int, options: d
     """The whole task on the first ``limit`` images; seconds by stage and the metrics."""
     ref = resolve(spec)
     task = InstancesTask({"detections": str(det_file), **options})
-    task.begin_dataset(ref, out)
+    context = task.prepare(ref, out)
     timed = Timed(model)
     samples = [s for _, s in zip(range(limit), ref.open(subsample=False))]
     for s in samples:
         s.preload()  # image decoding is not what is measured
     t0 = time.perf_counter()
-    records = [task.run_sample(timed, s, 0) for s in samples]
+    records = [task.run_sample(timed, s, context, 0) for s in samples]
     t1 = time.perf_counter()
-    metrics = task.aggregate(records, 0)
+    metrics = task.aggregate(records, context, 0)
     t2 = time.perf_counter()
     n_boxes = sum(len(r.rows) for r in records)
     return {"images": len(samples), "boxes": n_boxes, "images_per_s": len(samples) / (t2 - t0),

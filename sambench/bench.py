@@ -150,9 +150,9 @@ def _worker(impl: str, checkpoint: str, dataset: str, limit: int, seed: int) -> 
     model.model.embed(load_image_or_record(samples[0], SampleRecord(samples[0].id)))
     warmup = time.perf_counter() - warmup
     t0 = time.perf_counter()
-    records = [task.run_sample(model, s, seed) for s in samples]
+    records = [task.run_sample(model, s, None, seed) for s in samples]  # the point task needs no context
     total = time.perf_counter() - t0
-    metrics = task.aggregate(records, seed)
+    metrics = task.aggregate(records, None, seed)
     n_masks = len({(r.sample_id, row["mask"]) for r in records for row in r.rows})
     return {"impl": impl, "images": len(samples), "masks": n_masks, "seconds": round(total, 3),
             "encode_s": round(model.encode, 3), "decode_s": round(model.decode, 3),

@@ -66,20 +66,30 @@ def _add_run(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--sample-list", action="append", default=[], metavar="FILE",
                    help="evaluate exactly the masks of this list (from `sambench datasets sample`; repeatable)")
+    p.add_argument("--task-option", action="append", default=[], metavar="[TASK.]KEY=VALUE",
+                   help="an option of the run's tasks that have it (or of TASK only), value read as "
+                        "YAML, e.g. n_points=[1,3] or point.first_point=[center] (repeatable; "
+                        "recorded in results.json's protocol)")
     p.add_argument("--detections", metavar="FILE",
-                   help="instances task: detector boxes to prompt with (COCO results JSON)")
+                   help="alias of --task-option detections=FILE (instances task): detector boxes to "
+                        "prompt with (COCO results JSON)")
     p.add_argument("--box-source", metavar="NAME",
-                   help="instances task: the detector the --detections boxes come from (e.g. vitdet-h, "
-                        "focalnet-dino); recorded, and published rows show only for the same boxes")
+                   help="alias of --task-option box_source=NAME (instances task): the detector the "
+                        "--detections boxes come from (e.g. vitdet-h, focalnet-dino); recorded, and "
+                        "published rows show only for the same boxes")
     p.add_argument("--prompt", choices=["detections", "gt-box"],
-                   help="instances task: prompt with the detections or the ground-truth boxes")
+                   help="alias of --task-option prompt=... (instances task): prompt with the detections "
+                        "or the ground-truth boxes")
     p.add_argument("--text-detections", metavar="FILE",
-                   help="text task: prompt with a text-conditioned detector's boxes instead of text "
+                   help="text task (alias of --task-option text_detections=FILE plus modes=[det,det+point]): "
+                        "prompt with a text-conditioned detector's boxes instead of text "
                         "(JSON [{image_id, phrase, box: [x0, y0, x1, y1], score}], docs/text.md)")
     p.add_argument("--text-encoder", metavar="NAME[:ARG]",
-                   help="text task: text encoder (minilm, clip:DIR, hash; default: the checkpoint's)")
+                   help="alias of --task-option text_encoder=... (text task): minilm, clip:DIR, hash; "
+                        "default: the checkpoint's")
     p.add_argument("--phrases", choices=["auto", "expressions", "description", "category"],
-                   help="text task: where phrases come from (default auto)")
+                   help="alias of --task-option phrases=... (text task): where phrases come from "
+                        "(default auto)")
     _add_hub_flags(p)
     p.set_defaults(func=cmd_run)
 
@@ -108,57 +118,49 @@ def _apply_hub_flags(args) -> None:
         os.environ["SAMBENCH_STREAM"] = "1"
 
 
-def _set_task_options(suite, runner: str, options: dict, flags: str) -> None:
-    """Task options given as run flags go to every task of that runner in the run."""
-    if not options:
-        return
-    tasks = [t for t in suite.tasks if t.runner == runner]
-    if not tasks:
-        raise SambenchError(f"{flags} apply to the {runner} task, which this run does not include")
-    for task in tasks:
-        task.options.update(options)
-
-
-def parse_model_options(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings → loader keyword arguments; values are read as YAML scalars
-    (``true`` → True, ``4`` → 4, ``sdpa`` → "sdpa")."""
+def parse_options(pairs: list[str], flag: str = "--model-option", scalars: bool = True) -> dict:
+    """``KEY=VALUE`` strings → keyword arguments; values are read as YAML (``true`` → True,
+    ``4`` → 4, ``sdpa`` → "sdpa"; with ``scalars`` False also lists and mappings)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise SambenchError(f"--model-option wants KEY=VALUE, got {pair!r}")
+            raise SambenchError(f"{flag} wants KEY=VALUE, got {pair!r}")
         try:
             parsed = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError:
             parsed = value
-        options[key.strip()] = parsed if isinstance(parsed, (bool, int, float, str)) else value
+        kept = (bool, int, float, str) if scalars else (bool, int, float, str, list, dict, type(None))
+        options[key.strip()] = parsed if isinstance(parsed, kept) else value
     return options
 
 
-def _instances_options(args, suite) -> None:
-    """--detections / --prompt become options of the run's instances tasks."""
-    options = {}
-    if args.detections:
-        options["detections"] = str(Path(args.detections).expanduser().resolve())
-    if args.prompt:
-        options["prompt"] = args.prompt
-    if args.box_source:
-        options["box_source"] = args.box_source
-    _set_task_options(suite, "instances", options, "--detections, --box-source and --prompt")
+ALIASES = ("detections", "box_source", "prompt", "text_detections", "text_encoder", "phrases")  # --flag: --task-option flag=
 
 
-def _text_options(args, suite) -> None:
-    """--text-detections / --text-encoder / --phrases become options of the run's text tasks;
-    with detections the task scores the detector's boxes (modes det, det+point)."""
-    options = {}
+def _task_options(args, suite) -> None:
+    """--task-option [TASK.]KEY=VALUE, and the older flags that are its aliases, set an option on
+    every task of the run whose runner has it (or on TASK only); an option no task has is an
+    error. --text-detections also switches the text task to the detector's modes."""
+    from sambench.tasks import RUNNERS
+
+    given = [(f"--task-option {target}", target, value)
+             for target, value in parse_options(args.task_option, "--task-option", scalars=False).items()]
+    for key in ALIASES:
+        value = getattr(args, key)
+        if value:
+            value = str(Path(value).expanduser().resolve()) if key.endswith("detections") else value
+            given.append((f"--{key.replace('_', '-')}", key, value))
     if args.text_detections:
-        options["text_detections"] = str(Path(args.text_detections).expanduser().resolve())
-        options["modes"] = ["det", "det+point"]
-    if args.text_encoder:
-        options["text_encoder"] = args.text_encoder
-    if args.phrases:
-        options["phrases"] = args.phrases
-    _set_task_options(suite, "text", options, "--text-detections, --text-encoder and --phrases")
+        given.append(("--text-detections", "modes", ["det", "det+point"]))
+    for flag, target, value in given:
+        name, _, key = target.rpartition(".")
+        tasks = [t for t in suite.tasks if name in ("", t.name)
+                 and key in RUNNERS.get(t.runner).options_class.__dataclass_fields__]
+        if not tasks:
+            raise SambenchError(f"{flag}: no task of this run has the option {key!r}")
+        for task in tasks:
+            task.options[key] = value
 
 
 def _plan(args):
@@ -200,14 +202,13 @@ def _sample_lists(args, suite) -> dict:
 
 
 def cmd_run(args) -> int:
-    from sambench.engine import RunConfig, run, uses_model
+    from sambench.engine import RunConfig, run
     from sambench.models import split_spec
 
     suite = _plan(args)
-    _instances_options(args, suite)
-    _text_options(args, suite)
+    _task_options(args, suite)
     model = args.model or suite.model or None  # None: allowed when no task uses a model
-    if not model and any(uses_model(task.build()) for task in suite.tasks):
+    if not model and any(task.build().uses_model for task in suite.tasks):
         raise SambenchError(f"suite {suite.name} names no model: pass --model NAME[:CHECKPOINT]")
     if args.limit is not None and args.limit < 1:
         raise SambenchError("--limit must be at least 1")
@@ -218,7 +219,7 @@ def cmd_run(args) -> int:
         f"{suite.name}-{Path(split_spec(model or 'none')[0]).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = RunConfig(model=model, suite=suite, out=out, seed=args.seed, limit=args.limit,
                        device=args.device, dtype=args.dtype, data_root=args.data_root,
-                       model_options=parse_model_options(args.model_option),
+                       model_options=parse_options(args.model_option),
                        explicit_datasets=bool(args.dataset), cache=args.cache,
                        use_cache=not args.no_cache, sample_lists=_sample_lists(args, suite),
                        restart=args.restart, verify_data=args.verify_data,

@@ -9,12 +9,11 @@ the run directory's lock, pins and record recovery live in :mod:`sambench.rundir
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import sys
 import time
 from collections import Counter, deque
+from itertools import islice
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,12 @@ from tqdm import tqdm
 
 from sambench import datasets, distributed, rundir, validate
 from sambench.cache import CachedModel, EmbeddingCache, supports_cache
+from sambench.datasets.base import IndexedDataset
 from sambench.errors import SambenchError
 from sambench.models import ModelInfo, load_model
+from sambench.paths import record_path
 from sambench.results import SCHEMA, atomic_write_json, provenance
-from sambench.tasks import Suite, TaskSpec
+from sambench.tasks import Suite, TaskRunner, TaskSpec
 from sambench.types import Sample, SampleRecord
 
 log = logging.getLogger("sambench")
@@ -54,11 +55,6 @@ def device_used(model) -> str:
     such as grabcut and sobel have no other); what results.json records as ``run.device``."""
     device = getattr(model, "device", None)
     return str(device) if device is not None else "cpu"
-
-
-def uses_model(runner) -> bool:
-    """Runners that never call the model say so with ``uses_model = False``."""
-    return getattr(runner, "uses_model", True)
 
 
 @dataclass
@@ -94,12 +90,6 @@ class RunConfig:
         return fp
 
 
-def safe_name(sample_id: str) -> str:
-    """A file name for a sample id (ids may contain '/' or other characters)."""
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
-    if clean != sample_id or len(clean) > 120:
-        clean = f"{clean[:100]}-{hashlib.sha1(sample_id.encode()).hexdigest()[:10]}"
-    return clean
 
 
 def _check_some_data(plan: list, data_root: Optional[str]) -> None:
@@ -132,7 +122,7 @@ def run(config: RunConfig) -> Optional[dict]:
             plan.append((task, runner, ref))
     _check_some_data(plan, config.data_root)
     if config.model is None:
-        if any(uses_model(runner) for _, runner, _ in plan):
+        if any(runner.uses_model for _, runner, _ in plan):
             raise SambenchError("this run needs a model: pass --model NAME[:CHECKPOINT]")
         model = NoModel()
     else:
@@ -143,7 +133,7 @@ def run(config: RunConfig) -> Optional[dict]:
                         config.model, device_used(model), config.device)
     unsupported = {}  # runner id -> why this model cannot answer the task (reported, not scored)
     for task, runner, _ in plan:
-        reason = runner.unsupported(model) if hasattr(runner, "unsupported") else None
+        reason = runner.unsupported(model)
         if reason and id(runner) not in unsupported:
             unsupported[id(runner)] = reason
             if dist.is_main:
@@ -200,17 +190,24 @@ def _open(config: RunConfig, ref):
     return ref.open(seed=config.seed, sample_list=(config.sample_lists or {}).get(ref.name), subsample=True)
 
 
-def _samples(config: RunConfig, dataset) -> Iterator[tuple[int, Sample]]:
-    """(index, sample) pairs of a dataset up to ``--limit``, in dataset order."""
-    total = len(dataset) if config.limit is None else min(config.limit, len(dataset))
-    for index, sample in enumerate(dataset):
-        if index >= total:
-            break
-        yield index, sample
+def _pending(config: RunConfig, dataset, done) -> Iterator[tuple[int, Sample]]:
+    """(index, sample) of the images up to ``--limit``, in dataset order, that ``done(index, id)``
+    leaves; an indexed dataset builds only those samples, a stream (no ids up front) reads every row."""
+    if isinstance(dataset, IndexedDataset):
+        return ((i, dataset.sample(image_id)) for i, image_id in enumerate(dataset.image_ids[:config.limit])
+                if not done(i, str(image_id)))
+    return ((i, s) for i, s in enumerate(islice(dataset, config.limit)) if not done(i, s.id))
 
 
-def _record_path(config: RunConfig, task: TaskSpec, ref, sample: Sample) -> Path:
-    return config.out / "records" / task.name / ref.name / f"{safe_name(sample.id)}.json"
+def _image_ids(config: RunConfig, dataset) -> list[str]:
+    """The ids of the images up to ``--limit``, in dataset order (a stream is read again for them)."""
+    if isinstance(dataset, IndexedDataset):
+        return [str(i) for i in dataset.image_ids[:config.limit]]
+    return [s.id for s in islice(dataset, config.limit)]
+
+
+def _record_path(config: RunConfig, task: TaskSpec, ref, sample_id: str) -> Path:
+    return record_path(config.out, task.name, ref.name, sample_id)
 
 
 def _prefetched(pairs: Iterator[tuple[int, Sample]], depth: int = 2) -> Iterator[tuple[int, Sample]]:
@@ -229,35 +226,36 @@ def _prefetched(pairs: Iterator[tuple[int, Sample]], depth: int = 2) -> Iterator
             yield done
 
 
-def _evaluate(config: RunConfig, task: TaskSpec, runner, ref, model, dist,
+def _evaluate(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, model, dist,
               unsupported: Optional[str]) -> Optional[dict]:
     """One task on one dataset: every rank scores its share, then rank 0, once all are done,
-    computes the result entry (other ranks return None). The dataset is opened, and a
-    whole-dataset runner's ground truth loaded, once for both steps and released after."""
-    dataset, counts = None, {}
+    computes the result entry (other ranks return None). The dataset is opened, and the
+    runner's context prepared, once for both steps and released after."""
+    dataset, context = None, None
     if unsupported is None:
         if ref.present():
-            counts = _begin_dataset(config, task, runner, ref)
+            context = runner.prepare(ref, config.out / task.name, model)
             dataset = _open(config, ref)
-            _score_shard(config, task, runner, model, ref, dataset, dist)
+            _score_shard(config, task, runner, model, ref, dataset, context, dist)
         elif dist.is_main:
             log.warning("dataset %s absent (no folder %s): reported as absent", ref.name, ref.root)
     dist.barrier()
     if not dist.is_main:
         return None
-    return _aggregate_dataset(config, task, runner, ref, dataset, counts, unsupported)
+    return _aggregate_dataset(config, task, runner, ref, dataset, context, unsupported)
 
 
-def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dataset, dist) -> None:
+def _score_shard(config: RunConfig, task: TaskSpec, runner: TaskRunner, model, ref, dataset, context,
+                 dist) -> None:
     """Score this rank's images that have no record yet (resume) and write their records."""
-    todo = ((i, s) for i, s in _samples(config, dataset)
-            if dist.owns(i) and rundir.read_record(_record_path(config, task, ref, s), s.id) is None)
+    todo = _pending(config, dataset, lambda i, sample_id: not dist.owns(i)
+                    or rundir.read_record(_record_path(config, task, ref, sample_id), sample_id) is not None)
     bar = tqdm(desc=f"{task.name}/{ref.name}", unit="img", disable=not sys.stderr.isatty(), leave=False)
-    if getattr(runner, "uses_images", True):
+    if runner.uses_images:
         todo = _prefetched(todo)
     for _, sample in todo:
         t0 = time.perf_counter()
-        record = runner.run_sample(model, sample, config.seed)
+        record = runner.run_sample(model, sample, context, config.seed)
         record.seconds = round(time.perf_counter() - t0, 4)
         for err in record.errors:
             if err["kind"] != "crowd_excluded":
@@ -267,27 +265,21 @@ def _score_shard(config: RunConfig, task: TaskSpec, runner, model, ref, dataset,
         if bad:
             raise SambenchError(f"model {config.model} gave a non-finite value (NaN or infinity) on "
                                 f"{task.name}/{ref.name} sample {sample.id} (record{bad}); check the checkpoint")
-        atomic_write_json(_record_path(config, task, ref, sample), record.to_json())
+        atomic_write_json(_record_path(config, task, ref, sample.id), record.to_json())
         bar.update(1)
     bar.close()
 
 
-def _begin_dataset(config: RunConfig, task: TaskSpec, runner, ref) -> dict:
-    """Let a runner that scores a dataset as a whole (instances: COCO AP against the annotation
-    file) load it before scoring and aggregating; returns its dataset-level counts."""
-    begin = getattr(runner, "begin_dataset", None)
-    if begin is None:
-        return {}
-    return begin(ref, config.out / task.name) or {}
-
-
-def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, dataset_counts: dict,
+def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, dataset, context,
                        unsupported: Optional[str] = None) -> dict:
     """Read every record of a dataset in dataset order and compute its result entry
-    (``dataset`` None: the folder is absent)."""
-    entry = {"task": task.name, "task_version": task.version, "dataset": ref.name,
+    (``dataset`` None: the folder is absent). Records are found by image id; no sample is
+    rebuilt."""
+    protocol = runner.protocol(context)
+    entry = {"task": task.name, "task_version": task.version, "runner": task.runner, "dataset": ref.name,
              "split": ref.card.split, "root": str(ref.root), "n_images": 0, "n_masks": 0,
-             "protocol": runner.protocol(), "metrics": {}}
+             "protocol": protocol, "metrics": {},
+             "metric_spec": [m.to_json() for m in runner.metric_spec(protocol)]}
     if unsupported:
         entry.update(status="unsupported", reason=unsupported)
         return entry
@@ -295,14 +287,14 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
         entry["status"] = "absent"
         return entry
     records: list[SampleRecord] = []
-    for _, sample in _samples(config, dataset):
-        record = rundir.read_record(_record_path(config, task, ref, sample), sample.id)
+    for image_id in _image_ids(config, dataset):
+        record = rundir.read_record(_record_path(config, task, ref, image_id), image_id)
         if record is None:
-            raise SambenchError(f"no record for {ref.name} sample {sample.id}: a rank stopped early "
+            raise SambenchError(f"no record for {ref.name} sample {image_id}: a rank stopped early "
                                 "or it was damaged; rerun the same command to resume")
         records.append(record)
     entry["status"] = "ok"
-    if getattr(dataset, "sample_list", None) is not None:  # which masks: a frozen list or a draw
+    if isinstance(dataset, IndexedDataset) and dataset.sample_list is not None:  # a frozen list or a draw
         entry["sample_list"] = dataset.sample_list.provenance(config.out / "sample_lists")
     source = getattr(getattr(dataset, "dataset", dataset), "source", None)
     if source:  # where remote rows came from (Hugging Face: repository, revision, fingerprint)
@@ -312,7 +304,7 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
     problems = list(getattr(dataset, "problems", []))  # of the files: duplicated ids, orphans
     for p in problems:
         log.warning("%s/%s: %s: %s", task.name, ref.name, p["kind"], p["detail"])
-    counts = (Counter(e["kind"] for r in records for e in r.errors) + Counter(dataset_counts)
+    counts = (Counter(e["kind"] for r in records for e in r.errors) + Counter(context.counts)
               + Counter(p["kind"] for p in problems))
     entry["counts"] = dict(sorted(counts.items()))
     examples = {}  # one example per kind, naming the sample (and annotation) it came from
@@ -323,9 +315,8 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner, ref, dataset, 
         examples.setdefault(p["kind"], p["detail"])
     if examples:
         entry["count_examples"] = dict(sorted(examples.items()))
-    entry["metrics"] = runner.aggregate(records, config.seed)
-    extra = getattr(runner, "result_fields", None)  # optional: arrays for the report (edges: PR curve)
-    if extra is not None:
-        entry.update({k: v for k, v in extra(records, entry["metrics"]).items() if k not in entry})
+    entry["metrics"] = runner.aggregate(records, context, config.seed)
+    extra = runner.result_fields(records, entry["metrics"], context)
+    entry.update({k: v for k, v in extra.items() if k not in entry})
     entry["seconds"] = round(sum(r.seconds for r in records), 2)
     return entry

@@ -13,11 +13,26 @@ from sambench import validate
 from sambench.errors import SambenchError
 
 
-def encode(mask: np.ndarray) -> dict:
-    """Bool/uint8 ``(H, W)`` array → compressed RLE with a JSON-ready ``str`` counts."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
+def encode(masks: np.ndarray):
+    """Bool/uint8 ``(H, W)`` array → compressed RLE with JSON-ready ``str`` counts; ``(N, H, W)``
+    → a list of N of them (one C call for all)."""
+    masks = np.asarray(masks)
+    if masks.ndim == 2:
+        return encode(masks[None])[0]
+    if len(masks) == 0:
+        return []
+    return [_jsonable(rle) for rle in mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))]
+
+
+def uncompressed(mask: np.ndarray) -> dict:
+    """COCO uncompressed RLE: run lengths in column-major order, starting with background."""
+    flat = np.asfortranarray(mask).ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0] + counts
+    return {"size": list(mask.shape), "counts": counts}
 
 
 def decode(rle: dict) -> np.ndarray:

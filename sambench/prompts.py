@@ -1,7 +1,7 @@
 """Prompt samplers: the first point (center or random) and corrective clicks (RITM rule).
 
-The rules follow RITM's ``Clicker._get_next_click`` (reference/protocols.md §2.1–2.2,
-metrics.md §3.1), which the SAM paper cites for its point protocol:
+The rules follow RITM's ``Clicker._get_next_click`` (docs/protocols.md), which the SAM paper
+cites for its point protocol:
 
 * FN = gt ∧ ¬pred and FP = ¬gt ∧ pred, both outside the ignore region when one is given
   (RITM's ``not_ignore_mask``), so no click lands on an ignore pixel;

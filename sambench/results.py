@@ -1,4 +1,4 @@
-"""results.json: the run summary (schema ``sambench.results/1``, DESIGN.md) and provenance."""
+"""results.json: the run summary (schema ``sambench.results/1``, README "What a run writes") and provenance."""
 from __future__ import annotations
 
 import datetime as _dt

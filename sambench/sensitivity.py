@@ -28,11 +28,11 @@ import yaml
 
 from sambench.errors import SambenchError
 from sambench.metrics.iou import BOOTSTRAP_RESAMPLES, cluster_sums, percentile_interval
+from sambench.report.sensitivity import SCHEMA, load_sensitivity, table_rows
 from sambench.results import atomic_write_json, load_results, scored
 
 log = logging.getLogger("sambench")
 
-SCHEMA = "sambench.sensitivity/1"
 CI_METHOD = ("paired percentile cluster bootstrap over images (the same images resampled in both "
              "runs), stratified by dataset for the mean")
 POINT_METRIC = re.compile(r"^(random_)?miou@(\d+)(_oracle)?$")
@@ -185,7 +185,7 @@ def plan(pinned: dict, vary: Optional[dict[str, list]]) -> list[dict]:
 
 
 def variant_dir(run_dir: Path, item: dict) -> Path:
-    from sambench.engine import safe_name
+    from sambench.paths import safe_name
 
     value = json.dumps(item["value"]) if not isinstance(item["value"], str) else item["value"]
     return Path(run_dir) / "sensitivity" / item["task"] / safe_name(f"{item['option']}-{value}")
@@ -304,33 +304,6 @@ def sensitivity(run_dir: Path, vary: Optional[dict[str, list]] = None, cache: Op
                "ci_method": CI_METHOD, "variants": items}
     atomic_write_json(run_dir / "sensitivity.json", summary)
     return summary
-
-
-def load_sensitivity(run_dir: Path) -> Optional[dict]:
-    path = Path(run_dir) / "sensitivity.json"
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SambenchError(f"{path}: malformed JSON: {exc}") from None
-    if data.get("schema") != SCHEMA:
-        raise SambenchError(f"{path}: not a sambench sensitivity file (schema {data.get('schema')!r})")
-    return data
-
-
-def table_rows(summary: dict, headline_only: bool = True) -> list[dict]:
-    """One row per (task, option, alternative, metric), sorted by |Δ| of the mean, largest first:
-    the run's ``base`` value, the alternative's ``value``, ``delta`` and ``delta_ci95``."""
-    rows = []
-    for item in summary["variants"]:
-        for metric, m in item["metrics"].items():
-            if headline_only and not m["headline"]:
-                continue
-            rows.append({"task": item["task"], "option": item["option"], "setting": item["setting"],
-                         "alternative": item["value"], "open": item["open"], "metric": metric, **m["mean"],
-                         "datasets": {r["dataset"]: r["delta"] for r in m["datasets"]}})
-    return sorted(rows, key=lambda r: -abs(r["delta"]))
 
 
 def _show(value) -> str:

@@ -1,4 +1,4 @@
-"""The vocabulary every stage shares: Sample, Instance, Prompt, Prediction, SampleRecord.
+"""The vocabulary every stage shares: Sample, Instance, Prediction, SampleRecord.
 
 Data flows adapter → prompts → model → metric → records → results; these types are the
 arrows' payloads. Coordinates are pixels ``(x, y)`` in the original image, boxes ``XYXY``,
@@ -150,16 +150,6 @@ def to_uint8(im) -> np.ndarray:
             grey = np.rint(values / 257)
         return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=-1)
     return np.asarray(im.convert("RGB"))
-
-
-@dataclass
-class Prompt:
-    """The prompts given to a model for one mask at one step."""
-
-    points: np.ndarray  # (N, 2) float pixels (x, y)
-    labels: np.ndarray  # (N,) int, 1 foreground, 0 background
-    box: Optional[np.ndarray] = None  # (4,) XYXY pixels
-    mask_input: Optional[np.ndarray] = None  # (1, h, w) low-res logits, the model's frame
 
 
 @dataclass

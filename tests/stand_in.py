@@ -2,7 +2,7 @@
 ``test-disk``): disks around the mean positive click, with a cacheable embedding."""
 import numpy as np
 
-from sambench.models import MODELS, register_model
+from sambench.models import MODELS
 from sambench.models.base import ModelInfo, batch_prompts, unbatch
 from sambench.types import Prediction
 
@@ -46,6 +46,6 @@ class DiskModel:
 
 
 if "test-disk" not in MODELS:
-    register_model("test-disk", "test stand-in")(lambda checkpoint=None, device="cpu", dtype="float32": DiskModel())
+    MODELS.add("test-disk", lambda checkpoint=None, device="cpu", dtype="float32": DiskModel(), "test stand-in")
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from sambench import masks as mask_codec
 from sambench.amg import AutomaticMaskGenerator, utils
 from sambench.errors import SambenchError
 from sambench.types import Prediction
@@ -85,15 +86,16 @@ def test_rle_encodings_agree_with_pycocotools():
     masks = rng.random((3, 7, 9)) > 0.5
     masks[1, 0, 0] = True
     masks[2, 0, 0] = False
-    rles = utils.encode_masks(masks)
+    rles = mask_codec.encode(masks)
     for mask, rle in zip(masks, rles):
         assert isinstance(rle["counts"], str) and rle["size"] == [7, 9]
-        assert (utils.decode_rle(rle) == mask).all()
-        raw = utils.uncompressed_rle(mask)
+        assert mask_codec.encode(mask) == rle  # 2-D input: the same RLE
+        assert (mask_codec.decode(rle) == mask).all()
+        raw = mask_codec.uncompressed(mask)
         assert raw["counts"][0] == (0 if mask[0, 0] else raw["counts"][0])
         compressed = mask_utils.frPyObjects(raw, 7, 9)
         assert compressed["counts"].decode() == rle["counts"]
-    assert utils.encode_masks(np.zeros((0, 3, 3), bool)) == []
+    assert mask_codec.encode(np.zeros((0, 3, 3), bool)) == []
 
 
 def test_mask_data_filter_and_cat():
@@ -141,7 +143,7 @@ def test_masks_only_model_and_area_filter():
     binary = AutomaticMaskGenerator(BlobModel(), points_per_side=2).generate(image)
     raw = AutomaticMaskGenerator(BlobModel(), points_per_side=2, output_mode="uncompressed_rle").generate(image)
     for r, b, u in zip(records, binary, raw):
-        assert (utils.decode_rle(r["segmentation"]) == b["segmentation"]).all()
+        assert (mask_codec.decode(r["segmentation"]) == b["segmentation"]).all()
         assert mask_utils.frPyObjects(u["segmentation"], 40, 60)["counts"].decode() == r["segmentation"]["counts"]
         assert r["bbox"] == b["bbox"] and len(r["point_coords"]) == 1
 

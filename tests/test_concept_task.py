@@ -12,7 +12,7 @@ from sambench import datasets
 from sambench.cli import main
 from sambench.errors import SambenchError
 from sambench.metrics.cgf1 import METRIC_NAMES
-from sambench.models import MODELS, register_model
+from sambench.models import MODELS
 from sambench.models.base import ConceptPrediction, ModelInfo
 from sambench.tasks.concept import ConceptProtocol
 from sambench.tasks.concept_eval import evaluate_files
@@ -43,8 +43,8 @@ class BlobConcepts:
 
 
 if "test-blob-concepts" not in MODELS:
-    register_model("test-blob-concepts", "test stand-in")(
-        lambda checkpoint=None, device="cpu", dtype="float32": BlobConcepts())
+    MODELS.add("test-blob-concepts", lambda checkpoint=None, device="cpu", dtype="float32": BlobConcepts(),
+               "test stand-in")
 
 
 def gt_files() -> list[str]:

@@ -127,9 +127,9 @@ def test_run_without_a_list_records_the_draw(tmp_path):
     card = load_cards().get("bbbc038v1")
     ds = DatasetRef("bbbc038v1", card, root).open(seed=0, subsample=True)
     assert ds.sample_list is not None and ds.sample_list.n_masks == 3
-    assert not hasattr(DatasetRef("bbbc038v1", card, root).open(), "sample_list")  # default: whole split
+    assert DatasetRef("bbbc038v1", card, root).open().sample_list is None  # default: whole split
     whole = DatasetRef("bbbc038v1", replace(card, subsample=None), root).open(subsample=True)
-    assert not hasattr(whole, "sample_list")
+    assert whole.sample_list is None
     prov = ds.sample_list.provenance(tmp_path / "lists")
     assert prov["path"] == str(tmp_path / "lists" / "bbbc038v1.json") and prov["n_masks"] == 3
     assert np.isclose(len(prov["sha256"]), 64)

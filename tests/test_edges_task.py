@@ -17,12 +17,13 @@ from scipy.special import expit
 
 from sambench.cache import image_hash
 from sambench.cli import main
-from sambench.edges.masks import EdgeOptions, boundary_pixels, mask_edges, sobel_magnitude
+from sambench.edges.filters import sobel_magnitude
+from sambench.edges.masks import EdgeOptions, boundary_pixels, mask_edges
 from sambench.edges.nms import _kernel, edge_nms, orientation
 from sambench.errors import SambenchError
 from sambench.metrics.bsds import seg2bdry
 from sambench.metrics.bsds_thin import thin
-from sambench.models import MODELS, register_model
+from sambench.models import MODELS
 from sambench.models.base import ModelInfo
 from sambench.types import read_image
 
@@ -42,8 +43,8 @@ class PerfectEdges:
 
 
 if "test-perfect-edges" not in MODELS:
-    register_model("test-perfect-edges", "test stand-in")(lambda checkpoint=None, device="cpu", dtype="float32":
-                                                          PerfectEdges())
+    MODELS.add("test-perfect-edges", lambda checkpoint=None, device="cpu", dtype="float32":
+                                                          PerfectEdges(), "test stand-in")
 
 
 def write_bsds(root, n_images=3, seed=0):
@@ -266,8 +267,8 @@ def test_unreadable_image_is_scored_as_an_empty_map(bsds_root, tmp_path):
     shutil.copytree(bsds_root, root)
     (root / "images" / "test" / "101.jpg").write_bytes(b"not a jpeg")
     runner = load_task("edges").build()
-    sample = resolve(f"bsds500={root}").open().sample("101")
-    record = runner.run_sample(PerfectEdges(), sample, seed=0)
+    ref = resolve(f"bsds500={root}")
+    record = runner.run_sample(PerfectEdges(), ref.open().sample("101"), runner.prepare(ref, tmp_path / "out"), seed=0)
     counts = np.array(record.rows[0]["counts"])
     assert [e["kind"] for e in record.errors] == ["image"]
     assert (counts[:, 0] == 0).all() and (counts[:, 1] > 0).all() and (counts[:, 3] == 0).all()
@@ -275,7 +276,7 @@ def test_unreadable_image_is_scored_as_an_empty_map(bsds_root, tmp_path):
 
 def test_sam_run_goes_through_the_masks(bsds_root, sam_checkpoint, tmp_path, one_thread):
     import sambench
-    from sambench.amg.utils import decode_rle
+    from sambench.masks import decode as decode_rle
     from sambench.edges.masks import combine, generate_masks
     from sambench.tasks.edges import quantize
 

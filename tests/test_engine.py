@@ -48,11 +48,11 @@ def test_resume_after_interrupt_gives_identical_metrics(synth_dir, tmp_path, mon
     original = PointTask.run_sample
     seen = []
 
-    def interrupted(self, model, sample, seed):
+    def interrupted(self, model, sample, context, seed):
         seen.append(sample.id)
         if len(seen) == 2:
             raise KeyboardInterrupt
-        return original(self, model, sample, seed)
+        return original(self, model, sample, context, seed)
 
     part = tmp_path / "part"
     monkeypatch.setattr(PointTask, "run_sample", interrupted)
@@ -123,9 +123,9 @@ def test_user_mistakes_give_one_clear_line(args, message, capsys):
 
 def test_model_options_reach_the_loader(synth_dir, tmp_path):
     """``--model-option`` values are YAML scalars, reach the model and pin the run."""
-    from sambench.cli import parse_model_options
+    from sambench.cli import parse_options
 
-    assert parse_model_options(["compile=true", "prompt_chunk=4", "attention=sdpa", "x=a=b"]) == {
+    assert parse_options(["compile=true", "prompt_chunk=4", "attention=sdpa", "x=a=b"]) == {
         "compile": True, "prompt_chunk": 4, "attention": "sdpa", "x": "a=b"}
     out = tmp_path / "run"
     assert main(["run", "--model", "grabcut", "--task", "point", "--dataset", str(synth_dir), "--limit", "1",

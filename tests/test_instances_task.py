@@ -15,7 +15,7 @@ from sambench import masks as mask_codec
 from sambench.cli import main
 from sambench.datasets import resolve
 from sambench.errors import SambenchError
-from sambench.models import MODELS, register_model
+from sambench.models import MODELS
 from sambench.models.base import ModelInfo, batch_prompts, unbatch
 from sambench.tasks.instances import InstancesTask
 from sambench.types import Prediction
@@ -66,7 +66,7 @@ class BoxModel:
 
 
 if "test-box" not in MODELS:
-    register_model("test-box", "test stand-in for boxes")(lambda checkpoint=None, device="cpu", dtype="float32": BoxModel())
+    MODELS.add("test-box", lambda checkpoint=None, device="cpu", dtype="float32": BoxModel(), "test stand-in for boxes")
 
 
 def write_dataset(root, gt: dict):
@@ -157,10 +157,10 @@ def test_pipeline_equals_pycocotools_and_counts_unknown_detections(coco_case, tm
     assert json.loads((out / "results.json").read_text())["results"][0]["metrics"] == entry["metrics"]
 
 
-def runner_for(root, det_file, tmp_path, **options) -> InstancesTask:
+def runner_for(root, det_file, tmp_path, **options):
+    """A runner and the context it prepared for the dataset at ``root``."""
     task = InstancesTask({"detections": str(det_file), **options})
-    task.begin_dataset(resolve(str(root)), tmp_path / "out")
-    return task
+    return task, task.prepare(resolve(str(root)), tmp_path / "out")
 
 
 def test_refinement_feeds_back_the_most_confident_mask(coco_case, tmp_path):
@@ -168,11 +168,13 @@ def test_refinement_feeds_back_the_most_confident_mask(coco_case, tmp_path):
     sample = next(iter(resolve(str(root)).open()))
     n = len([d for d in dets if str(d["image_id"]) == sample.id])
     BoxModel.calls.clear()
-    refined = runner_for(root, det_file, tmp_path).run_sample(BoxModel(), sample, 0)
+    task, context = runner_for(root, det_file, tmp_path)
+    refined = task.run_sample(BoxModel(), sample, context, 0)
     # One batched call per pass: multimask first, then single-mask on the top mask's logits (tag 2).
     assert [(c["B"], c["multimask"]) for c in BoxModel.calls] == [(n, True), (n, False)]
     assert BoxModel.calls[0]["mask_input"] is None and (BoxModel.calls[1]["mask_input"] == 2).all()
-    plain = runner_for(root, det_file, tmp_path, refine=False).run_sample(BoxModel(), sample, 0)
+    task, context = runner_for(root, det_file, tmp_path, refine=False)
+    plain = task.run_sample(BoxModel(), sample, context, 0)
     for a, b in zip(refined.rows, plain.rows):
         assert a["mask"] == b["mask"] and a["segmentation"] != b["segmentation"]
         x, y, w, h = next(d["bbox"] for i, d in enumerate(json.loads(det_file.read_text()))
@@ -188,14 +190,13 @@ def test_score_option_max_dets_and_batch_size(coco_case, tmp_path):
     gt, root, dets, det_file = coco_case
     sample = next(iter(resolve(str(root)).open()))
     BoxModel.calls.clear()
-    task = runner_for(root, det_file, tmp_path, score="detector*pred_iou", max_dets=2, batch_size=1)
-    record = task.run_sample(BoxModel(), sample, 0)
+    task, context = runner_for(root, det_file, tmp_path, score="detector*pred_iou", max_dets=2, batch_size=1)
+    record = task.run_sample(BoxModel(), sample, context, 0)
     assert len(record.rows) == 2 and len(BoxModel.calls) == 4  # 2 boxes × 2 passes, one box per call
     top = sorted((d["score"] for d in dets if str(d["image_id"]) == sample.id), reverse=True)[:2]
     assert [r["det_score"] for r in record.rows] == top
     assert all(r["score"] == pytest.approx(r["det_score"] * 0.7) for r in record.rows)
-    counts = task.begin_dataset(resolve(str(root)), tmp_path / "out")
-    assert counts["detections_over_max_dets"] > 0
+    assert context.counts["detections_over_max_dets"] > 0
 
 
 def test_lvis_format_ground_truth_is_scored_with_the_lvis_rules(tmp_path, monkeypatch):
@@ -265,7 +266,7 @@ def test_bad_input_is_one_clear_error(coco_case, tmp_path, capsys):
     assert run("--task", "instances", *base) == 2
     assert "needs a detections file" in capsys.readouterr().err
     assert run("--task", "point", "--detections", str(det_file), *base) == 2
-    assert "apply to the instances task" in capsys.readouterr().err
+    assert "--detections: no task of this run has the option 'detections'" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, -3, 2], "score": 0.5}]))
     assert run("--task", "instances", "--detections", str(bad), *base) == 2
@@ -281,5 +282,6 @@ def test_an_unreadable_image_counts_its_detections(coco_case, tmp_path):
     first = gt["images"][0]
     (root / "images" / first["file_name"]).write_bytes(b"not a png")
     sample = next(iter(resolve(str(root)).open()))
-    record = runner_for(root, det_file, tmp_path).run_sample(BoxModel(), sample, 0)
+    task, context = runner_for(root, det_file, tmp_path)
+    record = task.run_sample(BoxModel(), sample, context, 0)
     assert not record.rows and [e["kind"] for e in record.errors] == ["image", "detections_not_scored"]

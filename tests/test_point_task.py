@@ -1,4 +1,7 @@
 """The point protocol end to end on a scripted model, against values worked out by hand."""
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -55,10 +58,10 @@ def make_sample():
 def test_point_protocol_by_hand():
     model = ScriptedModel()
     task = PointTask({"first_point": ["center"], "n_points": [1, 2, 3, 5, 9]})
-    record = task.run_sample(model, make_sample(), seed=0)
+    record = task.run_sample(model, make_sample(), None, seed=0)
     # the crowd mask is counted, not prompted
     assert record.errors == [{"kind": "crowd_excluded", "detail": "mask crowd"}]
-    m = task.aggregate([record], seed=0)
+    m = task.aggregate([record], None, seed=0)
     assert m["miou@1"] == pytest.approx(0.16)  # most confident of 3 = SMALL
     assert m["miou@1_oracle"] == pytest.approx(1.0)
     for n in (2, 3, 5, 9):  # click 2 gives GT; then no error is left and no click is made
@@ -79,8 +82,8 @@ def test_point_protocol_by_hand():
 def test_no_feedback_option_and_random_prefix():
     model = ScriptedModel()
     task = PointTask({"first_point": ["random"], "n_points": [1, 3], "feed_back_logits": False})
-    record = task.run_sample(model, make_sample(), seed=3)
-    m = task.aggregate([record], seed=0)
+    record = task.run_sample(model, make_sample(), None, seed=3)
+    m = task.aggregate([record], None, seed=0)
     assert set(k for k in m if not k.endswith("_ci95")) == {
         "random_miou@1", "random_miou@3", "random_miou@1_oracle", "random_noc@85", "random_noc@90"}
     assert m["random_miou@1"] == pytest.approx(0.16)
@@ -104,13 +107,37 @@ def test_unknown_option_is_a_clear_error():
 
     with pytest.raises(SambenchError, match="unknown options"):
         PointTask({"n_pointz": [1]})
+    with pytest.raises(SambenchError, match="unknown options"):
+        PointTask({"click_rule": "ritm"})  # a description, not a setting: gone from the protocol
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"first_point": ["middle"]}, "first_point"), ({"first_point": []}, "first_point"),
+    ({"n_points": [0, 1]}, "n_points"), ({"n_points": [1.5]}, "n_points"),
+    ({"noc_thresholds": [85]}, "noc_thresholds"),
+])
+def test_bad_values_fail_when_the_runner_is_built(options, message):
+    """An unknown first point used to run as center, then fail with a KeyError after the run."""
+    from sambench.errors import SambenchError
+
+    with pytest.raises(SambenchError, match=message):
+        PointTask(options)
+
+
+def test_metric_spec_matches_the_metrics():
+    protocol = PointTask({"n_points": [1, 3]}).protocol(None)
+    spec = PointTask.metric_spec(protocol)
+    assert [m.name for m in spec if m.headline] == ["miou@1", "miou@1_oracle", "random_miou@1"]
+    assert {m.name for m in spec} == {"miou@1", "miou@1_oracle", "miou@3", "noc@85", "noc@90", "random_miou@1",
+                                      "random_miou@1_oracle", "random_miou@3", "random_noc@85", "random_noc@90"}
+    assert all(not m.higher_is_better for m in spec if "noc" in m.name)
 
 
 def test_unreadable_image_is_counted(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     sample = Sample("x", "toy", H, W, [Instance("a", mask_codec.encode(GT))], image_path=bad)
-    record = PointTask({}).run_sample(ScriptedModel(), sample, seed=0)
+    record = PointTask({}).run_sample(ScriptedModel(), sample, None, seed=0)
     kinds = [e["kind"] for e in record.errors]
     assert kinds == ["image", "mask_not_scored"] and "unreadable image" in record.errors[0]["detail"]
     assert record.rows == []
@@ -147,8 +174,8 @@ def void_sample():
 @pytest.mark.parametrize("ignore", ["exclude", "background"])
 def test_ignore_region_by_hand(ignore):
     task = PointTask({"first_point": ["center"], "n_points": [1, 2, 3], "ignore": ignore})
-    assert task.protocol()["ignore"] == ignore
-    rows = task.run_sample(SpillModel(), void_sample(), seed=0).rows
+    assert task.protocol(None)["ignore"] == ignore
+    rows = task.run_sample(SpillModel(), void_sample(), None, seed=0).rows
     # first click: the object's centre either way (the void region is not part of the object)
     assert rows[0]["point"] == [4, 6, 1]  # distance 3: rows 6..9 x cols 4..5, first in raster order
     if ignore == "exclude":
@@ -182,7 +209,7 @@ def test_ignore_mask_gathers_void_and_crowd_regions():
 def test_best_of_3_at_later_clicks_is_an_option():
     model = ScriptedModel()
     task = PointTask({"first_point": ["center"], "n_points": [1, 2], "multimask_later": True})
-    record = task.run_sample(model, make_sample(), seed=0)
+    record = task.run_sample(model, make_sample(), None, seed=0)
     # step 2 is multimask too: the most confident of 3 is SMALL again; the oracle stays a 1-point number
     assert [c[2] for c in model.calls] == [True, True]
     step2 = [r for r in record.rows if r["step"] == 2]
@@ -195,7 +222,7 @@ def test_empty_gt_mask_is_counted_and_never_prompted():
     sample = Sample("e", "toy", H, W, [Instance("a", mask_codec.encode(GT)),
                                        Instance("empty", mask_codec.encode(np.zeros((H, W), bool)))],
                     image_loader=lambda: image)
-    record = PointTask({"first_point": ["center"], "n_points": [1, 2]}).run_sample(model, sample, seed=0)
+    record = PointTask({"first_point": ["center"], "n_points": [1, 2]}).run_sample(model, sample, None, seed=0)
     assert record.errors == [{"kind": "empty_mask", "detail": "mask empty: no pixel, not prompted"}]
     assert {r["mask"] for r in record.rows} == {"a"} and model.calls[0][0] == 1
 
@@ -220,16 +247,17 @@ def test_point_task_follows_declared_capabilities():
     model = LimitedModel()
     task = PointTask({"first_point": ["center", "random"], "n_points": [1, 2, 3, 5, 9]})
     assert task.unsupported(model) is None  # the task runs, adapted
-    record = task.run_sample(model, make_sample(), seed=0)
+    context = task.prepare(SimpleNamespace(name="d"), Path("out"), model)
+    record = task.run_sample(model, make_sample(), context, seed=0)
     assert max(model.calls) == 6 and max(row["step"] for row in record.rows) == 6
-    metrics = task.aggregate([record], seed=0)
+    metrics = task.aggregate([record], context, seed=0)
     for prefix in ("", "random_"):
         assert all(f"{prefix}miou@{n}" in metrics for n in (1, 2, 3, 5))
         assert f"{prefix}miou@9" not in metrics and f"{prefix}noc@85" not in metrics
-    unsupported = task.result_fields([record], metrics)["unsupported_metrics"]
+    unsupported = task.result_fields([record], metrics, context)["unsupported_metrics"]
     assert set(unsupported) == {f"{p}{m}" for p in ("", "random_") for m in ("miou@9", "noc@85", "noc@90")}
     assert "at most 6 points" in unsupported["miou@9"]
-    protocol = task.protocol()
+    protocol = task.protocol(context)
     assert protocol["feed_back_logits"] is False and protocol["clicks_run"] == 6
     assert "no mask input" in protocol["adapted"]["feed_back_logits"]
     assert "at most 6 points" in protocol["adapted"]["max_points"]
@@ -237,7 +265,7 @@ def test_point_task_follows_declared_capabilities():
 
 def test_point_task_unadapted_for_a_capable_model():
     task = PointTask({"first_point": ["center"], "n_points": [1, 2, 3, 5, 9]})
-    before = task.protocol()
-    task.unsupported(ScriptedModel())
-    assert task.protocol() == before and "adapted" not in before
-    assert task.result_fields([], {}) == {}
+    before = task.protocol(None)
+    context = task.prepare(SimpleNamespace(name="d"), Path("out"), ScriptedModel())
+    assert task.protocol(context) == before and "adapted" not in before
+    assert task.result_fields([], {}, context) == {}

@@ -133,12 +133,12 @@ def test_single_output_settings(checkpoint, tmp_path):
     root = tmp_path / "data"
     write_dataset(root, n_images=2)
     runner = load_task("proposals-single-output", options={"points_per_side": 4}).build()
-    runner.begin_dataset(resolve(str(root)), tmp_path / "out")
+    context = runner.prepare(resolve(str(root)), tmp_path / "out")
     sample = next(iter(resolve(str(root)).open()))
     model = sambench.load_model("sam", checkpoint=str(checkpoint))
-    first = runner.run_sample(model, sample, 0)
+    first = runner.run_sample(model, sample, context, 0)
     assert first.rows and all(row["n_proposals"] <= 16 for row in first.rows)  # one mask per point
-    assert runner.run_sample(model, sample, 0).to_json() == first.to_json()  # seeded random ranking
+    assert runner.run_sample(model, sample, context, 0).to_json() == first.to_json()  # seeded random ranking
 
 
 def test_bad_options():

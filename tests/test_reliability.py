@@ -192,11 +192,11 @@ class _CheckpointModel(DiskModel):
 
 
 def _register_checkpoint_model():
-    from sambench.models import MODELS, register_model
+    from sambench.models import MODELS
 
     if "test-ckpt" not in MODELS:
-        register_model("test-ckpt", "test")(
-            lambda checkpoint=None, device="cpu", dtype="float32": _CheckpointModel(checkpoint))
+        MODELS.add("test-ckpt", lambda checkpoint=None, device="cpu", dtype="float32": _CheckpointModel(checkpoint),
+                   "test")
 
 
 def test_resume_refuses_a_replaced_checkpoint_and_restart_starts_over(synth_dir, tmp_path, capsys):
@@ -306,10 +306,10 @@ class _NanModel(DiskModel):
 
 
 def test_a_nan_score_is_one_line_naming_model_and_sample_and_leaves_no_tmp(synth_dir, tmp_path, capsys):
-    from sambench.models import MODELS, register_model
+    from sambench.models import MODELS
 
     if "test-nan" not in MODELS:
-        register_model("test-nan", "test")(lambda checkpoint=None, device="cpu", dtype="float32": _NanModel())
+        MODELS.add("test-nan", lambda checkpoint=None, device="cpu", dtype="float32": _NanModel(), "test")
     out = tmp_path / "run"
     rc = main(["run", "--model", "test-nan", "--task", "point", "--no-cache", "--dataset", str(synth_dir),
                "--out", str(out)])

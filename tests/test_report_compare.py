@@ -23,7 +23,8 @@ def test_a_run_against_itself_differs_by_nothing(base_run):
 
 def test_known_paired_difference_with_bootstrap_ci_and_sign_test(base_run, tmp_path):
     worse = worse_copy(base_run, tmp_path / "worse", drop=0.1)
-    a = point_values(point_frame(base_run, "synth-shapes"), "miou@1")
+    protocol = json.loads((base_run / "results.json").read_text())["results"][0]["protocol"]
+    a = point_values(point_frame(base_run, "synth-shapes"), "miou@1", protocol)
     expected = float((a - np.maximum(0.0, a - 0.1)).mean())
     result = compare_runs(base_run, worse)
     (row,) = result["datasets"]

@@ -10,7 +10,7 @@ import pytest
 
 from sambench.cli import main
 from sambench.errors import SambenchError
-from sambench.report import ReportContext, Section, build_sections, section, write_report
+from sambench.report import ReportContext, Section, build_sections, write_report
 from sambench.report.pdf import page_count
 from sambench.results import load_results
 
@@ -130,32 +130,30 @@ def test_examples_come_from_stored_predictions(base_run, tmp_path):
     assert "elsewhere: no examples:" in html and "not found" in html
 
 
-def test_a_new_task_section_is_one_registered_function(base_run, tmp_path):
-    """How a task builder adds a section with a table and a figure."""
+def test_a_runner_section_is_one_registered_function(base_run, tmp_path, monkeypatch):
+    """How a task builder adds a section with a table and a figure: one function per runner,
+    used for every task of that runner (docs/architecture.md has the module-level version)."""
     import matplotlib.pyplot as plt
 
-    @section("toy-task")
-    def toy(ctx):
-        entries = ctx.entries("toy-task")
-        if not entries:
-            return None
-        sec = Section("Toy task", "toy")
+    from sambench.report.sections import SECTIONS
+
+    def toy(ctx, task):
+        entries = ctx.entries(task)
+        sec = Section("Toy task", task)
         sec.table(pd.DataFrame([{"dataset": e["dataset"], "score": "12.5"} for e in entries]), "A toy table.")
         fig, ax = plt.subplots(figsize=(4, 2))
         ax.plot([0, 1], [0, 1])
         sec.figure(fig, "A toy curve.")
-        return sec
+        return [sec]
 
+    monkeypatch.setitem(SECTIONS._loaded, "toy-runner", toy)
     run = copy_run(base_run, tmp_path / "toy")
-    edit_results(run, lambda d: d["results"].append({"task": "toy-task", "task_version": 1, "dataset": "d",
-                                                     "n_images": 1, "n_masks": 1, "metrics": {}}))
-    try:
-        html = write_report(run).read_text()
-    finally:
-        from sambench.report.sections import SECTIONS
-
-        SECTIONS.pop("toy-task")
-    assert 'id="toy"' in html and "A toy table." in html and "A toy curve." in html
+    edit_results(run, lambda d: d["results"].extend(
+        {"task": name, "runner": "toy-runner", "task_version": 1, "dataset": "d", "n_images": 1, "n_masks": 1,
+         "metrics": {}} for name in ("toy-a", "toy-b")))
+    html = write_report(run).read_text()
+    first, second = html[html.index('id="toy-a"'):html.index('id="toy-b"')], html[html.index('id="toy-b"'):]
+    assert all("A toy table." in sec and "A toy curve." in sec for sec in (first, second))
 
 
 def test_unknown_tasks_get_the_generic_table(full_run):

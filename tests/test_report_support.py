@@ -2,7 +2,9 @@
 
 Runs come from the fast ``test-disk`` stand-in on three synthetic images; the edges, proposals,
 instances and an unknown task's results are hand-written entries, since those tasks are built
-elsewhere and only their metric names (DESIGN.md) matter to the report.
+elsewhere and only their metric names matter to the report. They are written as results of
+older versions were (no ``runner`` or ``metric_spec``), so the report's fallback to the task
+file's runner and options is exercised too.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ OTHER_TASKS = [
      "n_masks": 400, "protocol": {"box_source": "vitdet-h"}, "status": "ok",
      "metrics": {"ap": 0.44, "ap50": 0.66, "ap75": 0.47, "ap_small": 0.28, "ap_medium": 0.49, "ap_large": 0.60}},
     {"task": "instances-gtbox", "task_version": 1, "dataset": "coco2017", "split": "val2017", "n_images": 50,
-     "n_masks": 400, "protocol": {}, "status": "ok",
+     "n_masks": 400, "protocol": {"prompt": "gt-box", "center_point": True}, "status": "ok",
      "metrics": {"gtbox_miou": 0.77, "gtbox_miou_ci95": [0.75, 0.79], "gtbox_miou_small": 0.65,
                  "gtbox_miou_medium": 0.79, "gtbox_miou_large": 0.84, "gtbox+point_miou": 0.80,
                  "gtbox+point_miou_ci95": [0.78, 0.82], "gtbox+point_miou_small": 0.70}},

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from sambench.cli import main
-from sambench.models import MODELS, register_model
+from sambench.models import MODELS
 from sambench.sensitivity import parse_vary, plan, unit_values
 
 from stand_in import DiskModel
@@ -36,8 +36,8 @@ class FeedModel(DiskModel):
 
 
 if "test-disk-feed" not in MODELS:
-    register_model("test-disk-feed", "test stand-in that reads mask inputs")(
-        lambda checkpoint=None, device="cpu", dtype="float32": FeedModel())
+    MODELS.add("test-disk-feed", lambda checkpoint=None, device="cpu", dtype="float32": FeedModel(),
+               "test stand-in that reads mask inputs")
 
 
 def suite_file(path, synth_dir, **options):

@@ -402,6 +402,11 @@ class FixedEncoder:
         return {"name": self.name, "dim": self.dim}
 
 
+def fixed_encoder(codes: dict):
+    """A stand-in for ``TextTask.encoder(model)``: the runner asks for the encoder per call."""
+    return lambda model: FixedEncoder(codes)
+
+
 SCRIPTED = [(0, 0, 20, 20), (30, 5, 60, 10), (30, 0, 40, 20)]  # square, bar, a box across the bar
 
 
@@ -409,8 +414,8 @@ def test_text_and_text_plus_point_rows_and_metrics():
     sample = make_sample()
     model = ScriptedTextModel(SCRIPTED)
     task = TextTask({})
-    task._encoder = FixedEncoder({"the red square": 1, "the blue bar": 2})  # both texts answered wrongly
-    record = task.run_sample(model, sample, seed=0)
+    task.encoder = fixed_encoder({"the red square": 1, "the blue bar": 2})  # both texts answered wrongly
+    record = task.run_sample(model, sample, None, seed=0)
     kinds = [e["kind"] for e in record.errors]
     assert kinds.count("crowd_excluded") == 1 and kinds.count("no_phrase") == 1  # instance 3 has no description
     rows = {(r["mode"], r["mask"]): r for r in record.rows}
@@ -421,30 +426,30 @@ def test_text_and_text_plus_point_rows_and_metrics():
     assert rows[("text+point", "1")]["point"] == [9, 9]  # deepest interior pixel, raster-first
     assert [c["multimask"] for c in model.calls] == [True, False]  # the YAML's per-mode outputs
     assert all(c["B"] == 2 for c in model.calls)  # all units of the image in one call per mode
-    metrics = task.aggregate([record], seed=0)
+    metrics = task.aggregate([record], None, seed=0)
     assert metrics["text_miou"] == pytest.approx((0 + 50 / 300) / 2)
     assert metrics["text_ciou"] == pytest.approx(50 / (550 + 300))  # Σ inter / Σ union
     assert metrics["text_p@0.5"] == 0
     assert metrics["text+point_miou"] == 1 and metrics["text+point_p@0.9"] == 1
     assert {"chance_miou", "chance_ciou", "chance_p@0.5"} <= set(metrics)
     without_chance = TextTask({"modes": ["text"], "chance": False})
-    without_chance._encoder = task._encoder
-    rec = without_chance.run_sample(model, sample, seed=0)
-    assert not any(k.startswith("chance") for k in without_chance.aggregate([rec], seed=0))
+    without_chance.encoder = task.encoder
+    rec = without_chance.run_sample(model, sample, None, seed=0)
+    assert not any(k.startswith("chance") for k in without_chance.aggregate([rec], None, seed=0))
 
 
 def test_chance_is_a_seeded_random_object_of_the_image():
     sample = make_sample()
     task = TextTask({"modes": ["text"]})
-    task._encoder = FixedEncoder({"the red square": 0, "the blue bar": 1})
+    task.encoder = fixed_encoder({"the red square": 0, "the blue bar": 1})
     model = ScriptedTextModel([(0, 0, 20, 20), (30, 5, 60, 10)])
-    a = [r for r in task.run_sample(model, sample, seed=3).rows if r["mode"] == "chance"]
-    b = [r for r in task.run_sample(model, sample, seed=3).rows if r["mode"] == "chance"]
+    a = [r for r in task.run_sample(model, sample, None, seed=3).rows if r["mode"] == "chance"]
+    b = [r for r in task.run_sample(model, sample, None, seed=3).rows if r["mode"] == "chance"]
     assert a == b and len(a) == 2
     assert all(r["picked"] in {"1", "2", "3"} for r in a)  # never the crowd instance
     for r in a:
         assert r["iou"] == (1.0 if r["picked"] == r["mask"] else 0.0)  # disjoint objects
-    picks = {r["picked"] for s in range(12) for r in task.run_sample(model, sample, seed=s).rows
+    picks = {r["picked"] for s in range(12) for r in task.run_sample(model, sample, None, seed=s).rows
              if r["mode"] == "chance"}
     assert picks == {"1", "2", "3"}
 
@@ -452,15 +457,15 @@ def test_chance_is_a_seeded_random_object_of_the_image():
 def test_phrase_sources_and_ambiguity():
     sample = make_sample()
     task = TextTask({"modes": ["text"], "phrases": "category", "chance": False})
-    task._encoder = FixedEncoder({"square": 0, "bar": 1})
-    record = task.run_sample(ScriptedTextModel([(0, 0, 20, 20), (30, 5, 60, 10)]), sample, seed=0)
+    task.encoder = fixed_encoder({"square": 0, "bar": 1})
+    record = task.run_sample(ScriptedTextModel([(0, 0, 20, 20), (30, 5, 60, 10)]), sample, None, seed=0)
     phrases = {r["mask"]: (r["phrase"], r.get("ambiguous", False), r["source"]) for r in record.rows}
     assert phrases == {"1": ("square", True, "category"), "2": ("bar", False, "category"),
                        "3": ("square", True, "category")}
     sample.instances[0].meta["expressions"] = ["left square", "the big one"]
     task = TextTask({"modes": ["text"], "chance": False})  # auto: expressions win on this image
-    task._encoder = FixedEncoder({"left square": 0, "the big one": 0})
-    record = task.run_sample(ScriptedTextModel([(0, 0, 20, 20)]), sample, seed=0)
+    task.encoder = fixed_encoder({"left square": 0, "the big one": 0})
+    record = task.run_sample(ScriptedTextModel([(0, 0, 20, 20)]), sample, None, seed=0)
     assert [(r["mask"], r["k"], r["phrase"]) for r in record.rows] == [("1", 0, "left square"), ("1", 1, "the big one")]
     assert not any(e["kind"] == "no_phrase" for e in record.errors)  # unreferred objects are not errors
 
@@ -475,7 +480,7 @@ def test_composed_route_scores_the_top_box_and_counts_misses(tmp_path):
     model = ScriptedTextModel(SCRIPTED)
     model.text_dim = 0  # boxes only: the composed route works for any promptable model
     task = TextTask({"modes": ["det", "det+point"], "text_detections": str(path)})
-    record = task.run_sample(model, make_sample(), seed=0)
+    record = task.run_sample(model, make_sample(), None, seed=0)
     rows = {(r["mode"], r["mask"]): r for r in record.rows}
     assert rows[("det", "1")]["iou"] == 1 and rows[("det", "1")]["det_score"] == 0.9  # the top box
     assert rows[("det", "2")]["missing"] and rows[("det", "2")]["iou"] == 0
@@ -483,10 +488,10 @@ def test_composed_route_scores_the_top_box_and_counts_misses(tmp_path):
     assert rows[("det+point", "2")]["missing"]
     assert [e["kind"] for e in record.errors].count("no_detection") == 1  # counted once per unit
     assert all(c["box"] and not c["text"] for c in model.calls) and model.calls[1]["points"]
-    metrics = task.aggregate([record], seed=0)
+    metrics = task.aggregate([record], None, seed=0)
     assert metrics["det_miou"] == 0.5 and metrics["det_ciou"] == pytest.approx(400 / 550)
     assert metrics["det_coverage"] == 0.5 and "text_miou" not in metrics
-    assert task.protocol()["text_detections_sha256"]
+    assert task.protocol(None)["text_detections_sha256"]
 
 
 @pytest.mark.parametrize("content,message", [
@@ -515,15 +520,15 @@ def test_models_without_text_path_or_encoder_are_refused():
     no_text = ScriptedTextModel([(0, 0, 20, 20)])
     no_text.text_dim = 0
     with pytest.raises(SambenchError, match="has no text path.*--text-detections"):
-        task.run_sample(no_text, make_sample(), 0)
+        task.run_sample(no_text, make_sample(), None, 0)
     unrecorded = ScriptedTextModel([(0, 0, 20, 20)])
     unrecorded.text_encoder = None
     with pytest.raises(SambenchError, match="does not record which text encoder .*--text-encoder"):
-        task.run_sample(unrecorded, make_sample(), 0)
+        task.run_sample(unrecorded, make_sample(), None, 0)
     with pytest.raises(SambenchError, match="trained with text encoder 'hash'; --text-encoder minilm"):
-        TextTask({"text_encoder": "minilm"}).run_sample(ScriptedTextModel([(0, 0, 20, 20)]), make_sample(), 0)
+        TextTask({"text_encoder": "minilm"}).run_sample(ScriptedTextModel([(0, 0, 20, 20)]), make_sample(), None, 0)
     with pytest.raises(SambenchError, match="gives 32-d embeddings, model scripted-text takes 8"):
-        TextTask({"text_encoder": "hash:32"}).run_sample(ScriptedTextModel([(0, 0, 20, 20)]), make_sample(), 0)
+        TextTask({"text_encoder": "hash:32"}).run_sample(ScriptedTextModel([(0, 0, 20, 20)]), make_sample(), None, 0)
 
 
 # -- the CLI on a random tiny checkpoint with a text path ------------------------------------
@@ -567,7 +572,7 @@ def test_cli_text_user_mistakes(tiny_text_ckpt, tmp_path, capsys):
     assert "text detections file not found" in capsys.readouterr().err
     assert main(["run", "--task", "point", "--dataset", "synth-shapes", "--model", "grabcut",
                  "--phrases", "category"]) == 2
-    assert "apply to the text task" in capsys.readouterr().err
+    assert "--phrases: no task of this run has the option 'phrases'" in capsys.readouterr().err
 
 
 def test_cli_composed_route_with_grabcut(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 ``{"image": {image_id, width, height, file_name}, "annotations": [{id, segmentation (COCO RLE,
 counts as str), bbox (XYWH), area, predicted_iou, stability_score, crop_box (XYWH),
-point_coords}]}`` (reference/metrics.md §4.2). ``file_name`` is the image's path relative to
+point_coords}]}`` (the segment-anything README). ``file_name`` is the image's path relative to
 the JSON's folder (SA-1B's own files have just the name, the image lying beside the JSON).
 """
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Automatic mask generation: prompt a model with a grid of points, keep the good, distinct masks.
 
 The pipeline of SAM's data engine (paper App. B) as released in ``SamAutomaticMaskGenerator``,
-with the same parameter names, defaults and output (reference/peers.md §A.6), for any model of
-the :class:`~sambench.models.base.PromptableModel` protocol:
+with the same parameter names, defaults and output (segment-anything's
+``automatic_mask_generator.py``), for any model of the :class:`~sambench.models.base.PromptableModel`
+protocol:
 
 1. the image and, with ``crop_n_layers``, overlapping zoomed-in crops, each embedded once;
 2. a point grid per crop, prompted ``points_per_batch`` points per model call (3 masks a point);
@@ -40,6 +41,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from sambench import masks as mask_codec
 from sambench.amg import utils
 from sambench.amg.nms import batched_nms
 from sambench.errors import SambenchError
@@ -111,8 +113,8 @@ class AutomaticMaskGenerator:
             if self.output_mode == "coco_rle":
                 segmentation = rle
             else:
-                mask = utils.decode_rle(rle)
-                segmentation = mask if self.output_mode == "binary_mask" else utils.uncompressed_rle(mask)
+                mask = mask_codec.decode(rle)
+                segmentation = mask if self.output_mode == "binary_mask" else mask_codec.uncompressed(mask)
             records.append({"segmentation": segmentation, "area": int(data["areas"][i]),
                             "bbox": utils.box_xyxy_to_xywh(data["boxes"][i]),
                             "predicted_iou": float(data["iou_preds"][i]),
@@ -216,7 +218,7 @@ class AutomaticMaskGenerator:
             if self.max_mask_area_fraction is not None:
                 keep &= areas < self.max_mask_area_fraction * orig_h * orig_w
             masks = utils.uncrop_masks(masks[keep], crop_box, orig_h, orig_w)
-            fields = dict(rles=utils.encode_masks(masks), areas=areas[keep], boxes=boxes[keep],
+            fields = dict(rles=mask_codec.encode(masks), areas=areas[keep], boxes=boxes[keep],
                           iou_preds=iou_preds[index[keep]], stability_score=stability[keep],
                           points=points[index[keep] // per_point])
             if self.return_logits:
@@ -228,7 +230,7 @@ class AutomaticMaskGenerator:
         """Fill small holes, drop small islands, then NMS preferring unchanged masks; in place."""
         boxes, unchanged, changed = [], [], {}
         for i, rle in enumerate(data["rles"]):
-            mask = utils.decode_rle(rle)
+            mask = mask_codec.decode(rle)
             mask, holes_changed = utils.remove_small_regions(mask, self.min_mask_region_area, "holes")
             mask, islands_changed = utils.remove_small_regions(mask, self.min_mask_region_area, "islands")
             if holes_changed or islands_changed:
@@ -238,7 +240,7 @@ class AutomaticMaskGenerator:
         keep = self._nms(np.stack(boxes), torch.tensor(unchanged, dtype=torch.float32), nms_thresh)
         for i in keep:
             if i in changed:
-                data["rles"][i] = utils.encode_masks(changed[i][None])[0]
+                data["rles"][i] = mask_codec.encode(changed[i])
                 data["boxes"][i] = boxes[i]
                 data["areas"][i] = int(changed[i].sum())
         data.filter(keep)

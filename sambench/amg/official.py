@@ -113,8 +113,8 @@ def _amg_main(args) -> None:
     import torch
     from segment_anything import SamAutomaticMaskGenerator
 
-    import sambench
     from sambench.amg.generator import AutomaticMaskGenerator
+    from sambench.models import load_model
     from sambench.models.official import build_official_sam, import_official
     from sambench.models.sam.checkpoint import infer_config, read_state_dict
 
@@ -123,7 +123,7 @@ def _amg_main(args) -> None:
     state = read_state_dict(args.checkpoint)
     sam = build_official_sam(state, infer_config(state, args.checkpoint))
     names = args.implementations.split(",")
-    ours = sambench.load_model("sam", checkpoint=args.checkpoint) if "ours" in names else None
+    ours = load_model("sam", checkpoint=args.checkpoint) if "ours" in names else None
     builders = {"official": lambda options: SamAutomaticMaskGenerator(sam, output_mode="coco_rle", **options),
                 "ours": lambda options: AutomaticMaskGenerator(ours, output_mode="coco_rle", **options)}
     images = [np.load(p) for p in args.images]

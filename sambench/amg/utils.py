@@ -2,9 +2,9 @@
 
 Behaviour follows the official ``segment_anything/utils/amg.py`` where a user would notice a
 difference (grid order, crop boxes, inclusive box edges, stability as int counts, OpenCV
-8-connectivity), since AMG's output must equal the official generator's on the same weights
-(reference/peers.md §A.7). Masks are numpy ``bool`` arrays, boxes ``XYXY`` int pixels with
-inclusive right/bottom edges, points ``(x, y)`` pixels.
+8-connectivity), since AMG's output must equal the official generator's on the same weights.
+Masks are numpy ``bool`` arrays, boxes ``XYXY`` int pixels with inclusive right/bottom edges,
+points ``(x, y)`` pixels.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 
 class MaskData:
@@ -181,35 +180,6 @@ def remove_small_regions(mask: np.ndarray, area_thresh: float, mode: str) -> tup
     return keep[regions], True
 
 
-# -- RLE ----------------------------------------------------------------------------------
-def encode_masks(masks: np.ndarray) -> list[dict]:
-    """``(N, H, W)`` bool → compressed COCO RLEs with ``str`` counts (one C call for all)."""
-    if len(masks) == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-        rle["size"] = [int(v) for v in rle["size"]]
-    return rles
-
-
-def decode_rle(rle: dict) -> np.ndarray:
-    counts = rle["counts"]
-    return mask_utils.decode({"size": rle["size"],
-                              "counts": counts.encode("ascii") if isinstance(counts, str) else counts}).astype(bool)
-
-
-def uncompressed_rle(mask: np.ndarray) -> dict:
-    """COCO uncompressed RLE: run lengths in column-major order, starting with background."""
-    flat = np.asfortranarray(mask).ravel(order="F")
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat.size and flat[0]:
-        counts = [0] + counts
-    return {"size": list(mask.shape), "counts": counts}
-
-
 def uncrop_masks(masks: np.ndarray, crop_box: list[int], orig_h: int, orig_w: int) -> np.ndarray:
     """Place crop-frame masks ``(N, h, w)`` into the full image frame."""
     x0, y0, x1, y1 = crop_box
@@ -227,5 +197,5 @@ def chunk_size(pixels: int, max_floats: int = 1 << 25) -> int:
 
 __all__ = ["MaskData", "build_point_grid", "build_all_layer_point_grids", "generate_crop_boxes",
            "masks_to_boxes", "is_box_near_crop_edge", "uncrop_boxes_xyxy", "uncrop_points",
-           "box_xyxy_to_xywh", "stability_score", "remove_small_regions", "encode_masks",
-           "decode_rle", "uncompressed_rle", "uncrop_masks", "chunk_size"]
+           "box_xyxy_to_xywh", "stability_score", "remove_small_regions", "uncrop_masks",
+           "chunk_size"]

@@ -13,25 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-# Each format module registers its opener in FORMATS when imported.
-from sambench.datasets import (ade20k, bbbc038, bsds, cityscapes, hf, hypersim, labelmap,  # noqa: F401
-                               lvis, polygons, refcoco, sa1b, saco, ytvis)
 from sambench.datasets.base import FORMATS, open_format
 from sambench.datasets.cards import DatasetCard, load_cards
-from sambench.datasets.coco import CocoDataset, find_coco_files
+from sambench.datasets.coco import CocoDataset
 from sambench.datasets.sampling import SampleList, Selected, draw, read_sample_list
 from sambench.errors import SambenchError
-
-
-@FORMATS.register("coco")
-def _open_coco(card: DatasetCard, root: Path) -> CocoDataset:
-    layout = card.layout
-    if "annotations" in layout:
-        ann, images = root / layout["annotations"], root / layout.get("images", "")
-    else:  # discover the JSON and image folder (in layout.folder, if the split is a sub-folder)
-        ann, images = find_coco_files(root / layout.get("folder", ""))
-    return CocoDataset(card.name, ann, images, min_area=int(layout.get("min_area", 0)),
-                       include_crowd=bool(layout.get("include_crowd", True)))
 
 
 @dataclass
@@ -80,7 +66,9 @@ def resolve(spec: str, data_root: Optional[str] = None) -> DatasetRef:
     """Turn ``NAME``, ``NAME=ROOT``, a folder path or ``hf:...`` into a :class:`DatasetRef`
     (named by the card's own name when ``NAME`` is an alias)."""
     if spec.startswith("hf:"):
-        card, root = hf.spec_card(spec[3:])
+        from sambench.datasets.hf import spec_card
+
+        card, root = spec_card(spec[3:])
         return DatasetRef(card.name, card, root)
     cards = load_cards()
     name, sep, root = spec.partition("=")

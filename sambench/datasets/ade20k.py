@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, find_files, read_rgb_label
+from sambench.datasets.base import IndexedDataset, broken_sample, find_files, read_rgb_label
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
@@ -89,7 +89,6 @@ class Ade20kDataset(IndexedDataset):
         return instances, problems
 
 
-@FORMATS.register("ade20k")
 def open_ade20k(card: DatasetCard, root: Path) -> Ade20kDataset:
     layout = card.layout
     return Ade20kDataset(card.name, root, layout.get("images", "**/ADE_val_*.jpg"),

@@ -1,5 +1,7 @@
 """What every format parser shares: the FORMATS registry, the indexed-dataset shape, parts.
 
+A format is one module with an opener ``(card, root) -> dataset`` and one line below.
+
 A parser builds a cheap index of image ids when opened and a :class:`Sample` only when one is
 asked for, so a dataset of 10k masks never holds all of them decoded; sampling, sample lists
 and ``datasets check`` rely on exactly this shape (``image_ids`` + ``sample(id)``).
@@ -23,6 +25,22 @@ from sambench.types import Sample
 
 # format name -> opener(card, root) -> dataset (iterable of Sample with __len__)
 FORMATS: Registry[Callable[[DatasetCard, Path], Iterable[Sample]]] = Registry("dataset format")
+FORMATS.register("coco", "sambench.datasets.coco:open_coco", "COCO instances JSON + images")
+FORMATS.register("lvis", "sambench.datasets.lvis:open_lvis", "LVIS v0.5 / v1 instances JSON")
+FORMATS.register("ade20k", "sambench.datasets.ade20k:open_ade20k", "ADE20K full release: object and part masks")
+FORMATS.register("bbbc038", "sambench.datasets.bbbc038:open_bbbc038", "BBBC038 nuclei, one PNG per mask")
+FORMATS.register("bsds", "sambench.datasets.bsds:open_bsds", "BSDS500 images + .mat boundaries")
+FORMATS.register("cityscapes", "sambench.datasets.cityscapes:open_cityscapes", "Cityscapes gtFine, panoptic")
+FORMATS.register("hf", "sambench.datasets.hf:open_hf", "Hugging Face datasets (Hub or local folder)")
+FORMATS.register("hypersim", "sambench.datasets.hypersim:open_hypersim", "Hypersim per-frame HDF5 instance maps")
+FORMATS.register("labelmap", "sambench.datasets.labelmap:open_labelmap", "images with one label-map PNG each")
+FORMATS.register("visor", "sambench.datasets.polygons:open_visor", "VISOR polygons painted in order")
+FORMATS.register("woodscape", "sambench.datasets.polygons:open_woodscape", "WoodScape polygons painted in order")
+FORMATS.register("via", "sambench.datasets.polygons:open_via", "VGG Image Annotator polygons")
+FORMATS.register("refcoco", "sambench.datasets.refcoco:open_refcoco", "RefCOCO / RefCOCO+ / RefCOCOg (refer layout)")
+FORMATS.register("saco", "sambench.datasets.saco:open_saco", "SA-Co concept pairs (SAM 3), COCO-style JSON")
+FORMATS.register("sa1b", "sambench.datasets.sa1b:open_sa1b", "SA-1B: one JSON per image beside its JPEG")
+FORMATS.register("ytvis", "sambench.datasets.ytvis:open_ytvis", "YouTube-VIS-style video instances, frames as images")
 
 # Problem kinds that mean a file is missing or broken (``datasets check`` reports them as
 # errors); every other kind is an annotation skipped by rule (empty, too small, crowd, ...).
@@ -35,6 +53,7 @@ class IndexedDataset:
 
     name: str = ""
     image_ids: list = []
+    sample_list = None  # the SampleList a selection was made from (Selected), else None
     problems: list = []  # of the dataset's files, not of one image (e.g. a duplicated image id)
 
     def __len__(self) -> int:

@@ -1,7 +1,7 @@
 """BBBC038v1 / Kaggle DSB2018 ``stage1_train`` (format ``bbbc038``).
 
 The release has a folder per image, ``<id>/images/<id>.png``, and one binary PNG per
-nucleus in ``<id>/masks/`` (reference/protocols.md §1.3). Each mask file is one instance,
+nucleus in ``<id>/masks/`` (docs/datasets.md). Each mask file is one instance,
 named by its file stem; a mask file of the wrong size or with no foreground is a counted
 problem, an unreadable one a broken annotation.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, image_size, read_label
+from sambench.datasets.base import IndexedDataset, broken_sample, image_size, read_label
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
@@ -52,6 +52,5 @@ class Bbbc038Dataset(IndexedDataset):
                       instances=instances, image_path=image, problems=problems)
 
 
-@FORMATS.register("bbbc038")
 def open_bbbc038(card: DatasetCard, root: Path) -> Bbbc038Dataset:
     return Bbbc038Dataset(card.name, root)

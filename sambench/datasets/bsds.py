@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample
+from sambench.datasets.base import IndexedDataset, broken_sample
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract
 from sambench.errors import SambenchError
@@ -49,6 +49,5 @@ class BsdsDataset(IndexedDataset):
                       meta={"boundaries": [b for s, b in annotators if b.shape == (height, width)]})
 
 
-@FORMATS.register("bsds")
 def open_bsds(card: DatasetCard, root: Path) -> BsdsDataset:
     return BsdsDataset(card.name, root, card.layout.get("split", "test"))

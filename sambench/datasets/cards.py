@@ -18,7 +18,7 @@ from sambench.errors import SambenchError
 from sambench.registry import Registry
 from sambench.resources import asset_dir
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: much faster
 
 
 @dataclass

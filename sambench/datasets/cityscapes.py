@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, read_label
+from sambench.datasets.base import IndexedDataset, broken_sample, read_label
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
@@ -137,7 +137,6 @@ def polygons_to_ids(path: Path, problems: list[dict]) -> np.ndarray:
     return np.asarray(canvas).astype(np.int64)
 
 
-@FORMATS.register("cityscapes")
 def open_cityscapes(card: DatasetCard, root: Path) -> CityscapesDataset:
     layout = card.layout
     return CityscapesDataset(card.name, root, layout.get("split", "val"),

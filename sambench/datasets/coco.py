@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from sambench import masks as mask_codec
 from sambench import validate
+from sambench.datasets.base import IndexedDataset
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
 
@@ -28,8 +29,9 @@ def load_json(path: Path) -> dict:
         raise SambenchError(f"malformed JSON in {path}: {exc}") from None
 
 
-class CocoDataset:
-    """A COCO instances file plus its images.
+class CocoDataset(IndexedDataset):
+    """A COCO instances file plus its images, parsed once: ``data`` is the file as read (what
+    pycocotools scores against), ``images``, ``categories`` and :meth:`annotations` index it.
 
     ``min_area`` drops instances smaller than that many pixels, counted as problems of kind
     ``too_small``; ``include_crowd`` keeps ``iscrowd`` annotations (flagged on the Instance).
@@ -42,7 +44,7 @@ class CocoDataset:
         self.image_dir = Path(image_dir)
         self.min_area = min_area
         self.include_crowd = include_crowd
-        data = load_json(self.annotation_file)
+        self.data = data = load_json(self.annotation_file)
         if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
             raise SambenchError(f"{self.annotation_file} is not a COCO instances file "
                                 "(needs 'images' and 'annotations')")
@@ -67,16 +69,13 @@ class CocoDataset:
                     f"{image_id!r}, which is not in the file")} for a in self._anns[image_id])
         self.image_ids = list(self.images) if image_ids is None else list(image_ids)
 
-    def __len__(self) -> int:
-        return len(self.image_ids)
-
     @property
     def n_annotations(self) -> int:
         return sum(len(self._anns[i]) for i in self.image_ids)
 
-    def __iter__(self) -> Iterator[Sample]:
-        for image_id in self.image_ids:
-            yield self.sample(image_id)
+    def annotations(self, image_id) -> list[dict]:
+        """The image's annotations in file order."""
+        return self._anns.get(image_id, [])
 
     def sample(self, image_id) -> Sample:
         img = self.images[image_id]
@@ -127,6 +126,18 @@ class CocoDataset:
         extra = {k: ann[k] for k in ("level", "parent_id", "description", "color") if k in ann}
         return Instance(id=ann_id, rle=rle, category=category, category_id=int(cat_id or 0),
                         iscrowd=crowd, ignore=bool(ann.get("ignore", 0)), meta=extra), None
+
+
+def open_coco(card, root: Path) -> CocoDataset:
+    """The ``coco`` format: ``layout.annotations`` and ``layout.images``, or found under the root
+    (in ``layout.folder``, if the split is a sub-folder)."""
+    layout = card.layout
+    if "annotations" in layout:
+        ann, images = root / layout["annotations"], root / layout.get("images", "")
+    else:
+        ann, images = find_coco_files(root / layout.get("folder", ""))
+    return CocoDataset(card.name, ann, images, min_area=int(layout.get("min_area", 0)),
+                       include_crowd=bool(layout.get("include_crowd", True)))
 
 
 def _refused(exc: SambenchError):

@@ -35,7 +35,7 @@ from typing import Optional
 import numpy as np
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset, find_files
+from sambench.datasets.base import IndexedDataset, find_files
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import segmentation_rle
 from sambench.datasets.labels import LabelRule, extract
@@ -277,7 +277,6 @@ class HFStream:
             yield self._rows.sample(row, self._rows.sample_id(row, index))
 
 
-@FORMATS.register("hf")
 def open_hf(card: DatasetCard, root: Path):
     rows, source = load(card, Path(root))
     local = Path(root).is_dir()

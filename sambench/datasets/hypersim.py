@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample
+from sambench.datasets.base import IndexedDataset, broken_sample
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract
 from sambench.errors import SambenchError
@@ -73,7 +73,6 @@ class HypersimDataset(IndexedDataset):
                       instances=instances, image_path=image, problems=problems)
 
 
-@FORMATS.register("hypersim")
 def open_hypersim(card: DatasetCard, root: Path) -> HypersimDataset:
     layout = card.layout
     return HypersimDataset(card.name, root, tuple(layout.get("volumes", (1, 55))),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, find_files, read_label
+from sambench.datasets.base import IndexedDataset, broken_sample, find_files, read_label
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.labels import LabelRule, extract
 from sambench.errors import SambenchError
@@ -71,7 +71,6 @@ def void_of(label, rule: LabelRule):
     return lambda: np.isin(label, rule.ignore)
 
 
-@FORMATS.register("labelmap")
 def open_labelmap(card: DatasetCard, root: Path) -> LabelMapDataset:
     layout = card.layout
     for key in ("images", "labels"):

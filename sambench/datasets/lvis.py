@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sambench.datasets.base import FORMATS
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import CocoDataset
 from sambench.errors import SambenchError
@@ -51,7 +50,6 @@ class LvisDataset(CocoDataset):
         return sample
 
 
-@FORMATS.register("lvis")
 def open_lvis(card: DatasetCard, root: Path) -> LvisDataset:
     layout = card.layout
     if "annotations" not in layout:

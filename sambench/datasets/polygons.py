@@ -26,7 +26,7 @@ import numpy as np
 
 from sambench import masks as mask_codec
 from sambench import validate
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, image_size
+from sambench.datasets.base import IndexedDataset, broken_sample, image_size
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import load_json
 from sambench.errors import SambenchError
@@ -111,7 +111,6 @@ def visor_image(images: Path, name: str) -> Path:
     return next((p for p in candidates if p.is_file()), candidates[0])
 
 
-@FORMATS.register("visor")
 def open_visor(card: DatasetCard, root: Path) -> PolygonDataset:
     layout = card.layout
     height, width = layout.get("resolution", [1080, 1920])
@@ -166,7 +165,6 @@ class WoodscapeDataset(IndexedDataset):
                       instances=instances, image_path=image, problems=skipped + problems)
 
 
-@FORMATS.register("woodscape")
 def open_woodscape(card: DatasetCard, root: Path) -> WoodscapeDataset:
     layout = card.layout
     return WoodscapeDataset(card.name, root / layout.get("annotations", "instance_annotations"),
@@ -194,7 +192,6 @@ def via_objects(regions, category_attribute: str) -> tuple[list[PolygonObject], 
     return objects, problems
 
 
-@FORMATS.register("via")
 def open_via(card: DatasetCard, root: Path) -> PolygonDataset:
     layout = card.layout
     if "annotations" not in layout:

@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-from sambench.datasets.base import FORMATS, IndexedDataset
+from sambench.datasets.base import IndexedDataset
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import CocoDataset
 from sambench.errors import SambenchError
@@ -180,7 +180,6 @@ class RefCocoDataset(IndexedDataset):
         return sample
 
 
-@FORMATS.register("refcoco")
 def open_refcoco(card: DatasetCard, root: Path) -> RefCocoDataset:
     layout = card.layout
     annotations = root / layout.get("annotations", "instances.json")

@@ -2,7 +2,7 @@
 
 Each ``sa_N.json`` is ``{"image": {image_id, width, height, file_name}, "annotations":
 [{id, segmentation (COCO RLE), bbox, area, predicted_iou, stability_score, crop_box,
-point_coords}]}`` (reference/metrics.md §4.2). The index is the list of JSON files; a JSON is
+point_coords}]}`` (the segment-anything README). The index is the list of JSON files; a JSON is
 read only when its sample is built, so a shard of 10k images costs nothing to open. The AMG
 fields are kept in ``Instance.meta``.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sambench import masks as mask_codec
 from sambench import validate
-from sambench.datasets.base import FORMATS, IndexedDataset, broken_sample, find_files
+from sambench.datasets.base import IndexedDataset, broken_sample, find_files
 from sambench.datasets.cards import DatasetCard
 from sambench.errors import SambenchError
 from sambench.types import Instance, Sample
@@ -64,6 +64,5 @@ class Sa1bDataset(IndexedDataset):
                       image_path=image, problems=problems, meta={"image_id": info.get("image_id")})
 
 
-@FORMATS.register("sa1b")
 def open_sa1b(card: DatasetCard, root: Path) -> Sa1bDataset:
     return Sa1bDataset(card.name, root, card.layout.get("annotations", "**/sa_*.json"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from sambench import masks as mask_codec
-from sambench.datasets.base import FORMATS, IndexedDataset
+from sambench.datasets.base import IndexedDataset
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import load_json
 from sambench.errors import SambenchError
@@ -141,8 +141,7 @@ class SacoDataset(IndexedDataset):
         return ids[0] if ids else 1
 
 
-@FORMATS.register("saco")
-def _open_saco(card: DatasetCard, root: Path) -> SacoDataset:
+def open_saco(card: DatasetCard, root: Path) -> SacoDataset:
     layout = card.layout
     files = layout.get("annotations")
     if isinstance(files, str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from sambench.datasets.base import FORMATS, IndexedDataset
+from sambench.datasets.base import IndexedDataset
 from sambench.datasets.cards import DatasetCard
 from sambench.datasets.coco import load_json, segmentation_rle
 from sambench.errors import SambenchError
@@ -62,7 +62,6 @@ class YtvisDataset(IndexedDataset):
                       meta={"video_id": video["id"], "frame": index})
 
 
-@FORMATS.register("ytvis")
 def open_ytvis(card: DatasetCard, root: Path) -> YtvisDataset:
     layout = card.layout
     if "annotations" not in layout:

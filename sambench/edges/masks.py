@@ -1,4 +1,4 @@
-"""An edge map from a promptable model's masks (SAM paper §7.2, App. D.2; metrics.md §1.6).
+"""An edge map from a promptable model's masks (SAM paper §7.2, App. D.2; docs/protocols.md).
 
 "We prompt SAM with a 16×16 regular grid of foreground points resulting in 768 predicted masks
 (3 per point). Redundant masks are removed by NMS. Then, edge maps are computed by Sobel
@@ -25,9 +25,10 @@ from scipy.special import expit
 
 from sambench.amg import AutomaticMaskGenerator
 from sambench.amg.generator import MASK_THRESHOLD
+from sambench.edges.filters import normalize, sobel_magnitude
 from sambench.edges.nms import edge_nms
 from sambench.errors import SambenchError
-from sambench.tasks import open_choice
+from sambench.options import open_choice
 
 BOUNDARIES = ("outside", "inside", "band")
 NORMALIZATIONS = ("minmax", "max")
@@ -95,18 +96,6 @@ def boundary_pixels(mask: np.ndarray, where: str = "outside", holes: bool = True
     return out
 
 
-def sobel_magnitude(image: np.ndarray, ksize: int = 3) -> np.ndarray:
-    """Gradient magnitude ``sqrt(gx² + gy²)`` of a float image (OpenCV Sobel, reflect-101 borders).
-
-    The magnitude is taken in NumPy: ``cv2.magnitude``'s result depends on the arrays' memory
-    alignment (1 ulp), and the edge-NMS orientation amplifies such noise where ``Oxy`` is ~0.
-    """
-    image = np.asarray(image, np.float32)
-    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=ksize)
-    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=ksize)
-    return np.sqrt(gx * gx + gy * gy)
-
-
 def mask_edges(logits: np.ndarray, options: EdgeOptions) -> np.ndarray:
     """One mask's edge response: Sobel of ``sigmoid(logits)``, zero away from its boundary."""
     logits = np.asarray(logits, np.float32)
@@ -114,16 +103,6 @@ def mask_edges(logits: np.ndarray, options: EdgeOptions) -> np.ndarray:
     keep = boundary_pixels(logits > MASK_THRESHOLD, options.boundary, options.boundary_holes)
     response[~keep] = 0
     return response
-
-
-def normalize(edges: np.ndarray, how: str = "minmax") -> np.ndarray:
-    """Linear map to [0, 1]; a constant map becomes all zeros."""
-    edges = np.asarray(edges, np.float32)
-    lo = float(edges.min()) if how == "minmax" and edges.size else 0.0
-    hi = float(edges.max()) if edges.size else 0.0
-    if hi <= lo:
-        return np.zeros_like(edges)
-    return (edges - lo) / (hi - lo)
 
 
 def finish(edges: np.ndarray, options: EdgeOptions) -> np.ndarray:
@@ -158,5 +137,5 @@ def edge_map_from_masks(model, image: np.ndarray, options: EdgeOptions) -> tuple
     return combine(data, image.shape[:2], options), len(data)
 
 
-__all__ = ["EdgeOptions", "boundary_pixels", "sobel_magnitude", "mask_edges", "normalize", "finish",
+__all__ = ["EdgeOptions", "boundary_pixels", "mask_edges", "finish",
            "generate_masks", "combine", "edge_map_from_masks", "BOUNDARIES", "NORMALIZATIONS"]

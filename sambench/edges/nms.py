@@ -8,7 +8,7 @@
     O = mod(atan(Oyy .* sign(-Oxy) ./ (Oxx + 1e-5)), pi);
     E = edgesNmsMex(E, O, 1, 5, 1.01, nThreads);
 
-(reference/metrics.md §1.6; Dollár is a SAM author and the SAM paper cites Canny-style "edge
+(Dollár's Structured Edge toolbox, ``edgesDetect.m``; Dollár is a SAM author and the SAM paper cites Canny-style "edge
 NMS"). Each nonzero pixel, times ``m``, is compared with the bilinearly interpolated map at
 ``d = ±1..r`` pixels along ``O`` (the edge normal) and zeroed if any neighbour is larger; then
 the map fades linearly to 0 over ``s`` pixels at the image borders.
@@ -16,11 +16,11 @@ the map fades linearly to 0 over ``s`` pixels at the image borders.
 The smoothing and the orientation are computed here (NumPy / OpenCV filters, MATLAB's
 ``symmetric`` padding and ``gradient`` borders). The suppression kernel is OpenCV's
 ``ximgproc`` port of ``edgesNmsMex.cpp`` (opencv-contrib; equal to the original within 4e-8 for
-the same ``O``, metrics.md §1.6). OpenCV exposes it only as a method of
+the same ``O``, docs/edges.md). OpenCV exposes it only as a method of
 ``StructuredEdgeDetection``, which is built from a model file: a stub holding only the options
 block is written once per process (no trees, so ``detectEdges`` is never usable and no model is
 downloaded). OpenCV's own ``computeOrientation`` is not used: it smooths and differentiates
-differently from ``gradient2`` (97.7% of pixels within |cos Δθ| > 0.9, metrics.md §1.6).
+differently from ``gradient2`` (the orientations differ at many pixels).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ practice a maximum-cardinality matching of minimum total (rounded) distance.
 
 Why hand-written: the official C++ is GPL-2 and draws its sparse outlier edges at random with a
 time-of-day seed, so repeated runs differ by a few pixels; no maintained package offers the
-metric without it (pyEdgeEval wraps the same GPL code; see reference/metrics.md §1.4-1.5). Here
+metric without it (pyEdgeEval wraps the same GPL code; docs/edges.md). Here
 the same optimum is found deterministically with SciPy's LAPJVsp
 (``scipy.sparse.csgraph.min_weight_full_bipartite_matching``) on a sparse graph whose rows are
 the smaller side (say the n1 predicted pixels) and whose columns are the other side plus one

@@ -4,7 +4,7 @@ COCO: pycocotools' ``COCOeval(iouType="segm")`` itself, the implementation paper
 LVIS: the LVIS API's rules (federated negatives, not-exhaustive categories, the top 300
 detections per image across categories, APr/APc/APf) through faster-coco-eval's
 ``lvis_style`` mode, because the PyPI ``lvis`` 0.5.3 crashes on NumPy >= 1.24 (``np.float``)
-and is unreleased since 2020 (reference/metrics.md §2.2). The per-image limit is applied here
+and is unreleased since 2020 (lvis-dataset/lvis-api). The per-image limit is applied here
 exactly as ``LVISResults.limit_dets_per_image`` does; tests/test_instances_eval.py proves the
 whole path equal to the LVIS API on LVIS-format fixtures.
 

@@ -1,11 +1,11 @@
-"""Mask IoU and the aggregates of the point protocol (reference/protocols.md §2.4).
+"""Mask IoU and the aggregates of the point protocol (SAM App. D.1; docs/protocols.md).
 
 Per-dataset mIoU is the mean IoU over masks; a suite's headline is the unweighted mean over
 datasets. The 95% CI is a percentile cluster bootstrap over *images* seeded from the run seed:
 the masks of one image share its content (and its draw in the subsample), so resampling masks
 as if independent understates the spread. The mean of a resample is the ratio of the drawn
 images' IoU sums to their mask counts, the same mean-over-masks the metric is.
-NoC@t follows RITM (metrics.md §3.2): the first click count whose IoU reaches t, else the
+NoC@t follows RITM's evaluation code: the first click count whose IoU reaches t, else the
 number of clicks run.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The SAM paper scores proposals by mask AR@1000 on LVIS v1 (§7.3, App. D.3): all, small /
 medium / large, and frequent / common / rare, each group "measured against a ground truth set
-containing just the corresponding LVIS categories". Our reading (reference/metrics.md §2.3,
+containing just the corresponding LVIS categories". Our reading (docs/protocols.md,
 [UNCONFIRMED] that the authors did exactly this; their code is unpublished): pycocotools'
 ``COCOeval(iouType="segm")`` with ``useCats=0`` (proposals and ground truth pooled over
 categories: recall over instances), ``maxDets=[K]``, IoU thresholds 0.50:0.05:0.95 and the COCO
@@ -35,7 +35,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-# pycocotools' Params: np.linspace, not 0.5 + 0.05 * i (1 ULP apart, metrics.md §2.1).
+# pycocotools' Params: np.linspace, not 0.5 + 0.05 * i (1 ULP apart).
 IOU_THRESHOLDS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
 AREA_RANGES = {"all": (0, 1e5 ** 2), "small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2),
                "large": (96 ** 2, 1e5 ** 2)}

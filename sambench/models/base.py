@@ -14,6 +14,14 @@ from sambench.errors import SambenchError
 from sambench.types import Prediction
 
 LOW_RES = 256  # side of SAM v1's low-res logit frame (1024-px padded input / 4)
+_SHOWN = 8  # key names quoted in an error message
+
+
+def names(keys) -> str:
+    """Sorted key names for an error message, the first few only."""
+    keys = sorted(keys)
+    more = f" ... (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
+    return ", ".join(keys[:_SHOWN]) + more
 
 
 @dataclass(frozen=True)

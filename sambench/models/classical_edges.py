@@ -18,10 +18,9 @@ from dataclasses import asdict, dataclass, fields
 import cv2
 import numpy as np
 
-from sambench.edges.masks import normalize, sobel_magnitude
+from sambench.edges.filters import normalize, sobel_magnitude
 from sambench.edges.nms import edge_nms
 from sambench.errors import SambenchError
-from sambench.models import register_model
 from sambench.models.base import ModelInfo
 
 
@@ -97,7 +96,7 @@ def _build(cls):
     return factory
 
 
-register_model("sobel", "classical Sobel edge magnitude (edges task only; no weights)")(_build(SobelEdges))
-register_model("canny", "classical Canny edges, binary (edges task only; no weights)")(_build(CannyEdges))
+build_sobel = _build(SobelEdges)
+build_canny = _build(CannyEdges)
 
 __all__ = ["SobelEdges", "CannyEdges"]

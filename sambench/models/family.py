@@ -6,7 +6,7 @@ preprocessing, their checkpoint layout and (HQ-SAM) an extra decoder head. A fam
 exactly those differences as data; :class:`~sambench.models.family_model.FamilyModel` runs
 any of them behind the :class:`~sambench.models.base.PromptableModel` protocol, and
 :func:`load_family_model` turns a checkpoint into one. Adding a family is one module that
-defines a :class:`Family` plus one line in ``sambench.models.FAMILIES`` (docs/models.md).
+defines a :class:`Family` plus one line in ``sambench.models.families.FAMILIES`` (docs/models.md).
 
 The contract a family module fulfils:
 
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sambench.errors import SambenchError
-from sambench.models.base import Capabilities, resized_shape
+from sambench.models.base import Capabilities, names, resized_shape
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -55,16 +55,6 @@ PIXEL_MEAN = (123.675, 116.28, 103.53)  # ImageNet statistics on the 0-255 scale
 PIXEL_STD = (58.395, 57.12, 57.375)
 RESIZES = ("longest-side+pad", "stretch")
 KERNELS = ("pil-bilinear", "torch-bilinear", "torch-bilinear-antialias")
-_SHOWN = 8  # key names quoted in an error message
-
-
-def names(keys) -> str:
-    """Sorted key names for an error message, the first few only."""
-    keys = sorted(keys)
-    more = f" ... (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
-    return ", ".join(keys[:_SHOWN]) + more
-
-
 @dataclass(frozen=True)
 class Preprocess:
     """How an image becomes the encoder's input, and how low-res logits map back onto it.
@@ -295,7 +285,7 @@ class Family:
         mapped = self.mapper.apply(state)
         missing = self.mapper.missing(mapped)
         if missing or not self.detect(mapped):
-            from sambench.models import detect_family
+            from sambench.models.families import detect_family
 
             other = detect_family(state)
             lacks = f" (it has no {', '.join(p.rstrip('.') for p in missing)})" if missing else ""

@@ -22,16 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
 
 from sambench.errors import SambenchError
 from sambench.models.base import ModelInfo, PromptBatch, batch_prompts
-from sambench.models.family import Family
 from sambench.models.runtime import autocast_for, compiled, resolve_device, resolve_dtype, warn_if_emulated
 from sambench.types import Prediction
+
+if TYPE_CHECKING:  # the family module builds this class (load_family_model)
+    from sambench.models.family import Family
 
 EXTRA_PREFIX = "extra."  # embedding-cache arrays of the encoder's extra outputs
 

@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 
 from sambench.errors import SambenchError
-from sambench.models import register_model
 from sambench.models.base import LOW_RES, ModelInfo, batch_prompts, reject_text, resized_shape, unbatch
 from sambench.types import Prediction
 
@@ -153,7 +152,6 @@ def _from_low_res(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(logits[:nh, :nw], (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-@register_model("grabcut", "classical GrabCut seeded from the prompts (no weights)")
 def build_grabcut(checkpoint=None, device="cpu", dtype="float32", **options) -> GrabCut:
     known = [name for name in inspect.signature(GrabCut).parameters]
     unknown = sorted(set(options) - set(known))

@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 from sambench.errors import SambenchError
-from sambench.models import register_model
-from sambench.models.base import ModelInfo, batch_prompts, reject_text
+from sambench.models.base import LOW_RES, ModelInfo, batch_prompts, reject_text
 
 _INSTALL_HINT = "pip install segment-anything==1.0"
 _official: Optional[types.SimpleNamespace] = None
@@ -251,8 +250,6 @@ class OfficialSamModel:
         return (logits > threshold).cpu().numpy()
 
 
-@register_model("sam-official", "the official segment-anything 1.0 code on a SAM v1 checkpoint "
-                                "(cross-checking; needs segment-anything, not torchvision)")
 def build_official_model(checkpoint: Optional[str] = None, device: str = "cpu",
                          dtype: str = "float32", decoder_num_heads: int = 8,
                          **options) -> OfficialSamModel:

@@ -1,16 +1,15 @@
 """Reports of a run directory: a self-contained report.html and, on request, report.pdf.
 
 The report is assembled from sections (see :mod:`sambench.report.sections`): a summary, then
-whatever each task of the run contributes through the ``SECTIONS`` registry, rendered once as
-data and written to HTML and PDF alike.
+the sections of each task's runner (the ``SECTIONS`` registry), rendered once as data and
+written to HTML and PDF alike.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional, Sequence
 
-from sambench.report import statistics as _statistics  # noqa: F401 (registers its section)
-from sambench.report.sections import SECTIONS, ReportContext, Section, build_sections, section
+from sambench.report.sections import SECTIONS, ReportContext, Section, build_sections
 from sambench.results import load_results
 
 
@@ -36,4 +35,4 @@ def write_report(run_dir: Path, pdf: bool = False, compare: Sequence[Path] = (),
     return path
 
 
-__all__ = ["write_report", "SECTIONS", "Section", "ReportContext", "section", "build_sections"]
+__all__ = ["write_report", "SECTIONS", "Section", "ReportContext", "build_sections"]

@@ -22,11 +22,10 @@ from sambench.results import load_results, scored
 TIE = 1e-9
 
 
-def _point_entries(results: dict, run_dir: Path) -> dict[str, dict]:
-    entries = {e["dataset"]: e for e in results["results"]
-               if e["task"] == "point" and scored(e)}
+def _point_entries(results: dict, run_dir: Path, task: str) -> dict[str, dict]:
+    entries = {e["dataset"]: e for e in results["results"] if e["task"] == task and scored(e)}
     if not entries:
-        raise SambenchError(f"{run_dir}: no scored point-task datasets to compare")
+        raise SambenchError(f"{run_dir}: no scored {task}-task datasets to compare")
     return entries
 
 
@@ -36,7 +35,7 @@ def run_label(results: dict, run_dir: Path) -> str:
     return f"{model['name']}{':' + ckpt if ckpt else ''} ({Path(run_dir).name})"
 
 
-def compare_runs(run_a: Path, run_b: Path, metric: str = "miou@1",
+def compare_runs(run_a: Path, run_b: Path, metric: str = "miou@1", task: str = "point",
                  resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     """Per-dataset paired difference A − B of a point metric, as a JSON-ready dict.
 
@@ -44,7 +43,7 @@ def compare_runs(run_a: Path, run_b: Path, metric: str = "miou@1",
     masks, or (for random first points) seeds.
     """
     res_a, res_b = load_results(run_a), load_results(run_b)
-    ent_a, ent_b = _point_entries(res_a, run_a), _point_entries(res_b, run_b)
+    ent_a, ent_b = _point_entries(res_a, run_a, task), _point_entries(res_b, run_b, task)
     if set(ent_a) != set(ent_b):
         only_a, only_b = sorted(set(ent_a) - set(ent_b)), sorted(set(ent_b) - set(ent_a))
         raise SambenchError(f"the runs scored different datasets (only in {run_a}: {only_a or '-'}; "
@@ -59,8 +58,8 @@ def compare_runs(run_a: Path, run_b: Path, metric: str = "miou@1",
         if ent_a[name]["task_version"] != ent_b[name]["task_version"]:
             raise SambenchError(f"{name}: point task version {ent_a[name]['task_version']} vs "
                                 f"{ent_b[name]['task_version']}; the protocols differ")
-        a = point_values(point_frame(run_a, name), metric)
-        b = point_values(point_frame(run_b, name), metric)
+        a = point_values(point_frame(run_a, name, task), metric, ent_a[name].get("protocol") or {})
+        b = point_values(point_frame(run_b, name, task), metric, ent_b[name].get("protocol") or {})
         if a.empty or b.empty:
             raise SambenchError(f"{name}: no per-mask values for {metric} in "
                                 f"{run_a if a.empty else run_b}")

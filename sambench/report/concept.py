@@ -3,12 +3,10 @@ factors, positive micro-F1 (how well the instances are found) and IL_MCC (whethe
 knows that the phrase is present), with the image-level counts behind IL_MCC."""
 from __future__ import annotations
 
-from typing import Optional
-
 import pandas as pd
 
 from sambench.report import reference
-from sambench.report.sections import ReportContext, Section, section
+from sambench.report.sections import ReportContext, Section
 from sambench.report.tables import fmt, is_number
 from sambench.results import scored
 
@@ -30,11 +28,10 @@ def _published_means(entries: list[dict]) -> list[dict]:
     return rows
 
 
-@section("concept")
-def concept_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("concept", present=False)
+def sections(ctx: ReportContext, task: str) -> list[Section]:
+    entries = ctx.entries(task, present=False)
     if not entries:
-        return None
+        return []
     main, breakdown = [], []
     for entry in entries:
         m = entry.get("metrics", {})
@@ -55,7 +52,7 @@ def concept_section(ctx: ReportContext) -> Optional[Section]:
                               "pos. macro-F1": fmt(m.get(f"{prefix}positive_macro_f1")),
                               "oracle choice": " / ".join(map(str, m.get(f"{prefix}oracle_choice") or []))})
     main += _published_means([e for e in entries if scored(e)])
-    sec = Section("Concept segmentation", "concept")
+    sec = Section("Concept segmentation", task)
     sec.table(pd.DataFrame(main).fillna(""),
               "×100 over exhaustively annotated (image, noun phrase) pairs. cgF1 = positive micro-F1 (pmF1: "
               "instances matched one to one at IoU ≥ t, mean over t = 0.50:0.05:0.95) × IL_MCC (Matthews' "
@@ -67,4 +64,4 @@ def concept_section(ctx: ReportContext) -> Optional[Section]:
                   "Image level: TP (instances present, predicted), FP (absent, predicted), TN (absent, none), FN "
                   "(present, none); IL_FPR = FP / (FP + TN). Precision / recall / positive macro-F1 over IoU "
                   "0.50:0.95, ×100. Oracle choice: pairs scored against each annotator's set (the most favourable).")
-    return sec
+    return [sec]

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Optional
 
 from sambench.report.compare import run_label
-from sambench.report.sections import ReportContext, Section, section
-from sambench.report.tables import task_table
+from sambench.report.sections import ReportContext, Section
+from sambench.report.tables import task_metrics, task_table
 from sambench.results import scored
 
-METRICS = [("ods", "ODS"), ("ois", "OIS"), ("ap", "AP"), ("r50", "R50")]
 ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -67,25 +66,24 @@ def _series(entry: dict, label: str, dashed: bool = False) -> Optional[dict]:
             "dashed": dashed}
 
 
-@section("edges")
-def edges_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("edges", present=False)
+def sections(ctx: ReportContext, task: str) -> list[Section]:
+    entries = ctx.entries(task, present=False)
     if not entries:
-        return None
-    sec = Section("Edge detection", "edges")
-    frame, sources = task_table("edges", entries, METRICS)
+        return []
+    sec = Section("Edge detection", task)
+    frame, sources = task_table(entries, task_metrics(ctx.results, task), "edges")
     sec.table(frame, "ODS / OIS: F-measure at the best dataset-wide / per-image threshold; AP; R50: recall "
                      "at 50% precision. Fractions, as in the paper's Table 3."
                      + "".join(f" Published rows: {s}." for s in sources))
     drawn = False
-    for entry in ctx.entries("edges"):
+    for entry in ctx.entries(task):
         label = run_label(ctx.results, ctx.run_dir) if ctx.others else ctx.results["model"]["name"]
         series = [s for s in [_series(entry, label)] if s]
         if not series:
             continue
         for other_dir, other in ctx.others:
             for e in other["results"]:
-                if e["task"] == "edges" and e["dataset"] == entry["dataset"] and scored(e):
+                if e["task"] == task and e["dataset"] == entry["dataset"] and scored(e):
                     s = _series(e, run_label(other, other_dir), dashed=True)
                     if s:
                         series.append(s)
@@ -93,6 +91,6 @@ def edges_section(ctx: ReportContext) -> Optional[Section]:
                    f"{entry['dataset']}: precision-recall curve over the benchmark's thresholds, the ODS point "
                    "marked; grey: iso-F contours." + (" Dashed: the compared runs." if len(series) > 1 else ""))
         drawn = True
-    if not drawn and ctx.entries("edges"):
+    if not drawn and ctx.entries(task):
         sec.note("No precision-recall curve in these results (an entry without pr_curve): figure skipped.")
-    return sec
+    return [sec]

@@ -20,7 +20,7 @@ from sambench import masks as mask_codec
 from sambench.errors import SambenchError
 from sambench.report.figures import PALETTE, plt, styled
 from sambench.report.records import point_frame
-from sambench.report.sections import ReportContext, Section, section
+from sambench.report.sections import ReportContext, Section
 
 N_RANDOM = 2
 GT_COLOR, PRED_COLOR = "#35b05a", PALETTE[0]
@@ -126,18 +126,17 @@ def examples_figure(panels: list[dict], last_step: int):
     return fig
 
 
-@section("point", order=20)
-def examples_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("point")
+def examples_section(ctx: ReportContext, task: str) -> Optional[Section]:
+    entries = ctx.entries(task)
     if not entries:
         return None
-    sec = Section("Point task: qualitative examples", "point-examples")
+    sec = Section("Point task: qualitative examples", f"{task}-examples")
     sec.note("Per dataset: the worst, median and best masks by IoU at 1 center point, and "
              f"{N_RANDOM} masks at random. Green: ground truth; blue: prediction; dots: positive clicks, "
              "crosses: negative clicks (the last one larger). Crops centred on the object.")
     for entry in entries:
         try:
-            panels, last = _panels(ctx, entry)
+            panels, last = _panels(ctx, entry, task)
         except SambenchError as exc:
             sec.note(f"{entry['dataset']}: no examples: {exc}")
             continue
@@ -147,8 +146,8 @@ def examples_section(ctx: ReportContext) -> Optional[Section]:
     return sec
 
 
-def _panels(ctx: ReportContext, entry: dict) -> tuple[list[dict], int]:
-    frame = point_frame(ctx.run_dir, entry["dataset"])
+def _panels(ctx: ReportContext, entry: dict, task: str) -> tuple[list[dict], int]:
+    frame = point_frame(ctx.run_dir, entry["dataset"], task)
     center = frame[frame["mode"] == "center"]
     if center.empty:
         return [], 0

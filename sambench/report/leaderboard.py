@@ -19,8 +19,9 @@ import pandas as pd
 
 from sambench.errors import SambenchError
 from sambench.report.records import sample_digest
-from sambench.report.tables import HEADLINE, fmt_task, is_number
+from sambench.report.tables import fmt_metric, is_number
 from sambench.results import load_results, scored
+from sambench.tasks import Metric, entry_metrics
 
 PROVENANCE = ["runs", "run_ids", "created", "sambench", "device", "seed", "suite"]
 
@@ -32,6 +33,8 @@ class Column:
     metric: str
     dataset: str
     label: str    # display header
+    spec: Metric  # how the metric is shown and which way is better
+    primary: bool = False  # the task's first headline metric (per-dataset columns, means)
 
 
 @dataclass
@@ -51,7 +54,7 @@ class Leaderboard:
                 value = row["values"].get(col.id)
                 if display:
                     partial = col.id in row["partial"]
-                    rec[col.label] = fmt_task(col.task, value) + ("*" if partial and is_number(value) else "")
+                    rec[col.label] = fmt_metric(col.spec, value) + ("*" if partial and is_number(value) else "")
                 else:
                     rec[col.id] = value
             if not display:
@@ -71,7 +74,7 @@ class Leaderboard:
         return text
 
     def to_json(self) -> dict:
-        return {"rank_by": self.rank_by, "columns": [vars(c) for c in self.columns],
+        return {"rank_by": self.rank_by, "columns": [{**vars(c), "spec": c.spec.to_json()} for c in self.columns],
                 "rows": [{k: v for k, v in r.items() if k != "partial"} for r in self.rows],
                 "notes": self.notes}
 
@@ -129,23 +132,31 @@ def _comparability(runs: list[tuple[Path, dict]]) -> list[str]:
 
 
 def _columns(runs: list[tuple[Path, dict]]) -> list[Column]:
+    """Per task: its headline metrics (as the entries declare them) averaged over datasets,
+    and the first one per dataset; a task on one dataset gets each headline for it."""
     datasets: dict[str, list[str]] = {}
+    headlines: dict[str, dict[str, Metric]] = {}
     for _, results in runs:
         for e in results["results"]:
-            if scored(e) and e["task"] in HEADLINE:
+            metrics = [m for m in entry_metrics(e) if m.headline]
+            if scored(e) and metrics:
                 names = datasets.setdefault(e["task"], [])
                 if e["dataset"] not in names:
                     names.append(e["dataset"])
+                for m in metrics:
+                    headlines.setdefault(e["task"], {}).setdefault(m.name, m)
     cols = []
     for task, names in datasets.items():
-        metrics = HEADLINE[task]
+        metrics = list(headlines[task].values())
+        first = metrics[0]
         if len(names) > 1:
-            cols += [Column(f"{task}/{m}/mean", task, m, "mean", f"{task} {label} · mean") for m, label in metrics]
-            m, label = metrics[0]
-            cols += [Column(f"{task}/{m}/{d}", task, m, d, f"{label} · {d}") for d in names]
+            cols += [Column(f"{task}/{m.name}/mean", task, m.name, "mean", f"{task} {m.label} · mean", m, m is first)
+                     for m in metrics]
+            cols += [Column(f"{task}/{first.name}/{d}", task, first.name, d, f"{first.label} · {d}", first, True)
+                     for d in names]
         else:
-            cols += [Column(f"{task}/{m}/{names[0]}", task, m, names[0], f"{task} {label} · {names[0]}")
-                     for m, label in metrics]
+            cols += [Column(f"{task}/{m.name}/{names[0]}", task, m.name, names[0], f"{task} {m.label} · {names[0]}",
+                            m, m is first) for m in metrics]
     return cols
 
 
@@ -190,8 +201,7 @@ def build_leaderboard(run_dirs: list[Path], allow_mixed: bool = False, rank_by: 
                 if e is not None and is_number(e[1]["metrics"].get(col.metric)):
                     row["values"][col.id] = e[1]["metrics"][col.metric]
                 continue
-            task_sets = [c.dataset for c in columns if c.task == col.task and c.dataset != "mean"
-                         and c.metric == HEADLINE[col.task][0][0]]
+            task_sets = [c.dataset for c in columns if c.task == col.task and c.dataset != "mean" and c.primary]
             values = [row["entries"][(col.task, d)][1]["metrics"].get(col.metric)
                       for d in task_sets if (col.task, d) in row["entries"]]
             values = [v for v in values if is_number(v)]
@@ -204,20 +214,20 @@ def build_leaderboard(run_dirs: list[Path], allow_mixed: bool = False, rank_by: 
                         row["notes"].append(note)
         del row["entries"]
     if not columns:
-        raise SambenchError("leaderboard: the runs have no headline metrics "
-                            f"(tasks with headlines: {', '.join(HEADLINE)})")
+        raise SambenchError("leaderboard: the runs have no headline metrics (e.g. statistics alone)")
     key = rank_by or columns[0].id
-    match = [c.id for c in columns if key in (c.id, c.label)]
+    match = [c for c in columns if key in (c.id, c.label)]
     if not match:
         raise SambenchError(f"--rank-by {key!r}: no such column (columns: {', '.join(c.id for c in columns)})")
-    ordered = sorted(rows.values(), key=lambda r: (not is_number(r["values"].get(match[0])),
-                                                   -(r["values"].get(match[0]) or 0.0)))
-    notes = [f"Ranked by {match[0]} (higher is better). Values ×100 (edges: fractions); "
-             "means are unweighted over datasets."]
+    by, sign = match[0], (-1 if match[0].spec.higher_is_better else 1)
+    ordered = sorted(rows.values(), key=lambda r: (not is_number(r["values"].get(by.id)),
+                                                   sign * (r["values"].get(by.id) or 0.0)))
+    notes = [f"Ranked by {by.id} ({'higher' if sign < 0 else 'lower'} is better). Values ×100 (edges: "
+             "fractions); means are unweighted over datasets."]
     if any(r["partial"] for r in ordered):
         notes.append("* mean over fewer datasets than other rows (not comparable).")
     notes += [f"Mixed (--allow-mixed): {p}" for p in problems]
-    return Leaderboard(ordered, columns, match[0], notes)
+    return Leaderboard(ordered, columns, by.id, notes)
 
 
 def _html_table(board: Leaderboard) -> str:
@@ -232,7 +242,7 @@ def _html_table(board: Leaderboard) -> str:
     best = {}
     for col in board.columns:
         values = [r["values"][col.id] for r in board.rows if is_number(r["values"].get(col.id))]
-        best[col.id] = max(values) if len(values) > 1 else None
+        best[col.id] = (max if col.spec.higher_is_better else min)(values) if len(values) > 1 else None
     esc = html.escape
     out = ['<div class="scroll"><table class="data"><thead><tr>']
     out += [f'<th colspan="{n}" style="text-align:center">{esc(t)}</th>' for t, n in groups]

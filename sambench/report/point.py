@@ -9,9 +9,11 @@ import pandas as pd
 
 from sambench.report import figures, reference
 from sambench.report.compare import compare_runs, run_label
-from sambench.report.sections import ReportContext, Section, section
-from sambench.report.tables import fmt, fmt_ci, is_number, unsupported_by_reason
+from sambench.report.sections import ReportContext, Section
+from sambench.report.tables import fmt, fmt_ci, fmt_metric, is_number, unsupported_by_reason
 from sambench.results import scored
+from sambench.tasks import entry_metrics
+from sambench.tasks.point import METRIC_PREFIX, metric_name
 
 PROTOCOL_NOTE = (
     "mIoU ×100 over masks. First point at the mask center (deepest interior point) or uniformly at "
@@ -20,11 +22,6 @@ PROTOCOL_NOTE = (
     "datasets, like the paper's headline. NoC@85/90: mean clicks to reach 85% / 90% IoU (capped at "
     "the clicks run).")
 
-# (metric, header, with its CI column); "rnd" = random first point.
-COLUMNS = [("miou@1", "1 pt", True), ("miou@1_oracle", "oracle", False), ("miou@3", "3 pt", False),
-           ("miou@5", "5 pt", False), ("miou@9", "9 pt", False), ("random_miou@1", "rnd 1 pt", True),
-           ("random_miou@1_oracle", "rnd oracle", False), ("random_miou@5", "rnd 5 pt", False),
-           ("random_miou@9", "rnd 9 pt", False)]
 NA = "n/a*"  # a metric the model cannot be scored on (results entry ``unsupported_metrics``)
 
 
@@ -38,31 +35,34 @@ def unsupported_note(entries: list[dict]) -> Optional[str]:
 
 
 def _table(entries: list[dict]) -> pd.DataFrame:
-    rows = []
+    """Every metric the entries declare, the CI at 1 point of each first-point mode, and the
+    unweighted mean over the present datasets."""
+    metrics = list({m.name: m for e in entries for m in entry_metrics(e)}.values())
+    with_ci = {metric_name(mode, 1) for mode in METRIC_PREFIX}
     present = [e for e in entries if scored(e)]
+    rows = []
     for entry in entries:
         m = entry.get("metrics", {})
         na = entry.get("unsupported_metrics") or {}
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
-        for metric, label, with_ci in COLUMNS:
-            row[label] = NA if metric in na else fmt(m.get(metric))
-            if with_ci:
-                row[f"{label.removesuffix('1 pt')}CI95"] = fmt_ci(m.get(f"{metric}_ci95"))
-        row["NoC85"] = NA if "noc@85" in na else fmt(m.get("noc@85"), 1, 2)
-        row["NoC90"] = NA if "noc@90" in na else fmt(m.get("noc@90"), 1, 2)
+        for metric in metrics:
+            row[metric.label] = NA if metric.name in na else fmt_metric(metric, m.get(metric.name))
+            if metric.name in with_ci and f"{metric.name}_ci95" in m:
+                row[f"{metric.label} CI95"] = fmt_ci(m[f"{metric.name}_ci95"])
         if not scored(entry):
-            row["images"], row["masks"], row["1 pt"] = "", "", entry["status"]
+            row["images"], row["masks"] = "", ""
+            row[metrics[0].label if metrics else "status"] = entry["status"]
         rows.append(row)
     if len(present) > 1:
         mean = {"dataset": f"mean ({len(present)} datasets)",
                 "images": sum(e["n_images"] for e in present), "masks": sum(e["n_masks"] for e in present),
                 "_kind": "mean"}
-        for metric, label, _ in COLUMNS + [("noc@85", "NoC85", False), ("noc@90", "NoC90", False)]:
-            values = [e["metrics"].get(metric) for e in present]
-            if any(metric in (e.get("unsupported_metrics") or {}) for e in present):
-                mean[label] = NA
+        for metric in metrics:
+            values = [e["metrics"].get(metric.name) for e in present]
+            if any(metric.name in (e.get("unsupported_metrics") or {}) for e in present):
+                mean[metric.label] = NA
             elif all(is_number(v) for v in values):
-                mean[label] = fmt(sum(values) / len(values), *((1, 2) if metric.startswith("noc") else ()))
+                mean[metric.label] = fmt_metric(metric, sum(values) / len(values))
         rows.append(mean)
     frame = pd.DataFrame(rows).fillna("")
     return frame.loc[:, [c for c in frame.columns if c == "_kind" or (frame[c] != "").any()]]
@@ -91,39 +91,45 @@ def _reference_table(present: list[dict]) -> Optional[tuple[pd.DataFrame, str]]:
 def _curve(entries: list[dict], label: str, n_points: list[int], **style) -> dict:
     """The unweighted mean over datasets per number of points (or one dataset's values)."""
     curve = {"label": label, **style}
-    for mode, prefix in (("center", ""), ("random", "random_")):
-        per_n = [[e["metrics"].get(f"{prefix}miou@{n}") for e in entries] for n in n_points]
+    for mode in METRIC_PREFIX:
+        per_n = [[e["metrics"].get(metric_name(mode, n)) for e in entries] for n in n_points]
         means = [sum(vals) / len(vals) if all(is_number(v) for v in vals) else None for vals in per_n]
         if any(m is not None for m in means):  # None: not scored (e.g. unsupported_metrics)
             curve[mode] = means
-        oracle = [e["metrics"].get(f"{prefix}miou@1_oracle") for e in entries]
+        oracle = [e["metrics"].get(metric_name(mode, 1, oracle=True)) for e in entries]
         if all(is_number(v) for v in oracle):
             curve[f"{mode}_oracle"] = sum(oracle) / len(oracle)
     return curve
 
 
-@section("point", order=0)
-def point_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("point", present=False)
+def sections(ctx: ReportContext, task: str) -> list[Optional[Section]]:
+    from sambench.report.examples import examples_section
+
+    return [point_section(ctx, task), point_compare_section(ctx, task), examples_section(ctx, task)]
+
+
+def point_section(ctx: ReportContext, task: str) -> Optional[Section]:
+    entries = ctx.entries(task, present=False)
     if not entries:
         return None
-    sec = Section("Point task: single-point valid mask", "point")
+    sec = Section("Point task: single-point valid mask", task)
     sec.note(PROTOCOL_NOTE)
-    sec.table(_table(entries), "Per-dataset mIoU (×100) with 95% CIs; \"rnd\": random first point.")
+    sec.table(_table(entries), "Per-dataset mIoU (×100) with 95% CIs; NoC: mean clicks.")
     note = unsupported_note(entries)
     if note:
         sec.note(note)
-    present = ctx.entries("point")
+    present = ctx.entries(task)
     ref = _reference_table(present)
     if ref is not None:
         sec.table(*ref)
-    with_miou = [e for e in present if is_number(e["metrics"].get("miou@1"))]
+    one, oracle = metric_name("center", 1), metric_name("center", 1, oracle=True)
+    with_miou = [e for e in present if is_number(e["metrics"].get(one))]
     if not with_miou:
         return sec
     sec.figure(figures.per_dataset_bars([e["dataset"] for e in with_miou],
-                                        [e["metrics"]["miou@1"] for e in with_miou],
-                                        [e["metrics"].get("miou@1_ci95") for e in with_miou],
-                                        [e["metrics"].get("miou@1_oracle") for e in with_miou],
+                                        [e["metrics"][one] for e in with_miou],
+                                        [e["metrics"].get(f"{one}_ci95") for e in with_miou],
+                                        [e["metrics"].get(oracle) for e in with_miou],
                                         "mIoU, 1 center point"),
                "Per-dataset mIoU at 1 center point, sorted (cf. paper Fig. 9a); bars: 95% bootstrap CI; "
                "circles: oracle (best of the 3 output masks).")
@@ -135,7 +141,7 @@ def point_section(ctx: ReportContext) -> Optional[Section]:
         curves.append(_curve(with_miou, f"mean ({len(with_miou)} datasets)" if not ctx.others
                              else run_label(ctx.results, ctx.run_dir), n_points, bold=True))
     for other_dir, other in ctx.others:
-        others = [e for e in other["results"] if e["task"] == "point" and scored(e)
+        others = [e for e in other["results"] if e["task"] == task and scored(e)
                   and e["dataset"] in {s["dataset"] for s in with_miou}]
         if others:
             curves.append(_curve(others, run_label(other, other_dir), n_points, dashed=True))
@@ -145,18 +151,17 @@ def point_section(ctx: ReportContext) -> Optional[Section]:
     return sec
 
 
-@section("point", order=10)
-def point_compare_section(ctx: ReportContext) -> Optional[Section]:
+def point_compare_section(ctx: ReportContext, task: str) -> Optional[Section]:
     """Paired comparison with each ``--compare`` run on the same masks."""
-    if not ctx.others or not ctx.entries("point"):
+    if not ctx.others or not ctx.entries(task):
         return None
-    sec = Section("Point task: paired comparison", "point-compare")
+    sec = Section("Point task: paired comparison", f"{task}-compare")
     sec.note("Δ = this run − the other run, mIoU ×100 at 1 center point on identical prompts (same masks, "
              "same first point). CI95: paired bootstrap over images (stratified by dataset for the mean); "
              "p: two-sided sign test over masks (over datasets for the mean row), ties dropped.")
     paper = reference.delta_ref("point", "miou@1")
     for other_dir, _ in ctx.others:
-        result = compare_runs(ctx.run_dir, other_dir, "miou@1")
+        result = compare_runs(ctx.run_dir, other_dir, "miou@1", task)
         rows = []
         for r in result["datasets"]:
             rows.append({"dataset": r["dataset"], "masks": r["n_masks"], "this": fmt(r["a"]), "other": fmt(r["b"]),

@@ -3,35 +3,24 @@ frequency group, as a table and as bars next to the paper's Table 4 rows, and th
 and proposal counts behind them (``proposals`` and ``proposals-single-output``)."""
 from __future__ import annotations
 
-from typing import Optional
-
 import pandas as pd
 
 from sambench.report import figures, reference
-from sambench.report.sections import ReportContext, Section, section
-from sambench.report.tables import is_number, task_table
+from sambench.report.sections import ReportContext, Section
+from sambench.report.tables import is_number, task_metrics, task_table
 
-METRICS = [("ar@1000", "all"), ("ar@1000_small", "small"), ("ar@1000_medium", "medium"),
-           ("ar@1000_large", "large"), ("ar@1000_frequent", "frequent"), ("ar@1000_common", "common"),
-           ("ar@1000_rare", "rare")]
 SETTINGS = ("points_per_side", "multimask_output", "box_nms_thresh", "crop_n_layers", "rank_by",
             "max_proposals")
 
 
-def proposals_sections(task: str, title: str):
-    def build(ctx: ReportContext) -> Optional[Section]:
-        return proposals_section(ctx, task, title)
-
-    return build
-
-
-def proposals_section(ctx: ReportContext, task: str = "proposals",
-                      title: str = "Object proposals") -> Optional[Section]:
+def sections(ctx: ReportContext, task: str) -> list[Section]:
     entries = ctx.entries(task, present=False)
     if not entries:
-        return None
-    sec = Section(title, task)
-    frame, sources = task_table("proposals", entries, METRICS)
+        return []
+    single = any(e.get("protocol", {}).get("multimask_output") is False for e in entries)
+    sec = Section("Object proposals" + (" (single-output ablation)" if single else ""), task)
+    metrics = [m for m in task_metrics(ctx.results, task) if m.scale == 100]  # the AR columns
+    frame, sources = task_table(entries, metrics, "proposals")
     sec.table(frame, "Mask AR@1000 ×100, overall, by object size and by LVIS frequency group."
                      + "".join(f" Published rows: {s}." for s in sources))
     settings = [(e["dataset"], e.get("protocol", {}), e.get("metrics", {})) for e in ctx.entries(task)
@@ -45,18 +34,13 @@ def proposals_section(ctx: ReportContext, task: str = "proposals",
                   "proposals kept per image (the paper: about 900).")
     for entry in ctx.entries(task):
         m = entry["metrics"]
-        used = [(metric, label) for metric, label in METRICS if is_number(m.get(metric))]
+        used = [metric for metric in metrics if is_number(m.get(metric.name))]
         if not used:
             continue
-        series = [(f"this run ({entry['dataset']})", [m[metric] for metric, _ in used], False)]
-        series += [(f"published: {row['model']}", [row.get(metric) for metric, _ in used], True)
+        series = [(f"this run ({entry['dataset']})", [m[metric.name] for metric in used], False)]
+        series += [(f"published: {row['model']}", [row.get(metric.name) for metric in used], True)
                    for _, row in reference.rows_for("proposals", entry["dataset"])]
-        sec.figure(figures.grouped_bars([label for _, label in used], series, "AR@1000"),
+        sec.figure(figures.grouped_bars([metric.label for metric in used], series, used[0].label),
                    f"{entry['dataset']}: AR@1000 breakdown"
                    + (" (hatched: published, SAM Table 4)." if len(series) > 1 else "."))
-    return sec
-
-
-section("proposals")(proposals_sections("proposals", "Object proposals"))
-section("proposals-single-output")(proposals_sections("proposals-single-output",
-                                                      "Object proposals (single-output ablation)"))
+    return [sec]

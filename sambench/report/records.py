@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
 from sambench.errors import SambenchError
-
-POINT_METRIC = re.compile(r"^(random_)?miou@(\d+)(_oracle)?$")
-
-
-def record_dir(run_dir: Path, task: str, dataset: str) -> Path:
-    return Path(run_dir) / "records" / task / dataset
-
+from sambench.paths import record_dir
 
 def load_records(run_dir: Path, task: str, dataset: str) -> list[dict]:
     folder = record_dir(run_dir, task, dataset)
@@ -32,10 +25,10 @@ def load_records(run_dir: Path, task: str, dataset: str) -> list[dict]:
     return out
 
 
-def point_frame(run_dir: Path, dataset: str) -> pd.DataFrame:
-    """One row per (sample, mask, mode, step) of the point task, as the records hold them."""
+def point_frame(run_dir: Path, dataset: str, task: str = "point") -> pd.DataFrame:
+    """One row per (sample, mask, mode, step) of a point task, as the records hold them."""
     rows = []
-    for rec in load_records(run_dir, "point", dataset):
+    for rec in load_records(run_dir, task, dataset):
         for row in rec["rows"]:
             rows.append({"sample": rec["sample_id"], "mask": str(row["mask"]), "mode": row["mode"],
                          "step": row["step"], "iou": row["iou"], "oracle_iou": row.get("oracle_iou"),
@@ -44,18 +37,18 @@ def point_frame(run_dir: Path, dataset: str) -> pd.DataFrame:
                                        "point", "pred"])
 
 
-def point_values(frame: pd.DataFrame, metric: str) -> pd.Series:
-    """Per-mask values behind a point metric (``miou@3``, ``random_miou@1_oracle``...),
-    indexed by (sample, mask) in sorted order: the mean of this series is the metric."""
-    match = POINT_METRIC.match(metric)
-    if not match:
-        raise SambenchError(f"not a per-mask point metric: {metric!r} (e.g. miou@1, random_miou@1_oracle)")
-    mode = "random" if match[1] else "center"
-    step = int(match[2])
-    if match[3] and step != 1:
-        raise SambenchError(f"{metric}: the oracle exists at 1 point only")
+def point_values(frame: pd.DataFrame, metric: str, protocol: dict) -> pd.Series:
+    """Per-mask values behind a point metric of a run under ``protocol`` (``miou@3``,
+    ``random_miou@1_oracle``...), indexed by (sample, mask) in sorted order: the mean of this
+    series is the metric."""
+    from sambench.tasks.point import per_mask_metrics
+
+    known = per_mask_metrics(protocol)
+    if metric not in known:
+        raise SambenchError(f"not a per-mask point metric of this run: {metric!r} "
+                            f"(known: {', '.join(known)})")
+    mode, step, column = known[metric]
     rows = frame[(frame["mode"] == mode) & (frame["step"] == step)]
-    column = "oracle_iou" if match[3] else "iou"
     return rows.set_index(["sample", "mask"])[column].astype(float).sort_index()
 
 

@@ -1,9 +1,12 @@
-"""Report sections: a small container for what a section shows, and the task → section registry.
+"""Report sections: a small container for what a section shows, and the runner → sections
+registry.
 
 A section is data (tables as DataFrames, matplotlib figures, notes), not HTML, so the same
-sections render to the HTML report and to the PDF. Each task contributes its sections through
-``@section("task")``; a task without one gets the generic metric table. Adding a figure to a
-task's section is one line: ``sec.figure(make_my_figure(...), "caption")``.
+sections render to the HTML report and to the PDF. Each runner's report module has one
+function ``sections(ctx, task) -> list[Section]``, registered in :data:`SECTIONS` under the
+runner's name, so every task of that runner (a YAML variant included) gets them; a task whose
+runner has none gets the generic metric table. Adding a figure to a section is one line:
+``sec.figure(make_my_figure(...), "caption")``.
 """
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ from typing import Callable, Optional
 
 import pandas as pd
 
+from sambench.registry import Registry
 from sambench.report import tables
 from sambench.results import scored
+from sambench.tasks import runner_of
 
 
 @dataclass
@@ -86,37 +91,36 @@ class ReportContext:
         return int(self.results["run"].get("seed") or 0)
 
 
-SectionFn = Callable[[ReportContext], Optional[Section]]
-SECTIONS: dict[str, list[tuple[int, SectionFn]]] = {}
-
-
-def section(task: str, order: int = 0) -> Callable[[SectionFn], SectionFn]:
-    """Register a function that returns one of the task's sections (or None when it has
-    nothing to show); a task's sections appear by ``order``."""
-    def decorator(fn: SectionFn) -> SectionFn:
-        SECTIONS.setdefault(task, []).append((order, fn))
-        SECTIONS[task].sort(key=lambda item: item[0])
-        return fn
-
-    return decorator
+SectionsFn = Callable[[ReportContext, str], list[Section]]
+SECTIONS: Registry[SectionsFn] = Registry("report section")
+SECTIONS.register("point", "sambench.report.point:sections", "per-dataset table, figures, paired comparison, examples")
+SECTIONS.register("edges", "sambench.report.edges:sections", "ODS/OIS/AP/R50 table and PR curves")
+SECTIONS.register("proposals", "sambench.report.proposals:sections", "AR table and breakdown bars")
+SECTIONS.register("instances", "sambench.report.instances:sections", "mask AP or GT-box mIoU tables")
+SECTIONS.register("text", "sambench.report.text:sections", "mIoU / cIoU / P@t per prompt mode")
+SECTIONS.register("statistics", "sambench.report.statistics:sections", "mask statistics figures")
+SECTIONS.register("concept", "sambench.report.concept:sections", "cgF1, pmF1 and IL_MCC per route")
+# Sections about the whole run, after the tasks': ``fn(ctx) -> Optional[Section]``.
+RUN_SECTIONS: Registry[Callable[[ReportContext], Optional[Section]]] = Registry("run section")
+RUN_SECTIONS.register("sensitivity", "sambench.report.sensitivity:sensitivity_section",
+                      "results of `sambench sensitivity` over the open choices")
 
 
 def build_sections(ctx: ReportContext) -> list[Section]:
-    """Summary, then each task's sections in the order the run lists its tasks, then problems."""
-    from sambench.report import edges, examples, instances, point, proposals  # noqa: F401 (register)
-    from sambench.report import concept, text  # noqa: F401 (register)
-
+    """Summary, then each task's sections (its runner's) in the order the run lists its tasks,
+    then problems."""
     out = [summary_section(ctx)]
-    for task in dict.fromkeys(e["task"] for e in ctx.results["results"]):
-        for _, fn in SECTIONS.get(task, [(0, generic_section_for(task))]):
-            sec = fn(ctx)
-            if sec is not None:
-                out.append(sec)
-    from sambench.report.sensitivity import sensitivity_section
-
-    sensitivity = sensitivity_section(ctx)
-    if sensitivity is not None:
-        out.append(sensitivity)
+    first: dict[str, dict] = {}
+    for entry in ctx.results["results"]:
+        first.setdefault(entry["task"], entry)
+    for task, entry in first.items():
+        runner = runner_of(entry)
+        build = SECTIONS.get(runner) if runner in SECTIONS else generic_sections
+        out += [sec for sec in build(ctx, task) if sec is not None]
+    for name in RUN_SECTIONS:  # sections about the whole run (e.g. a sensitivity study)
+        sec = RUN_SECTIONS.get(name)(ctx)
+        if sec is not None:
+            out.append(sec)
     problems = problems_section(ctx)
     if problems is not None:
         out.append(problems)
@@ -158,27 +162,24 @@ def summary_section(ctx: ReportContext) -> Section:
     return sec
 
 
-def generic_section_for(task: str) -> SectionFn:
-    """A plain per-dataset table of the scalar metrics, for tasks with no section of their own
-    (e.g. statistics, whose metrics are free-form per dataset)."""
-    def generic(ctx: ReportContext) -> Optional[Section]:
-        rows = []
-        for entry in ctx.entries(task, present=False):
-            row = {"dataset": entry["dataset"], "images": entry.get("n_images", "")}
-            if not scored(entry):
-                row["status"] = entry["status"]
-            for name, value in entry.get("metrics", {}).items():
-                if name.endswith("_ci95"):
-                    continue
-                row[name] = f"{value:.4g}" if tables.is_number(value) else json.dumps(value)[:60]
-            rows.append(row)
-        if not rows:
-            return None
-        sec = Section(task.replace("-", " ").replace("_", " ").capitalize(), task)
-        sec.table(pd.DataFrame(rows).fillna(""), "Metrics as stored in results.json (not rescaled).")
-        return sec
-
-    return generic
+def generic_sections(ctx: ReportContext, task: str) -> list[Section]:
+    """A plain per-dataset table of the scalar metrics, for tasks whose runner has no section
+    of its own."""
+    rows = []
+    for entry in ctx.entries(task, present=False):
+        row = {"dataset": entry["dataset"], "images": entry.get("n_images", "")}
+        if not scored(entry):
+            row["status"] = entry["status"]
+        for name, value in entry.get("metrics", {}).items():
+            if name.endswith("_ci95"):
+                continue
+            row[name] = f"{value:.4g}" if tables.is_number(value) else json.dumps(value)[:60]
+        rows.append(row)
+    if not rows:
+        return []
+    sec = Section(task.replace("-", " ").replace("_", " ").capitalize(), task)
+    sec.table(pd.DataFrame(rows).fillna(""), "Metrics as stored in results.json (not rescaled).")
+    return [sec]
 
 
 def problems_section(ctx: ReportContext) -> Optional[Section]:

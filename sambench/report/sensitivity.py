@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
+from sambench.errors import SambenchError
 from sambench.report import figures
 from sambench.report.sections import ReportContext, Section
-from sambench.sensitivity import load_sensitivity, table_rows
+
+SCHEMA = "sambench.sensitivity/1"  # sensitivity.json, written by `sambench sensitivity`
+
+
+def load_sensitivity(run_dir: Path) -> Optional[dict]:
+    path = Path(run_dir) / "sensitivity.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SambenchError(f"{path}: malformed JSON: {exc}") from None
+    if data.get("schema") != SCHEMA:
+        raise SambenchError(f"{path}: not a sambench sensitivity file (schema {data.get('schema')!r})")
+    return data
+
+
+def table_rows(summary: dict, headline_only: bool = True) -> list[dict]:
+    """One row per (task, option, alternative, metric), sorted by |Δ| of the mean, largest first:
+    the run's ``base`` value, the alternative's ``value``, ``delta`` and ``delta_ci95``."""
+    rows = []
+    for item in summary["variants"]:
+        for metric, m in item["metrics"].items():
+            if headline_only and not m["headline"]:
+                continue
+            rows.append({"task": item["task"], "option": item["option"], "setting": item["setting"],
+                         "alternative": item["value"], "open": item["open"], "metric": metric, **m["mean"],
+                         "datasets": {r["dataset"]: r["delta"] for r in m["datasets"]}})
+    return sorted(rows, key=lambda r: -abs(r["delta"]))
 
 
 def _show(value) -> str:

@@ -14,18 +14,13 @@ from typing import Optional
 
 import pandas as pd
 
-from sambench.report.sections import ReportContext, Section, section
-from sambench.report.tables import is_number
+from sambench.report.sections import ReportContext, Section
+from sambench.report.tables import fmt_metric, task_metrics
 from sambench.results import scored
-
-COLUMNS = [("masks_per_image_mean", "masks / image", 1), ("rel_size_mean", "rel. size (mean)", 3),
-           ("rel_size_median", "rel. size (median)", 3), ("concavity_mean", "concavity (stratified)", 3),
-           ("concavity_mean_unstratified", "concavity (all)", 3),
-           ("center_distance_mean", "centre distance", 3)]
-
+from sambench.tasks.statistics import arrays_path
 
 def load_arrays(run_dir: Path, entry: dict) -> Optional[dict]:
-    path = Path(run_dir) / entry["task"] / f"{entry['dataset']}_statistics.json"
+    path = arrays_path(Path(run_dir) / entry["task"], entry["dataset"])
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -84,27 +79,27 @@ def centre_heatmaps(series: list[tuple[str, dict]]):
     return fig
 
 
-@section("statistics")
-def statistics_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("statistics", present=False)
+def sections(ctx: ReportContext, task: str) -> list[Section]:
+    entries = ctx.entries(task, present=False)
     if not entries:
-        return None
-    sec = Section("Dataset statistics", "statistics")
+        return []
+    sec = Section("Dataset statistics", task)
+    metrics = task_metrics(ctx.results, task)
     rows = []
     for entry in entries:
         m = entry.get("metrics", {})
         row = {"dataset": entry["dataset"], "images": entry.get("n_images", ""), "masks": entry.get("n_masks", "")}
         if not scored(entry):
             row["images"] = entry["status"]
-        for metric, label, digits in COLUMNS:
-            row[label] = f"{m[metric]:.{digits}f}" if is_number(m.get(metric)) else ""
+        for metric in metrics:
+            row[metric.label] = fmt_metric(metric, m.get(metric.name))
         rows.append(row)
     sec.table(pd.DataFrame(rows), "Per dataset: mean masks per image, relative mask size sqrt(area / image "
                                   "area), concavity 1 - area / convex hull area (on a size-stratified sample, "
                                   "as the paper's Fig. 6, and over all masks), mean distance of the normalised "
                                   "mask centre from the image centre.")
     series = []
-    for entry in ctx.entries("statistics"):
+    for entry in ctx.entries(task):
         arrays = load_arrays(ctx.run_dir, entry)
         if arrays and arrays.get("n_masks"):
             series.append((f"{entry['dataset']} ({arrays['n_images']:,} images, {arrays['n_masks']:,} masks)",
@@ -120,4 +115,4 @@ def statistics_section(ctx: ReportContext) -> Optional[Section]:
                    "per cell; brighter is more.")
     else:
         sec.note("The per-dataset arrays (<run>/statistics/<dataset>_statistics.json) are absent: figures skipped.")
-    return sec
+    return [sec]

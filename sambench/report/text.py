@@ -3,11 +3,9 @@ cIoU and precision@t ×100, with the chance level (a random object's mask of the
 on its own row so every number reads against it."""
 from __future__ import annotations
 
-from typing import Optional
-
 import pandas as pd
 
-from sambench.report.sections import ReportContext, Section, section
+from sambench.report.sections import ReportContext, Section
 from sambench.report.tables import fmt, fmt_ci
 from sambench.results import scored
 
@@ -15,11 +13,10 @@ MODES = [("text_", "text"), ("text+point_", "text + centre point"), ("det_", "de
          ("det+point_", "detector box + centre point"), ("chance_", "chance (random object)")]
 
 
-@section("text")
-def text_section(ctx: ReportContext) -> Optional[Section]:
-    entries = ctx.entries("text", present=False)
+def sections(ctx: ReportContext, task: str) -> list[Section]:
+    entries = ctx.entries(task, present=False)
     if not entries:
-        return None
+        return []
     rows = []
     for entry in entries:
         m = entry.get("metrics", {})
@@ -37,9 +34,9 @@ def text_section(ctx: ReportContext) -> Optional[Section]:
             if prefix.startswith("det") and "det_coverage" in m:
                 row["boxes"] = fmt(m["det_coverage"])
             rows.append(row)
-    sec = Section("Text to mask", "text")
+    sec = Section("Text to mask", task)
     sec.table(pd.DataFrame(rows).fillna(""),
               "×100 over (object, phrase) units: mIoU (95% bootstrap CI), cIoU = Σ intersection / Σ union, "
               "P@t = share of units with IoU ≥ t; \"boxes\": share of units the detector gave a box "
               "(the rest count as IoU 0). Chance: a random object's mask of the same image.")
-    return sec
+    return [sec]

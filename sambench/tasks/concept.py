@@ -40,7 +40,7 @@ from sambench.errors import SambenchError
 from sambench.metrics.cgf1 import IOU_THRESHOLDS, SCORE_THRESHOLD, PairScore, accumulate, score_annotators
 from sambench.models.base import supports_concepts, supports_text
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS, load_image_or_record, parse_protocol
+from sambench.tasks import DatasetContext, Metric, TaskRunner, load_image_or_record
 from sambench.tasks.text_detections import load_text_detections
 from sambench.types import Sample, SampleRecord
 
@@ -48,8 +48,12 @@ log = logging.getLogger("sambench")
 
 ROUTES = ("auto", "concept", "text", "det")
 PREFIX = {"concept": "", "text": "text_", "det": "det_"}
-HEADLINE = ("cgf1", "cgf1@0.5", "cgf1@0.75", "il_mcc", "pmf1", "positive_macro_f1",
-            "precision", "recall", "il_f1", "il_fpr")
+ROUTE_LABELS = {"concept": "", "text": "text ", "det": "det. box "}
+# (metric, label, a headline of the concept route); the text and det routes headline cgF1 only
+METRICS = (("cgf1", "cgF1", True), ("cgf1@0.5", "cgF1@0.5", False), ("cgf1@0.75", "cgF1@0.75", False),
+           ("il_mcc", "IL_MCC", True), ("pmf1", "pmF1", True), ("positive_macro_f1", "pos. macro-F1", False),
+           ("precision", "precision", False), ("recall", "recall", False), ("il_f1", "IL_F1", False),
+           ("il_fpr", "IL_FPR", False))
 
 
 @dataclass
@@ -102,22 +106,35 @@ def routes_for(model, routes: list[str]) -> list[str]:
     return out
 
 
-@RUNNERS.register("concept")
-class ConceptTask:
+@dataclass
+class ConceptContext(DatasetContext):
+    encoder_info: Optional[dict] = None  # the text route's encoder, for the protocol
+
+
+class ConceptTask(TaskRunner):
     """Runner for concept segmentation (see module docstring)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(ConceptProtocol, options, "concept")
-        self._encoder = None
-        self._out: Optional[Path] = None
-        self._detections = (load_text_detections(self.proto.concept_detections)
-                            if self.proto.concept_detections else None)
+    name = "concept"
+    options_class = ConceptProtocol
 
-    def protocol(self) -> dict:
+    def protocol(self, context: Optional[ConceptContext]) -> dict:
         out = self.proto.to_json()
-        if self._encoder is not None:
-            out["text_encoder_used"] = self._encoder.info()
+        if context is not None and context.encoder_info is not None:
+            out["text_encoder_used"] = context.encoder_info
         return out
+
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Per route the run may take (``auto``: the concept or the text path): cgF1 and its
+        factors; headline: the concept route's cgF1, IL_MCC and pmF1, the others' cgF1."""
+        routes = [r for route in protocol.get("routes", ["auto"])
+                  for r in (("concept", "text") if route == "auto" else (route,))]
+        return [Metric(f"{PREFIX[r]}{name}", f"{ROUTE_LABELS[r]}{label}",
+                       headline=name == "cgf1" or (r == "concept" and headline))
+                for r in PREFIX if r in routes for name, label, headline in METRICS]
+
+    def prepare(self, ref, out: Path, model=None) -> ConceptContext:
+        return ConceptContext(ref.name, Path(out))
 
     def unsupported(self, model) -> Optional[str]:
         name = model.info().name
@@ -131,19 +148,16 @@ class ConceptTask:
                     "detector's boxes with it instead (--task-option concept_detections=FILE, docs/concepts.md)")
         return None
 
-    def begin_dataset(self, ref, out_dir: Path) -> None:
-        self._out = Path(out_dir) / ref.name
+    def _text_encoder(self, model, context: Optional[ConceptContext]):
+        from sambench.tasks.text import TextTask
 
-    def _text_encoder(self, model):
-        if self._encoder is None:
-            from sambench.tasks.text import TextTask
-
-            helper = TextTask({"text_encoder": self.proto.text_encoder, "chance": False})
-            self._encoder = helper.encoder(model)
-        return self._encoder
+        encoder = TextTask({"text_encoder": self.proto.text_encoder, "chance": False}).encoder(model)
+        if context is not None:
+            context.encoder_info = encoder.info()
+        return encoder
 
     # -- scoring ---------------------------------------------------------------------------
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+    def run_sample(self, model, sample: Sample, context: Optional[ConceptContext], seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         for problem in sample.problems:
             record.errors.append(dict(problem))
@@ -161,7 +175,7 @@ class ConceptTask:
         sets = sample.meta.get("annotator_sets") or [sample.instances]
         annotators = [([inst.rle for inst in insts], [inst.iscrowd for inst in insts]) for insts in sets]
         for route in routes_for(model, self.proto.routes):
-            masks, scores = self._predict(route, model, embedding, sample, phrase)
+            masks, scores = self._predict(route, model, embedding, sample, phrase, context)
             rles = [mask_codec.encode(m) for m in masks]
             score, chosen = score_annotators(annotators, rles, scores,
                                              score_threshold=self.proto.score_threshold)
@@ -172,19 +186,19 @@ class ConceptTask:
                                 "pair": score.to_json(), "predictions": kept, "n_predicted": len(rles)})
         return record
 
-    def _predict(self, route: str, model, embedding, sample: Sample, phrase: str):
+    def _predict(self, route: str, model, embedding, sample: Sample, phrase: str, context):
         """``(masks (N, H, W) bool, scores (N,))`` of one route for one pair."""
         if route == "concept":
             pred = model.predict_concept(embedding, phrase)
             masks, scores = np.asarray(pred.masks, bool), np.asarray(pred.scores, np.float64)
         elif route == "text":
-            text = self._text_encoder(model).encode([phrase])
+            text = self._text_encoder(model, context).encode([phrase])
             pred = model.predict(embedding, text=text, multimask=True)
             best = np.argmax(pred.scores, axis=1)
             masks = pred.masks[np.arange(len(best)), best]
             scores = pred.scores[np.arange(len(best)), best].astype(np.float64)
         else:
-            found = self._detections.boxes.get((str(sample.id), " ".join(phrase.lower().split())), [])
+            found = load_text_detections(self.proto.concept_detections).boxes.get((str(sample.id), " ".join(phrase.lower().split())), [])
             if not found:
                 return np.zeros((0, sample.height, sample.width), bool), np.zeros(0)
             boxes = np.array([box for box, _, _ in found], np.float32)
@@ -198,7 +212,7 @@ class ConceptTask:
         return masks, scores
 
     # -- aggregation -----------------------------------------------------------------------
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
+    def aggregate(self, records: list[SampleRecord], context: Optional[ConceptContext], seed: int) -> dict:
         by_route: dict[str, list[PairScore]] = {}
         chosen: dict[str, list[int]] = {}
         n_sets = 1
@@ -216,11 +230,12 @@ class ConceptTask:
             metrics[f"{prefix}pairs"] = values["n_pairs"]
             metrics.update({f"{prefix}il_{k}": values[f"il_{k}_count"] for k in ("tp", "fp", "tn", "fn")})
             metrics[f"{prefix}oracle_choice"] = np.bincount(chosen[route], minlength=n_sets).tolist()
-        if self.proto.write_predictions and self._out is not None:
-            self._write_predictions(records)
+        if self.proto.write_predictions and context is not None:
+            self._write_predictions(records, context.out / context.name)
         return metrics
 
-    def _write_predictions(self, records: list[SampleRecord]) -> None:
+    @staticmethod
+    def _write_predictions(records: list[SampleRecord], folder: Path) -> None:
         """The kept predictions of each route as COCO results (SA-Co pair ids)."""
         by_route: dict[str, list] = {}
         for rec in records:
@@ -231,9 +246,9 @@ class ConceptTask:
                      "score": p["score"],
                      "bbox": mask_codec.to_bbox(p["rle"])} for p in row["predictions"])
         for route, results in by_route.items():
-            path = self._out / f"predictions_{route}.json"
+            path = folder / f"predictions_{route}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, results)
 
 
-__all__ = ["ConceptTask", "ConceptProtocol", "routes_for", "HEADLINE"]
+__all__ = ["ConceptTask", "ConceptProtocol", "routes_for"]

@@ -1,4 +1,4 @@
-"""Zero-shot edge detection on BSDS500 (SAM paper §7.2, App. D.2, Table 3; protocols.md §4).
+"""Zero-shot edge detection on BSDS500 (SAM paper §7.2, App. D.2, Table 3; docs/protocols.md).
 
 Per image: an edge map, then the BSDS benchmark's counts against the image's human boundaries.
 
@@ -32,11 +32,11 @@ import cv2
 import numpy as np
 
 from sambench.edges.masks import EdgeOptions, edge_map_from_masks
-from sambench.engine import safe_name
 from sambench.errors import SambenchError
 from sambench.metrics import bsds_scores
 from sambench.metrics.bsds import MATCHERS, evaluate_image
-from sambench.tasks import RUNNERS, load_image_or_record, parse_protocol
+from sambench.paths import safe_name
+from sambench.tasks import DatasetContext, Metric, TaskRunner, load_image_or_record
 from sambench.types import Sample, SampleRecord
 
 LEVELS = 65535  # the scored map is what a 16-bit PNG holds
@@ -76,16 +76,17 @@ def summary(counts: np.ndarray, thresholds: np.ndarray) -> dict:
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else float(v)) for k, v in out.items()}
 
 
-@RUNNERS.register("edges")
-class EdgesTask:
+class EdgesTask(TaskRunner):
     """Runner for the edges task (see the module docstring)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(EdgesProtocol, options, "edges")
-        self.thresholds = bsds_scores.default_thresholds(self.proto.nthresh)
-        self._maps_dir: Optional[Path] = None
+    name = "edges"
+    options_class = EdgesProtocol
 
-    def protocol(self) -> dict:
+    def __init__(self, options: dict):
+        super().__init__(options)
+        self.thresholds = bsds_scores.default_thresholds(self.proto.nthresh)
+
+    def protocol(self, context) -> dict:
         side = self.proto.points_per_side
         return {**asdict(self.proto),
                 "masks": f"{side}x{side} grid of foreground points, 3 masks each; no predicted-IoU or "
@@ -96,12 +97,14 @@ class EdgesTask:
                 "scored_map": "quantised to 16 bits, as saved",
                 "metric": "BSDS500 benchmark (sambench.metrics.bsds): ODS, OIS, AP, R50"}
 
-    def begin_dataset(self, ref, out: Path) -> dict:
-        self._maps_dir = Path(out) / ref.name if self.proto.save_edge_maps else None
-        return {}
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """ODS, OIS, AP, R50 as fractions with 3 digits, as in the paper's Table 3."""
+        return [Metric(name, label, scale=1, digits=3, headline=True)
+                for name, label in (("ods", "ODS"), ("ois", "OIS"), ("ap", "AP"), ("r50", "R50"))]
 
     # -- one image --------------------------------------------------------------------------
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+    def run_sample(self, model, sample: Sample, context: DatasetContext, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         record.errors.extend(dict(p) for p in sample.problems)
         gts = list(sample.meta.get("boundaries") or [])
@@ -119,8 +122,8 @@ class EdgesTask:
         if edges.shape != gts[0].shape:
             raise SambenchError(f"edges: model returned a {edges.shape} map for a {gts[0].shape} image")
         levels = quantize(edges)
-        if self._maps_dir is not None:
-            self._save(levels, sample.id)
+        if self.proto.save_edge_maps:
+            self._save(levels, context.out / context.name, sample.id)
         counts = evaluate_image(levels / LEVELS, gts, self.thresholds, self.proto.max_dist, self.proto.thin,
                                 self.proto.matcher, seed=zlib.crc32(str(sample.id).encode()))
         row.update(edge_pixels=int(np.count_nonzero(levels)), counts=counts.tolist())
@@ -134,10 +137,11 @@ class EdgesTask:
             return np.asarray(direct(image), np.float32), None
         return edge_map_from_masks(model, image, self.proto.edge_options())
 
-    def _save(self, levels: np.ndarray, sample_id: str) -> None:
+    @staticmethod
+    def _save(levels: np.ndarray, folder: Path, sample_id: str) -> None:
         """Write ``<id>.png`` atomically (a killed run never leaves half a file)."""
-        self._maps_dir.mkdir(parents=True, exist_ok=True)
-        path = self._maps_dir / f"{safe_name(sample_id)}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{safe_name(sample_id)}.png"
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
         if not cv2.imwrite(str(tmp), levels):
             raise SambenchError(f"cannot write {tmp}")
@@ -148,7 +152,7 @@ class EdgesTask:
         rows = [row["counts"] for rec in records for row in rec.rows]
         return np.asarray(rows, np.int64).reshape(len(rows), len(self.thresholds), 4)
 
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
+    def aggregate(self, records: list[SampleRecord], context: DatasetContext, seed: int) -> dict:
         counts = self._counts(records)
         if not len(counts):
             return {name: None for name in ("ods", "ois", "ap", "r50")}
@@ -159,7 +163,7 @@ class EdgesTask:
         metrics["edge_pixels_per_image"] = float(np.mean([row["edge_pixels"] for rec in records for row in rec.rows]))
         return metrics
 
-    def result_fields(self, records: list[SampleRecord], metrics: dict) -> dict:
+    def result_fields(self, records: list[SampleRecord], metrics: dict, context: DatasetContext) -> dict:
         """The dataset PR curve per threshold and the ODS / OIS points (from ``metrics``, what
         :meth:`aggregate` computed), for the report's figure."""
         counts = self._counts(records)

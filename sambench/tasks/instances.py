@@ -1,4 +1,4 @@
-"""Box-prompted zero-shot instance segmentation (SAM paper §7.4, App. D.4; protocols.md §6).
+"""Box-prompted zero-shot instance segmentation (SAM paper §7.4, App. D.4; docs/protocols.md).
 
 ``prompt: detections``: every box of a detector's output (COCO results format: ``image_id``,
 ``category_id``, ``bbox`` XYWH, ``score``) prompts the model, all boxes of an image in one
@@ -15,19 +15,21 @@ dataset's own annotation file, as an official evaluation would.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
 from sambench import masks as mask_codec
+from sambench.datasets.coco import CocoDataset
 from sambench.errors import SambenchError
 from sambench.metrics.coco_eval import COCO_MAX_DETS, LVIS_MAX_DETS, RESULT_KEYS, is_lvis, segm_ap
 from sambench.metrics.iou import bootstrap_ci, ci_protocol, mask_iou
 from sambench.prompts import center_point
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, open_choice, parse_protocol
+from sambench.tasks import (DatasetContext, Metric, TaskRunner, best_masks, decode_instances,
+                            load_image_or_record, open_choice)
 from sambench.tasks.detections import load_detections, match_detections
 from sambench.types import Sample, SampleRecord
 
@@ -39,6 +41,9 @@ EVALUATORS = ("auto", "coco", "lvis")
 # COCO's size split (pycocotools areaRng), as a partition of the mask's pixel area.
 SIZES = (("small", 0, 32 ** 2), ("medium", 32 ** 2, 96 ** 2), ("large", 96 ** 2, float("inf")))
 GT_MODES = {"box": "gtbox_", "box+point": "gtbox+point_"}
+GT_LABELS = {"box": "GT-box", "box+point": "GT-box + point"}
+AP_METRICS = (("ap", "AP"), ("ap50", "AP50"), ("ap75", "AP75"), ("ap_small", "APs"), ("ap_medium", "APm"),
+              ("ap_large", "APl"), ("ap_rare", "APr"), ("ap_common", "APc"), ("ap_frequent", "APf"))
 
 
 @dataclass
@@ -84,17 +89,15 @@ class InstancesProtocol:
 
 
 @dataclass
-class DatasetState:
-    """What the runner knows about the dataset being scored (set by ``begin_dataset``)."""
+class InstancesContext(DatasetContext):
+    """The dataset's annotation file (as parsed once by the dataset) and the detections matched
+    to its images."""
 
-    name: str
-    annotation_file: Path
-    image_ids: dict[str, Any]  # sample id -> the annotation file's image id
-    evaluator: str
-    max_dets: int
-    out: Path
-    detections: dict[str, np.ndarray]  # sample id -> detections to prompt (see detections.py)
-    counts: dict[str, int]
+    ground_truth: dict = field(default_factory=dict)  # the annotation file, what AP is scored against
+    image_ids: dict[str, Any] = field(default_factory=dict)  # sample id -> the file's image id
+    evaluator: str = "coco"
+    max_dets: int = COCO_MAX_DETS
+    detections: dict[str, np.ndarray] = field(default_factory=dict)  # sample id -> boxes to prompt
 
 
 def predict_masks(model, embedding, boxes: np.ndarray, protocol: InstancesProtocol,
@@ -102,23 +105,10 @@ def predict_masks(model, embedding, boxes: np.ndarray, protocol: InstancesProtoc
     """(mask, predicted IoU) per box: the most confident mask of the first pass, then (with
     ``refine``) the refinement pass on its low-res logits and the same prompt. Boxes are
     ``(B, 4)`` XYXY pixels; ``points`` optional ``(B, N, 2)`` positive clicks."""
-    step = protocol.batch_size or len(boxes)
-    for start in range(0, len(boxes), step):
-        box = boxes[start:start + step]
-        pts = None if points is None else points[start:start + step]
-        lbl = None if pts is None else np.ones(pts.shape[:2], np.int64)
-        rows = np.arange(len(box))
-        pred = model.predict(embedding, points=pts, labels=lbl, box=box, multimask=protocol.multimask)
-        best = np.argmax(pred.scores, axis=1)
-        masks, scores = pred.masks[rows, best], pred.scores[rows, best]
-        if protocol.refine:
-            logits = pred.low_res_logits[rows, best][:, None]
-            pred = model.predict(embedding, points=pts, labels=lbl, box=box, mask_input=logits,
-                                 multimask=protocol.refine_multimask)
-            best = np.argmax(pred.scores, axis=1)
-            masks, scores = pred.masks[rows, best], pred.scores[rows, best]
-        for mask, score in zip(masks, scores):
-            yield mask, float(score)
+    labels = None if points is None else np.ones(points.shape[:2], np.int64)
+    return best_masks(model, embedding, len(boxes), protocol.multimask, protocol.batch_size,
+                      protocol.refine_multimask if protocol.refine else None,
+                      points=points, labels=labels, box=boxes)
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -131,21 +121,15 @@ def size_of(area: float) -> str:
     return next(name for name, lo, hi in SIZES if lo <= area < hi)
 
 
-@RUNNERS.register("instances")
-class InstancesTask:
-    """Runner for box-prompted instance segmentation (see module docstring).
-
-    The engine calls ``begin_dataset(ref, out)`` before scoring or aggregating a dataset: it
+class InstancesTask(TaskRunner):
+    """Runner for box-prompted instance segmentation (see module docstring). ``prepare``
     finds the dataset's annotation file and matches the detections to its images, counting
-    those it cannot use (unknown image or category, over ``max_dets``).
-    """
+    those it cannot use (unknown image or category, over ``max_dets``)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(InstancesProtocol, options, "instances")
-        self._states: dict[str, DatasetState] = {}
-        self._current: Optional[DatasetState] = None
+    name = "instances"
+    options_class = InstancesProtocol
 
-    def protocol(self) -> dict:
+    def protocol(self, context: Optional[InstancesContext]) -> dict:
         p = self.proto
         out = {"prompt": p.prompt, "multimask": p.multimask, "refine": p.refine,
                "refine_multimask": p.refine_multimask,
@@ -154,8 +138,8 @@ class InstancesTask:
             out.update(detections=str(p.detections), score=p.score,
                        box="COCO bbox [x, y, w, h] -> XYXY [x, y, x + w, y + h] pixels",
                        max_dets_rule="top max_dets per image by detector score, before prompting")
-            if self._current is not None:
-                out.update(evaluator=self._current.evaluator, max_dets=self._current.max_dets)
+            if context is not None:
+                out.update(evaluator=context.evaluator, max_dets=context.max_dets)
             else:
                 out.update(evaluator=p.evaluator, max_dets=p.max_dets)
             detections = load_detections(p.detections)
@@ -169,43 +153,43 @@ class InstancesTask:
                        ci95=ci_protocol())
         return out
 
-    def begin_dataset(self, ref, out: Path) -> dict[str, int]:
-        """Load what scoring ``ref`` needs; returns dataset-level counts for results.json."""
-        state = self._states.get(ref.name)
-        if state is None:
-            state = self._states[ref.name] = self._load_state(ref, Path(out))
-        self._current = state
-        return dict(state.counts)
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Detector boxes: COCO/LVIS mask AP (headline AP). GT boxes: mIoU overall and by size
+        per prompt mode (headline: box mIoU)."""
+        if protocol.get("prompt", "detections") == "detections":
+            return [Metric(name, label, headline=name == "ap") for name, label in AP_METRICS]
+        spec = []
+        modes = ["box", "box+point"] if protocol.get("center_point") else ["box"]
+        for mode in modes:
+            prefix, word = GT_MODES[mode], GT_LABELS[mode]
+            spec.append(Metric(f"{prefix}miou", f"{word} mIoU", headline=mode == "box"))
+            spec += [Metric(f"{prefix}miou_{size}", f"{word} {size}") for size, _, _ in SIZES]
+        return spec
 
-    def _load_state(self, ref, out: Path) -> DatasetState:
+    def prepare(self, ref, out: Path, model=None) -> InstancesContext:
+        """Load what scoring ``ref`` needs; its counts go into results.json."""
         dataset = ref.open(subsample=False)  # every image id of the annotation file
-        annotation_file = getattr(dataset, "annotation_file", None)
-        if annotation_file is None:
+        if not isinstance(dataset, CocoDataset):
             raise SambenchError(f"instances task: dataset {ref.name} is not a COCO-format dataset "
                                 "with one annotation file")
         image_ids = {str(i): i for i in dataset.images}
-        lvis = is_lvis({"categories": list(dataset.categories.values())})
-        evaluator = self.proto.evaluator if self.proto.evaluator != "auto" else ("lvis" if lvis else "coco")
+        auto = "lvis" if is_lvis(dataset.data) else "coco"
+        evaluator = self.proto.evaluator if self.proto.evaluator != "auto" else auto
         max_dets = self.proto.max_dets or (LVIS_MAX_DETS if evaluator == "lvis" else COCO_MAX_DETS)
         detections, counts = {}, {}
         if self.proto.prompt == "detections":
             detections, counts = match_detections(load_detections(self.proto.detections), ref.name,
                                                   image_ids, set(dataset.categories), max_dets)
-        return DatasetState(ref.name, Path(annotation_file), image_ids, evaluator, max_dets, out,
-                            detections, counts)
+        return InstancesContext(ref.name, Path(out), counts, dataset.data, image_ids, evaluator, max_dets,
+                                detections)
 
-    def _state(self) -> DatasetState:
-        if self._current is None:
-            raise SambenchError("instances task: begin_dataset(ref, out) must be called before scoring")
-        return self._current
-
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
-        state = self._state()
+    def run_sample(self, model, sample: Sample, context: InstancesContext, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         if self.proto.prompt == "gt-box":
-            record.rows = self._gt_box_rows(model, sample, record, state)
+            record.rows = self._gt_box_rows(model, sample, record, context)
             return record
-        dets = state.detections.get(sample.id)
+        dets = context.detections.get(sample.id)
         if dets is None or not len(dets):
             return record  # no detections: the image's GT are all misses
         image = load_image_or_record(sample, record)
@@ -213,7 +197,7 @@ class InstancesTask:
             record.errors.append({"kind": "detections_not_scored", "detail": f"{len(dets)} detections"})
             return record
         embedding = model.embed(image)
-        image_id = state.image_ids[sample.id]
+        image_id = context.image_ids[sample.id]
         masks = predict_masks(model, embedding, xywh_to_xyxy(dets["bbox"]), self.proto)
         for det, (mask, pred_iou) in zip(dets, masks):
             det_score = float(det["score"])
@@ -224,7 +208,7 @@ class InstancesTask:
                                 "segmentation": mask_codec.encode(mask)})
         return record
 
-    def _gt_box_rows(self, model, sample: Sample, record: SampleRecord, state: DatasetState) -> list[dict]:
+    def _gt_box_rows(self, model, sample: Sample, record: SampleRecord, context: InstancesContext) -> list[dict]:
         gts, ids = decode_instances(sample, record, include_crowd=False)
         if not gts:
             return []
@@ -245,24 +229,20 @@ class InstancesTask:
             preds = predict_masks(model, embedding, boxes, self.proto, points)
             for gt, mask_id, (mask, pred_iou) in zip(gts, ids, preds):
                 rows.append({"mask": mask_id, "mode": mode, "area": int(gt.sum()), "iou": mask_iou(mask, gt),
-                             "pred_iou": pred_iou, "image_id": state.image_ids[sample.id],
+                             "pred_iou": pred_iou, "image_id": context.image_ids[sample.id],
                              "category_id": instances[mask_id].category_id, "score": pred_iou,
                              "segmentation": mask_codec.encode(mask)})
         return rows
 
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
-        state = self._state()
-        self._current = None  # the next dataset's protocol() must not show this one's settings
+    def aggregate(self, records: list[SampleRecord], context: InstancesContext, seed: int) -> dict:
         if self.proto.prompt == "gt-box":
-            return self._gt_box_metrics(records, state, seed)
+            return self._gt_box_metrics(records, context, seed)
         results = [{k: row[k] for k in RESULT_KEYS} for rec in records for row in rec.rows]
-        atomic_write_json(state.out / f"{state.name}_segm.json", results)
-        from sambench.datasets.coco import load_json
+        atomic_write_json(context.out / f"{context.name}_segm.json", results)
+        img_ids = [context.image_ids[rec.sample_id] for rec in records if rec.sample_id in context.image_ids]
+        return segm_ap(context.ground_truth, results, img_ids, context.evaluator, context.max_dets)
 
-        img_ids = [state.image_ids[rec.sample_id] for rec in records if rec.sample_id in state.image_ids]
-        return segm_ap(load_json(state.annotation_file), results, img_ids, state.evaluator, state.max_dets)
-
-    def _gt_box_metrics(self, records: list[SampleRecord], state: DatasetState, seed: int) -> dict:
+    def _gt_box_metrics(self, records: list[SampleRecord], state: InstancesContext, seed: int) -> dict:
         metrics: dict = {}
         for mode, prefix in GT_MODES.items():
             rows = [row for rec in records for row in rec.rows if row["mode"] == mode]

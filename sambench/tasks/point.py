@@ -1,4 +1,4 @@
-"""The single-point valid-mask task (SAM paper §7.1, App. D.1; reference/protocols.md §2).
+"""The single-point valid-mask task (SAM paper §7.1, App. D.1; docs/protocols.md).
 
 For every mask: a first point (``center``: deepest interior point; ``random``: uniform over the
 mask, seeded per mask), then corrective clicks by the RITM rule up to ``max_points``. At one
@@ -18,6 +18,7 @@ metrics that would need more clicks in ``unsupported_metrics`` ({name: reason}),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -27,7 +28,7 @@ from sambench.errors import SambenchError
 from sambench.metrics.iou import batch_iou, bootstrap_ci, ci_protocol, noc
 from sambench.models.base import Capabilities
 from sambench.prompts import next_click, random_point, stable_rng
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, open_choice, parse_protocol
+from sambench.tasks import DatasetContext, Metric, TaskRunner, decode_instances, load_image_or_record, open_choice
 from sambench.types import Sample, SampleRecord
 
 METRIC_PREFIX = {"center": "", "random": "random_"}
@@ -55,13 +56,20 @@ class PointProtocol:
         "the click protocol the paper follows (§7.1, App. D.1)", ["exclude", "background"])
     noc_thresholds: list[float] = field(default_factory=lambda: [0.85, 0.90])
     include_crowd: bool = False  # crowd / ignore masks are not prompted (counted)
-    click_rule: str = "ritm: exact EDT with 1-px zero padding, FN>FP positive, raster-order ties"
-    iou_resolution: str = "original"
     # Keep the predicted mask (RLE) at 1 and max_points clicks so reports can draw examples
     # without the model; storage only, so it is not part of the protocol in results.json.
     save_masks: bool = True
 
     def __post_init__(self):
+        if not self.first_point or any(m not in METRIC_PREFIX for m in self.first_point):
+            raise SambenchError(f"point task: first_point {self.first_point!r} must be a non-empty list "
+                                f"of {', '.join(METRIC_PREFIX)}")
+        if not self.n_points or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                    for n in self.n_points):
+            raise SambenchError(f"point task: n_points {self.n_points!r} must be a non-empty list of "
+                                "positive integers")
+        if any(not isinstance(t, (int, float)) or not 0 < t <= 1 for t in self.noc_thresholds):
+            raise SambenchError(f"point task: noc_thresholds {self.noc_thresholds!r} must be in (0, 1]")
         if self.ignore not in IGNORE:
             raise SambenchError(f"point task: ignore {self.ignore!r} is not one of {', '.join(IGNORE)}")
 
@@ -74,8 +82,24 @@ class PointProtocol:
                 "multimask_first": self.multimask_first, "feed_back_logits": self.feed_back_logits,
                 "multimask_later": self.multimask_later, "ignore": self.ignore,
                 "noc_thresholds": self.noc_thresholds, "include_crowd": self.include_crowd,
-                "click_rule": self.click_rule, "iou_resolution": self.iou_resolution,
                 "ci95": ci_protocol()}
+
+
+def metric_name(mode: str, step: int, oracle: bool = False) -> str:
+    """The metric of the mean IoU of first-point ``mode`` after ``step`` points (or its oracle)."""
+    return f"{METRIC_PREFIX[mode]}miou@{step}" + ("_oracle" if oracle else "")
+
+
+def per_mask_metrics(protocol: dict) -> dict[str, tuple[str, int, str]]:
+    """Metric name -> (mode, step, record column) for every metric that is the mean of one
+    per-mask value of the records (what a paired comparison needs)."""
+    out = {}
+    for mode in protocol.get("first_point", []):
+        for n in protocol.get("n_points", []):
+            out[metric_name(mode, n)] = (mode, n, "iou")
+            if n == 1 and protocol.get("multimask_first", True):
+                out[metric_name(mode, 1, oracle=True)] = (mode, 1, "oracle_iou")
+    return out
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,13 @@ class ModelLimits:
                                                             f"model takes at most {self.clicks} points")
         return out
 
+
+
+@dataclass
+class PointContext(DatasetContext):
+    """The dataset's context plus how far the run's model follows the protocol."""
+
+    limits: Optional[ModelLimits] = None
 
 def evaluate_sample(model, embedding, sample: Sample, gts: list[np.ndarray], ids: list[str],
                     protocol: PointProtocol, seed: int, limits: Optional[ModelLimits] = None) -> list[dict]:
@@ -216,11 +247,11 @@ def aggregate(records: list[SampleRecord], protocol: PointProtocol, seed: int,
         if not masks:
             continue
         for n in protocol.n_points:
-            if f"{prefix}miou@{n}" not in unsupported:
-                _put(metrics, f"{prefix}miou@{n}", [by_key[k][n] for k in masks], [image[k] for k in masks], seed)
+            if metric_name(mode, n) not in unsupported:
+                _put(metrics, metric_name(mode, n), [by_key[k][n] for k in masks], [image[k] for k in masks], seed)
         if protocol.multimask_first:
             with_oracle = [k for k in masks if k in oracle]
-            _put(metrics, f"{prefix}miou@1_oracle", [oracle[k] for k in with_oracle],
+            _put(metrics, metric_name(mode, 1, oracle=True), [oracle[k] for k in with_oracle],
                  [image[k] for k in with_oracle], seed)
         for t in protocol.noc_thresholds:
             if f"{prefix}noc@{round(t * 100)}" in unsupported:
@@ -237,31 +268,56 @@ def _put(metrics: dict, name: str, values: list[float], images: list[str], seed:
     metrics[f"{name}_ci95"] = list(bootstrap_ci(values, seed, clusters=images))
 
 
-@RUNNERS.register("point")
-class PointTask:
+class PointTask(TaskRunner):
     """Runner for the point protocol (see module docstring)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(PointProtocol, options, "point")
-        self.limits = ModelLimits(self.proto.max_points, self.proto.feed_back_logits)
+    name = "point"
+    options_class = PointProtocol
 
-    def unsupported(self, model) -> Optional[str]:
-        """Never the whole task; reads the model's capabilities, which the protocol follows."""
-        self.limits = ModelLimits.of(self.proto, model)
-        return None
+    def prepare(self, ref, out: Path, model=None) -> PointContext:
+        """The context carries how far ``model`` can follow the protocol (its declared
+        capabilities); without a model, the whole protocol."""
+        limits = (ModelLimits.of(self.proto, model) if model is not None
+                  else ModelLimits(self.proto.max_points, self.proto.feed_back_logits))
+        return PointContext(ref.name, Path(out), limits=limits)
 
-    def protocol(self) -> dict:
+    def protocol(self, context) -> dict:
         out = self.proto.to_json()
-        if self.limits.adapted:
-            out.update(feed_back_logits=self.limits.feed_back_logits, clicks_run=self.limits.clicks,
-                       adapted=self.limits.adapted)
+        limits = getattr(context, "limits", None)
+        if limits is not None and limits.adapted:
+            out.update(feed_back_logits=limits.feed_back_logits, clicks_run=limits.clicks,
+                       adapted=limits.adapted)
         return out
 
-    def result_fields(self, records: list[SampleRecord], metrics: dict) -> dict:
-        unsupported = self.limits.unsupported_metrics(self.proto)
+    def result_fields(self, records: list[SampleRecord], metrics: dict, context) -> dict:
+        unsupported = self._unsupported_metrics(context)
         return {"unsupported_metrics": unsupported} if unsupported else {}
 
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+    def _unsupported_metrics(self, context) -> dict[str, str]:
+        limits = getattr(context, "limits", None)
+        return limits.unsupported_metrics(self.proto) if limits is not None else {}
+
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Per first-point mode: mIoU at each number of points, the oracle at 1 point, NoC.
+        Headline: 1 centre point, its oracle, 5 centre points and 1 random point."""
+        spec = []
+        for mode in protocol.get("first_point", []):
+            word = "mIoU" if mode == "center" else mode
+            for n in protocol.get("n_points", []):
+                spec.append(Metric(metric_name(mode, n), f"{word} {n} pt",
+                                   headline=(n == 1) or (mode == "center" and n == 5)))
+                if n == 1 and protocol.get("multimask_first", True):
+                    label = "oracle 1 pt" if mode == "center" else f"{mode} oracle 1 pt"
+                    spec.append(Metric(metric_name(mode, 1, oracle=True), label, headline=mode == "center"))
+            for t in protocol.get("noc_thresholds", []):
+                pct = round(t * 100)
+                spec.append(Metric(f"{METRIC_PREFIX[mode]}noc@{pct}",
+                                   f"NoC{pct}" if mode == "center" else f"{mode} NoC{pct}",
+                                   scale=1, digits=2, higher_is_better=False))
+        return spec
+
+    def run_sample(self, model, sample: Sample, context, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         gts, ids = decode_instances(sample, record, self.proto.include_crowd)
         if not gts:
@@ -275,5 +331,5 @@ class PointTask:
                                       ModelLimits.of(self.proto, model))
         return record
 
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
-        return aggregate(records, self.proto, seed, frozenset(self.limits.unsupported_metrics(self.proto)))
+    def aggregate(self, records: list[SampleRecord], context, seed: int) -> dict:
+        return aggregate(records, self.proto, seed, frozenset(self._unsupported_metrics(context)))

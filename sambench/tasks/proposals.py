@@ -1,4 +1,4 @@
-"""Zero-shot object proposals (SAM paper §7.3, App. D.3; reference/protocols.md §5).
+"""Zero-shot object proposals (SAM paper §7.3, App. D.3; docs/protocols.md).
 
 Each image goes through automatic mask generation with the paper's proposal settings (a 64x64
 grid, no crops, no predicted-IoU or stability filtering, box NMS at 0.9); the masks are ranked
@@ -21,7 +21,6 @@ point, a 128x128 grid, NMS at 0.95, random ranking (it has no IoU score).
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -30,10 +29,11 @@ import numpy as np
 
 from sambench import masks as mask_codec
 from sambench.amg import AutomaticMaskGenerator
+from sambench.datasets.coco import CocoDataset
 from sambench.errors import SambenchError
 from sambench.metrics.proposals import AREA_RANGES, FREQUENCY_GROUPS, average_recall, match_image
 from sambench.prompts import stable_rng
-from sambench.tasks import RUNNERS, load_image_or_record, open_choice, parse_protocol
+from sambench.tasks import DatasetContext, Metric, TaskRunner, load_image_or_record, open_choice
 from sambench.types import Sample, SampleRecord
 
 RANKINGS = ("mean_iou_stability", "predicted_iou", "random")
@@ -78,63 +78,59 @@ class ProposalsProtocol:
 
 class AnnotationIndex:
     """An annotation file's ground truth per image, in pycocotools' order (by category id,
-    file order within a category), with each category's LVIS frequency group if any."""
+    file order within a category), with each category's LVIS frequency group if any; built
+    from the dataset's own parse of the file."""
 
-    def __init__(self, path: Path):
-        from sambench.datasets.coco import load_json
-
-        data = load_json(path)
-        try:
-            self.categories = {c["id"]: c.get("frequency") for c in data.get("categories", [])}
-            self.image_ids = {str(img["id"]): img["id"] for img in data["images"]}
-            self.by_image: dict = defaultdict(list)
-            for ann in data["annotations"]:
-                self.by_image[ann["image_id"]].append(ann)
-        except (KeyError, TypeError) as exc:
-            raise SambenchError(f"malformed annotation file {path}: missing {exc}") from None
-        for anns in self.by_image.values():
-            anns.sort(key=lambda a: a.get("category_id", 0))  # stable: file order within a category
+    def __init__(self, dataset):
+        self.categories = {cid: c.get("frequency") for cid, c in dataset.categories.items()}
+        self.image_ids = {str(i): i for i in dataset.images}
+        self.by_image = {i: sorted(dataset.annotations(i), key=lambda a: a.get("category_id", 0))
+                         for i in dataset.images}  # stable: file order within a category
 
 
 @dataclass
-class DatasetState:
-    name: str
-    index: Optional[AnnotationIndex]  # None: ground truth from the adapter's instances
+class ProposalsContext(DatasetContext):
+    index: Optional[AnnotationIndex] = None  # None: ground truth from the adapter's instances
 
 
-@RUNNERS.register("proposals")
-class ProposalsTask:
+class ProposalsTask(TaskRunner):
     """Runner for the object-proposal task (see module docstring)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(ProposalsProtocol, options, "proposals")
-        AutomaticMaskGenerator(None, **self.proto.amg_options())  # check the AMG options now
-        self._states: dict[str, DatasetState] = {}
-        self._current: Optional[DatasetState] = None
+    name = "proposals"
+    options_class = ProposalsProtocol
 
-    def protocol(self) -> dict:
+    def __init__(self, options: dict):
+        super().__init__(options)
+        AutomaticMaskGenerator(None, **self.proto.amg_options())  # check the AMG options now
+
+    def protocol(self, context: Optional[ProposalsContext]) -> dict:
         out = asdict(self.proto)
         out.update(metric=f"class-agnostic mask AR@{self.proto.max_proposals}, COCO greedy matching "
                           "(pycocotools useCats=0), IoU 0.50:0.05:0.95",
                    sizes="annotation area: small <= 32², medium 32²..96², large >= 96² (inclusive bounds)",
                    groups="LVIS frequency groups: AR against the ground truth of that group only",
                    empty_proposals="dropped (counted)")
-        if self._current is not None:
-            out["ground_truth"] = "annotation file" if self._current.index is not None else "adapter instances"
+        if context is not None:
+            out["ground_truth"] = "annotation file" if context.index is not None else "adapter instances"
         return out
 
-    def begin_dataset(self, ref, out: Path) -> dict:
-        state = self._states.get(ref.name)
-        if state is None:
-            dataset = ref.open()
-            path = getattr(dataset, "annotation_file", None)
-            state = self._states[ref.name] = DatasetState(ref.name, AnnotationIndex(path) if path else None)
-        self._current = state
-        return {}
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """AR@K overall (headline), by size and by LVIS frequency group; proposals per image."""
+        k = protocol.get("max_proposals", 1000)
+        spec = [Metric(f"ar@{k}", f"AR@{k}", headline=True)]
+        spec += [Metric(f"ar@{k}_{name}", name) for name in AREA_RANGES if name != "all"]
+        spec += [Metric(f"ar@{k}_{name}", name) for name in FREQUENCY_GROUPS.values()]
+        return spec + [Metric("proposals_per_image", "proposals / image", scale=1, digits=0)]
+
+    def prepare(self, ref, out: Path, model=None) -> ProposalsContext:
+        dataset = ref.open()
+        index = AnnotationIndex(dataset) if isinstance(dataset, CocoDataset) else None
+        return ProposalsContext(ref.name, Path(out), index=index)
 
     # -- scoring one image ----------------------------------------------------------------
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
-        state = self._current or DatasetState(sample.dataset, None)
+    def run_sample(self, model, sample: Sample, context: ProposalsContext, seed: int) -> SampleRecord:
+        state = context
         record = SampleRecord(sample.id)
         if state.index is not None and sample.id in state.index.image_ids:
             gt = self._annotation_gt(state.index, sample, record)
@@ -209,8 +205,7 @@ class ProposalsTask:
         return [data["rles"][i] for i in top], scores[top]
 
     # -- the dataset ----------------------------------------------------------------------
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
-        self._current = None
+    def aggregate(self, records: list[SampleRecord], context: ProposalsContext, seed: int) -> dict:
         rows = [row for rec in records for row in rec.rows]
         k = self.proto.max_proposals
         ar = average_recall(rows)

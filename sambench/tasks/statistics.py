@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -24,9 +23,20 @@ import numpy as np
 from sambench.errors import SambenchError
 from sambench.prompts import stable_rng
 from sambench.results import atomic_write_json
-from sambench.tasks import RUNNERS, parse_protocol
+from sambench.tasks import DatasetContext, Metric, TaskRunner
 from sambench.types import Sample, SampleRecord
 
+# Each metric: (name, label, digits, the per-mask or per-image values it summarises, statistic).
+STATISTICS = (("masks_per_image_mean", "masks / image", 1, "masks", np.mean),
+              ("masks_per_image_median", "masks / image (median)", 1, "masks", np.median),
+              ("images_without_masks", "images without masks", 3, "empty", np.mean),
+              ("rel_size_mean", "rel. size (mean)", 3, "rel_size", np.mean),
+              ("rel_size_median", "rel. size (median)", 3, "rel_size", np.median),
+              ("concavity_mean", "concavity (stratified)", 3, "concavity", np.mean),
+              ("concavity_median", "concavity (stratified, median)", 3, "concavity", np.median),
+              ("concavity_mean_unstratified", "concavity (all)", 3, "concavity_all", np.mean),
+              ("center_x_mean", "centre x", 3, "x", np.mean), ("center_y_mean", "centre y", 3, "y", np.mean),
+              ("center_distance_mean", "centre distance", 3, "distance", np.mean))
 # Fig. 6 (left): masks per image, bins as labelled in the paper.
 MASK_COUNT_BINS = (("<=10", 0, 10), ("11-50", 11, 50), ("51-100", 51, 100), ("101-200", 101, 200),
                    (">200", 201, None))
@@ -45,6 +55,11 @@ class StatisticsProtocol:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SambenchError(f"statistics task: {name} must be a positive integer, got {value!r}")
+
+
+def arrays_path(task_dir: Path, dataset: str) -> Path:
+    """Where a dataset's arrays go: ``<run>/<task>/<dataset>_statistics.json``."""
+    return Path(task_dir) / f"{dataset}_statistics.json"
 
 
 def mask_properties(mask: np.ndarray) -> dict:
@@ -95,18 +110,10 @@ def summarize(records: list[SampleRecord], proto: StatisticsProtocol, seed: int)
                    if len(counts) else 0.0 for _, lo, hi in MASK_COUNT_BINS]
     heat, _, _ = np.histogram2d(centres[:, 1], centres[:, 0], bins=proto.heatmap_bins, range=[[0, 1], [0, 1]])
 
-    def stat(fn, values) -> Optional[float]:
-        return float(fn(values)) if len(values) else None
-
-    metrics = {
-        "masks_per_image_mean": stat(np.mean, counts), "masks_per_image_median": stat(np.median, counts),
-        "images_without_masks": float(np.mean(counts == 0)) if len(counts) else None,
-        "rel_size_mean": stat(np.mean, rel), "rel_size_median": stat(np.median, rel),
-        "concavity_mean": stat(np.mean, concavity[sample]), "concavity_median": stat(np.median, concavity[sample]),
-        "concavity_mean_unstratified": stat(np.mean, concavity),
-        "center_x_mean": stat(np.mean, centres[:, 0]), "center_y_mean": stat(np.mean, centres[:, 1]),
-        "center_distance_mean": stat(np.mean, np.hypot(centres[:, 0] - 0.5, centres[:, 1] - 0.5)),
-    }
+    values = {"masks": counts, "empty": counts == 0, "rel_size": rel, "concavity": concavity[sample],
+              "concavity_all": concavity, "x": centres[:, 0], "y": centres[:, 1],
+              "distance": np.hypot(centres[:, 0] - 0.5, centres[:, 1] - 0.5)}
+    metrics = {name: float(fn(values[key])) if len(values[key]) else None for name, _, _, key, fn in STATISTICS}
     arrays = {
         "n_images": len(records), "n_masks": len(rows), "concavity_sample": int(len(sample)),
         "masks_per_image": {"bins": [label for label, _, _ in MASK_COUNT_BINS], "fraction": image_share},
@@ -120,28 +127,25 @@ def summarize(records: list[SampleRecord], proto: StatisticsProtocol, seed: int)
     return metrics, arrays
 
 
-@RUNNERS.register("statistics")
-class StatisticsTask:
-    """Runner for dataset statistics (see module docstring); ``begin_dataset`` remembers where
-    the arrays file goes."""
+class StatisticsTask(TaskRunner):
+    """Runner for dataset statistics (see module docstring)."""
 
+    name = "statistics"
+    options_class = StatisticsProtocol
     uses_model = False  # a run of statistics alone needs no --model
     uses_images = False  # the engine does not decode the images ahead
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(StatisticsProtocol, options, "statistics")
-        self._out: Optional[tuple[str, Path]] = None
-
-    def protocol(self) -> dict:
+    def protocol(self, context) -> dict:
         return {**asdict(self.proto), "rel_size": "sqrt(mask area / image area)",
                 "concavity": "1 - mask area / convex hull area (pixels), size-stratified sample",
                 "center": "centre of mass / image size", "model": "not used"}
 
-    def begin_dataset(self, ref, out: Path) -> dict:
-        self._out = (ref.name, Path(out))
-        return {}
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Descriptive numbers, none a headline (a dataset's statistics rank nothing)."""
+        return [Metric(name, label, scale=1, digits=digits) for name, label, digits, _, _ in STATISTICS]
 
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+    def run_sample(self, model, sample: Sample, context, seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         record.errors.extend(dict(p) for p in sample.problems)
         if sample.height < 1 or sample.width < 1:
@@ -168,12 +172,9 @@ class StatisticsTask:
                                 "cy": round(props["cy"] / sample.height, 6)})
         return record
 
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
+    def aggregate(self, records: list[SampleRecord], context: DatasetContext, seed: int) -> dict:
         metrics, arrays = summarize(records, self.proto, seed)
-        if self._out is not None:
-            name, out = self._out
-            atomic_write_json(out / f"{name}_statistics.json", arrays)
-            self._out = None
+        atomic_write_json(arrays_path(context.out, context.name), arrays)
         return metrics
 
 

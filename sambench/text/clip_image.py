@@ -1,6 +1,6 @@
 """The SAM paper's text-to-mask training prompt: CLIP *image* embeddings of masked crops.
 
-SAM §7.5 / App. D.5 (reference/protocols.md §7): during training the first interaction of a
+SAM §7.5 / App. D.5 (docs/protocols.md): during training the first interaction of a
 mask is the CLIP image embedding of a crop around it; at inference the unmodified CLIP text
 encoder's embedding takes its place, which works because CLIP aligns the two. The crop:
 

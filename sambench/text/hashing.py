@@ -15,7 +15,6 @@ from typing import Optional
 import numpy as np
 
 from sambench.errors import SambenchError
-from sambench.text import register_encoder
 from sambench.text.base import TextEncoder
 
 DEFAULT_DIM = 256
@@ -50,8 +49,6 @@ class HashingEncoder(TextEncoder):
         return out
 
 
-@register_encoder("hash", "bag-of-words feature hashing (hash[:DIM], default: the model's text_dim "
-                          f"or {DEFAULT_DIM}); no weights; tests and smoke runs only")
 def build_hash(arg: Optional[str] = None, device: str = "cpu", dim: Optional[int] = None) -> HashingEncoder:
     if arg is not None:
         try:

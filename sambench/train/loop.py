@@ -191,9 +191,9 @@ def validate(sam: Sam, samples: list, seed: int) -> dict:
     was_training = sam.training
     task = PointTask({"first_point": ["center"], "n_points": [1, 3, 9]})
     model = SamModel(sam)
-    records = [task.run_sample(model, s, seed) for s in samples]
+    records = [task.run_sample(model, s, None, seed) for s in samples]  # the point task needs no context
     sam.train(was_training)
-    metrics = task.aggregate(records, seed)
+    metrics = task.aggregate(records, None, seed)
     return {k: round(v, 4) for k, v in metrics.items() if not k.endswith("_ci95") and "noc" not in k}
 
 
@@ -201,13 +201,13 @@ def save_checkpoint(sam: Sam, out: Path, stem: str = "model", text_encoder: str 
     """``<stem>.pth`` (official layout) and ``<stem>.safetensors``; a text-path model records
     its text encoder in the safetensors header and in ``<stem>.pth.json``."""
     from sambench.models.sam.checkpoint import TEXT_ENCODER_KEY, write_sidecar
-    from sambench.text import split_encoder_spec
+    from sambench.registry import split_spec
 
     state = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
     torch.save(state, out / f"{stem}.pth")
     metadata = {"format": "sam-v1"}
     if sam.config.text_dim and text_encoder:
-        metadata[TEXT_ENCODER_KEY] = split_encoder_spec(text_encoder)[0]
+        metadata[TEXT_ENCODER_KEY] = split_spec(text_encoder)[0]
         write_sidecar(out / f"{stem}.pth", {TEXT_ENCODER_KEY: metadata[TEXT_ENCODER_KEY]})
     save_file(state, str(out / f"{stem}.safetensors"), metadata=metadata)
 
@@ -216,7 +216,8 @@ def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig):
     """Check the text setup; returns the CLIP crop embedder for the ``clip-image`` route, else
     embeds the phrases (if not done yet) and returns None."""
     from sambench.errors import SambenchError
-    from sambench.text import load_text_encoder, split_encoder_spec
+    from sambench.registry import split_spec
+    from sambench.text import load_text_encoder
     from sambench.train.data import attach_text
 
     if not sam.config.text_dim:
@@ -227,7 +228,7 @@ def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig):
     if cfg.text_route == "clip-image":
         from sambench.text.clip_image import ClipMaskEmbedder
 
-        name, folder = split_encoder_spec(cfg.text_encoder)
+        name, folder = split_spec(cfg.text_encoder)
         if name != "clip" or not folder:
             raise SambenchError("the clip-image text route needs --text-encoder clip:DIR: the image "
                                 "tower makes the training prompts, the text tower of the same model "

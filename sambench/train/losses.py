@@ -1,4 +1,4 @@
-"""The paper's losses (App. A; reference/protocols.md §9.4).
+"""The paper's losses (App. A; docs/training.md).
 
 Mask loss = 20 · focal + dice (DETR/MaskFormer's pair, focal α = 0.25, γ = 2 as there; the
 paper gives the ratio, not α/γ); IoU head = MSE against the IoU of its own predicted mask

@@ -1,4 +1,4 @@
-"""Prompt simulation for training (paper App. A; reference/protocols.md §9.6).
+"""Prompt simulation for training (paper App. A; docs/training.md).
 
 Each mask gets 11 prompt iterations: the first is a uniform foreground point or its
 ground-truth box with noise (standard deviation 10% of the side, capped at 20 px); then 8

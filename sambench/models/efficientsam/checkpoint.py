@@ -20,7 +20,7 @@ import torch
 
 from sambench.errors import SambenchError
 from sambench.models.efficientsam.efficient_sam import EfficientSamConfig
-from sambench.models.family import names
+from sambench.models.base import names
 
 ENC, PE, DEC = "image_encoder.", "prompt_encoder.", "mask_decoder."
 # keys only EfficientSAM has: they tell the family from SAM v1's layout

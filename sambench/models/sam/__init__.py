@@ -8,14 +8,10 @@ path). One concept per module, as upstream: :mod:`.image_encoder`, :mod:`.prompt
 :mod:`.transforms` (the predictor's pre/post-processing), :mod:`.checkpoint` (safe loading and
 config inference), :mod:`.model` (the protocol adapter), :mod:`.random_checkpoint`.
 """
-from sambench.models import register_model
 from sambench.models.sam.checkpoint import infer_config, load_sam, read_state_dict
-from sambench.models.sam.family import FAMILY
 from sambench.models.sam.model import SamEmbedding, SamModel, build_sam_model, describe
 from sambench.models.sam.random_checkpoint import make_config, write_random_checkpoint
 from sambench.models.sam.sam import PRESETS, Sam, SamConfig
-
-register_model("sam", FAMILY.description)(build_sam_model)
 
 __all__ = ["PRESETS", "Sam", "SamConfig", "SamEmbedding", "SamModel", "build_sam_model", "describe",
            "infer_config", "load_sam", "make_config", "read_state_dict", "write_random_checkpoint"]

@@ -33,7 +33,7 @@ from typing import Mapping
 import torch
 
 from sambench.errors import SambenchError
-from sambench.models.family import names
+from sambench.models.base import names
 from sambench.models.sam.sam import Sam, SamConfig
 
 PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")

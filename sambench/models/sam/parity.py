@@ -1,6 +1,6 @@
 """Helpers to compare two SAM implementations on the same inputs (tests and benchmarks).
 
-The bounds are the project's parity contract (DESIGN.md): fp32 low-res logits within 1e-4,
+The bounds are the project's parity contract (docs/sam.md): fp32 low-res logits within 1e-4,
 IoU predictions within 1e-5, and full-resolution masks identical except at pixels whose logit
 is within 1e-3 of the 0 threshold (where any rounding may flip them).
 """

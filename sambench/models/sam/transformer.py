@@ -6,7 +6,7 @@ no PE and no residual; a final token→image attention closes (SAM paper App. A;
 ``transformer.py``). Names follow the official code so its checkpoints load.
 
 The image side is where the cost is: B prompts × 4096 image tokens × 256 channels, against
-~7 tokens per prompt. Two exact rewrites keep it small (same maths, only the rounding of fp32
+~7 tokens per prompt. Four exact rewrites keep it small (same maths, only the rounding of fp32
 sums differs, far inside the parity bounds):
 
 - **Shared image.** Before the first image update every prompt sees the same image tokens (no
