@@ -244,7 +244,7 @@ def test_text_prompt_training_adds_a_text_path_and_records_the_encoder(synth_dir
     phrase = load_text_encoder("hash:32").encode(["the red disc"])[0]
     image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     pred = model.predict(model.embed(image), text=phrase)
-    assert pred.low_res_logits.shape == (3, 256, 256)
+    assert pred.low_res_logits.shape == (3, *model.info().capabilities.low_res_shape)
 
 
 def test_clip_image_route_trains_on_masked_crops(synth_dir, tmp_path, capsys):
@@ -272,7 +272,7 @@ def test_clip_image_route_trains_on_masked_crops(synth_dir, tmp_path, capsys):
     model = sambench.load_model("sam", checkpoint=str(out / "model.safetensors"))
     phrase = load_text_encoder(f"clip:{tmp_path / 'clip'}").encode(["the red disc"])[0]
     image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
-    assert model.predict(model.embed(image), text=phrase).low_res_logits.shape == (3, 256, 256)
+    assert model.predict(model.embed(image), text=phrase).low_res_logits.shape == (3, *model.info().capabilities.low_res_shape)
     capsys.readouterr()
     assert main(args + ["--text-encoder", "hash:24", "--out", str(tmp_path / "bad")]) == 2
     assert "needs --text-encoder clip:DIR" in capsys.readouterr().err
