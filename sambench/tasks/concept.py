@@ -149,9 +149,9 @@ class ConceptTask(TaskRunner):
         return None
 
     def _text_encoder(self, model, context: Optional[ConceptContext]):
-        from sambench.tasks.text import TextTask
+        from sambench.tasks.text import text_encoder_for
 
-        encoder = TextTask({"text_encoder": self.proto.text_encoder, "chance": False}).encoder(model)
+        encoder = text_encoder_for(model, self.proto.text_encoder)
         if context is not None:
             context.encoder_info = encoder.info()
         return encoder

@@ -185,6 +185,33 @@ def _load_encoder(spec: str, device: str, dim: int):
     return load_text_encoder(spec, device=device, dim=dim)
 
 
+def text_encoder_for(model, option: Optional[str]):
+    """The text encoder for ``model``: ``option`` (NAME[:ARG]), else the one its checkpoint
+    records; a different name than the recorded one is refused (another embedding space).
+    Shared by the text task and the concept task's text route."""
+    from sambench.registry import split_spec
+
+    name = model.info().name
+    if not supports_text(model):
+        raise SambenchError(f"text task: model {name} has no text path, so modes text / text+point "
+                            "cannot run; score a text-conditioned detector's boxes with it instead "
+                            "(--text-detections FILE) or use a checkpoint with a text path (docs/text.md)")
+    recorded = getattr(model, "text_encoder", None)
+    spec = option or recorded
+    if not spec:
+        raise SambenchError(f"text task: model {name} does not record which text encoder its text path "
+                            "was trained with (safetensors metadata 'text_encoder' or a <checkpoint>.json "
+                            "sidecar); pass --text-encoder NAME[:ARG]")
+    if recorded and split_spec(recorded)[0] != split_spec(spec)[0]:
+        raise SambenchError(f"text task: model {name} was trained with text encoder {recorded!r}; "
+                            f"--text-encoder {spec} gives embeddings of another space")
+    encoder = _load_encoder(spec, str(getattr(model, "device", "cpu")), model.text_dim)
+    if encoder.dim != model.text_dim:
+        raise SambenchError(f"text task: text encoder {spec} gives {encoder.dim}-d embeddings, "
+                            f"model {name} takes {model.text_dim}")
+    return encoder
+
+
 class TextTask(TaskRunner):
     """Runner for the text-to-mask protocol (see module docstring)."""
 
@@ -222,31 +249,9 @@ class TextTask(TaskRunner):
                     "with one; a text-conditioned detector's boxes can be scored with --text-detections FILE)")
         return None
 
-    # -- the text encoder matching the model ---------------------------------------------
     def encoder(self, model):
-        """The text encoder for ``model``: the option, else the one its checkpoint records;
-        a different name than the recorded one is refused (another embedding space)."""
-        from sambench.registry import split_spec
-
-        name = model.info().name
-        if not supports_text(model):
-            raise SambenchError(f"text task: model {name} has no text path, so modes text / text+point "
-                                "cannot run; score a text-conditioned detector's boxes with it instead "
-                                "(--text-detections FILE) or use a checkpoint with a text path (docs/text.md)")
-        recorded = getattr(model, "text_encoder", None)
-        spec = self.proto.text_encoder or recorded
-        if not spec:
-            raise SambenchError(f"text task: model {name} does not record which text encoder its text path "
-                                "was trained with (safetensors metadata 'text_encoder' or a <checkpoint>.json "
-                                "sidecar); pass --text-encoder NAME[:ARG]")
-        if recorded and split_spec(recorded)[0] != split_spec(spec)[0]:
-            raise SambenchError(f"text task: model {name} was trained with text encoder {recorded!r}; "
-                                f"--text-encoder {spec} gives embeddings of another space")
-        encoder = _load_encoder(spec, str(getattr(model, "device", "cpu")), model.text_dim)
-        if encoder.dim != model.text_dim:
-            raise SambenchError(f"text task: text encoder {spec} gives {encoder.dim}-d embeddings, "
-                                f"model {name} takes {model.text_dim}")
-        return encoder
+        """The text encoder for ``model`` under this task's ``text_encoder`` option."""
+        return text_encoder_for(model, self.proto.text_encoder)
 
     # -- scoring -------------------------------------------------------------------------
     def run_sample(self, model, sample: Sample, context: Optional[TextContext], seed: int) -> SampleRecord:
@@ -368,4 +373,4 @@ class TextTask(TaskRunner):
                         len(unused), detections.path, unused[:3])
 
 
-__all__ = ["TextTask", "TextProtocol", "make_units", "category_phrase"]
+__all__ = ["TextTask", "TextProtocol", "make_units", "category_phrase", "text_encoder_for"]
