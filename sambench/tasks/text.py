@@ -49,7 +49,7 @@ import numpy as np
 
 from sambench import masks as mask_codec
 from sambench.errors import SambenchError
-from sambench.metrics.cgf1 import SCORE_THRESHOLD, PairScore, results_metrics, score_pair, pair_ious
+from sambench.metrics.cgf1 import SCORE_THRESHOLD, PairScore, results_metrics, score_annotators
 from sambench.metrics.iou import ci_protocol
 from sambench.metrics.referring import intersection_union, referring_metrics
 from sambench.models.base import supports_text
@@ -316,7 +316,7 @@ class TextTask(TaskRunner):
             spec += [Metric(f"{prefix}p@{t}", f"{word}P@{t}") for t in protocol.get("thresholds", [])]
         if any(m.startswith("det") for m in protocol.get("modes", [])):
             spec.append(Metric("det_coverage", "det. boxes"))
-        if "negatives" in protocol:
+        if "concept_pairs" in protocol:  # written only when mode text is scored by cgF1
             spec += cgf1_metric_spec(PREFIX["text"], "", False)
         return spec
 
@@ -443,10 +443,10 @@ class TextTask(TaskRunner):
                            text=encoder.encode(phrases))
         rows = []
         for phrase, truth, (mask, score) in zip(phrases, truths, preds):
-            ious, keep = pair_ious([mask_codec.encode(gts[i]) for i in truth], [False] * len(truth),
-                                   [mask_codec.encode(mask)], [score])
+            annotation = ([mask_codec.encode(gts[i]) for i in truth], [False] * len(truth))
+            pair, _ = score_annotators([annotation], [mask_codec.encode(mask)], [score])
             rows.append({"mode": "concept", "phrase": phrase, "source": source, "negative": not truth,
-                         "n_gt": len(truth), "score": score, "pair": score_pair(ious, keep).to_json()})
+                         "n_gt": len(truth), "score": score, "pair": pair.to_json()})
         return rows
 
     def _chance_rows(self, sample, units, gts, ids, seed) -> list[dict]:
