@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import threading
 
 import pytest
@@ -160,12 +161,18 @@ def test_paths_and_unknown_names_pass_through(cache, tmp_path):
 
 
 def test_every_table_entry_is_complete():
+    """A hash is a sha256 with a public record named down to the commit; a missing one says why."""
+    files = [entry["file"] for entry in hub.table().values()]
+    assert len(files) == len(set(files))
     for key, entry in hub.table().items():
         family, _, name = key.partition(":")
         assert family and name and entry["file"] and entry["licence"] and entry["source"], key
         assert ("url" in entry) != ("hf" in entry), key
-        assert entry["sha256"] is None or len(entry["sha256"]) == 64, key
-        assert entry["sha256_source"], key
+        if entry["sha256"] is None:
+            assert entry["sha256_source"].startswith("unknown"), key
+        else:
+            assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), key
+            assert re.search(r"\S+/\S+ \S+ @ [0-9a-f]{40}", entry["sha256_source"]), key
 
 
 def test_load_model_resolves_a_named_checkpoint(server, cache, monkeypatch, tmp_path, one_thread):
