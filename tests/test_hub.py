@@ -118,6 +118,41 @@ def test_404_and_unreachable_host_are_one_clear_error(server, cache, monkeypatch
     assert leftovers(cache) == []
 
 
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(server, cache, monkeypatch):
+    import builtins
+    import errno
+
+    class FullDisk:
+        """A file that takes the first 100 kB, then fails as a full disk does."""
+
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            if self.file.tell() + len(data) > 100_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        file = builtins.open(path, mode, *args, **kwargs)
+        return FullDisk(file) if "w" in mode else file
+
+    use_table(monkeypatch, server, b=("good", SHA))
+    monkeypatch.setattr(hub, "open", fake_open, raising=False)
+    with pytest.raises(SambenchError, match="cannot write .*No space left on device"):
+        hub.resolve("sam", "b")
+    assert leftovers(cache) == []
+
+
 def test_offline_refuses_the_network_and_says_where_to_put_the_file(server, cache, monkeypatch):
     use_table(monkeypatch, server, b=("good", SHA))
     monkeypatch.setenv("SAMBENCH_OFFLINE", "1")
