@@ -81,12 +81,10 @@ class EfficientSamModel:
 
     runtime_options = ("attention", "compile", "prompt_chunk", "single_mask")
 
-    def __init__(self, net: EfficientSam, family=None, *, name: Optional[str] = None,
+    def __init__(self, net: EfficientSam, family, *, name: Optional[str] = None,
                  checkpoint: Optional[str] = None, sha256: Optional[str] = None, device: str = "cpu",
                  dtype: str = "float32", attention: str = "auto", compile: bool = False,
                  prompt_chunk: int = 16, single_mask: str = "best") -> None:
-        if family is None:
-            from sambench.models.efficientsam.family import FAMILY as family
         if int(prompt_chunk) < 1:
             raise SambenchError(f"prompt_chunk must be >= 1, got {prompt_chunk}")
         if single_mask not in SINGLE_MASK:

@@ -34,7 +34,7 @@ import torch
 
 from sambench.errors import SambenchError
 from sambench.models.base import names
-from sambench.models.sam.sam import Sam, SamConfig
+from sambench.models.sam.sam import SamConfig
 
 PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 TEXT_PROJ = "prompt_encoder.text_proj.weight"
@@ -257,17 +257,3 @@ def decoder_fields(state: Mapping[str, torch.Tensor], width: int, source: str = 
         iou_head_hidden_dim=state[dec + "iou_prediction_head.layers.0.weight"].shape[0],
     )
 
-
-def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, dict[str, torch.Tensor]]:
-    """Build :class:`Sam` from a checkpoint file; returns the model (eval mode) and its state."""
-    state = read_state_dict(checkpoint)
-    sam = sam_from_state_dict(state, str(checkpoint), decoder_num_heads)
-    return sam, state
-
-
-def sam_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
-                        decoder_num_heads: int = 8) -> Sam:
-    """:class:`Sam` with sizes inferred from ``state`` and its weights loaded strictly."""
-    from sambench.models.sam.family import FAMILY
-
-    return FAMILY.module(state, source, decoder_num_heads=decoder_num_heads)

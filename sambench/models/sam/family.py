@@ -7,10 +7,14 @@ sizes read off the tensors (:func:`.checkpoint.infer_config`).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
 from sambench.models.base import Capabilities
 from sambench.models.family import Family, Preprocess
 from sambench.models.family_model import FamilyModel
-from sambench.models.sam.checkpoint import infer_config
+from sambench.models.sam.checkpoint import infer_config, read_state_dict
 from sambench.models.sam.random_checkpoint import _random_tensor
 from sambench.models.sam.sam import PRESETS, Sam, SamConfig
 
@@ -54,3 +58,10 @@ FAMILY = Family(
     capabilities=capabilities, options=("decoder_num_heads",), presets=PRESETS,
     random_tensor=_random_tensor, model_class=SamModel,
 )
+
+
+def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, dict[str, torch.Tensor]]:
+    """:class:`Sam` built from a checkpoint file (sizes inferred, weights loaded strictly, eval
+    mode) and the file's tensors."""
+    state = read_state_dict(checkpoint)
+    return FAMILY.module(state, str(checkpoint), decoder_num_heads=decoder_num_heads), state
