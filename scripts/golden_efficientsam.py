@@ -36,7 +36,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sambench.models.efficientsam.family import make_config, random_state_dict, weights_digest  # noqa: E402
+from sambench.models.base import weights_digest  # noqa: E402
+from sambench.models.efficientsam.family import make_config, random_state_dict  # noqa: E402
 
 UPSTREAM_COMMIT = "d525f622e6f640acf5a0fc37c7ca1f243da5bde0"  # efficient_sam/ last changed in fbf2208
 UPSTREAM_SHA256 = {

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from sambench.models.base import weights_digest
 from sambench.models.efficientsam import FAMILY, EfficientSamModel, make_config, random_state_dict
-from sambench.models.efficientsam.family import weights_digest
 
 GOLDEN = Path(__file__).parent / "fixtures" / "efficientsam_golden.npz"
 LOGIT_TOL, SCORE_TOL = 1e-4, 1e-5

@@ -14,18 +14,17 @@ same seed gives the same tensors on every machine, which is what lets
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Union
 
 import torch
 
 from sambench.models.base import Capabilities
-from sambench.models.efficientsam.checkpoint import infer_config, is_efficientsam
+from sambench.models.efficientsam.checkpoint import SIGNATURE, infer_config
 from sambench.models.efficientsam.efficient_sam import (PIXEL_MEAN, PIXEL_STD, PRESETS, EfficientSam,
                                                         EfficientSamConfig)
 from sambench.models.efficientsam.model import EfficientSamModel
-from sambench.models.family import Family, Preprocess, default_random_tensor, random_checkpoint
+from sambench.models.family import Family, Preprocess, default_random_tensor, has_keys, random_checkpoint
 
 
 def preprocess(config) -> Preprocess:
@@ -50,7 +49,7 @@ FAMILY = Family(
     name="efficientsam",
     description="EfficientSAM ViT-Ti / ViT-S (yformer), our implementation: no mask input, at most "
                 "6 points (options: attention, compile, single_mask=best|token0)",
-    detect=is_efficientsam, infer_config=infer_config, build=EfficientSam, preprocess=preprocess,
+    detect=has_keys(*SIGNATURE), infer_config=infer_config, build=EfficientSam, preprocess=preprocess,
     capabilities=capabilities, options=("img_size", "num_heads", "decoder_num_heads"), presets=PRESETS,
     random_tensor=random_tensor, model_class=EfficientSamModel,
 )
@@ -71,16 +70,6 @@ def make_config(config: Union[str, EfficientSamConfig, None] = "vit_t", **overri
 def random_state_dict(config: EfficientSamConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors for every entry of ``EfficientSam(config).state_dict()`` (upstream names)."""
     return FAMILY.random_state_dict(config, seed)
-
-
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    """sha256 of every tensor's float32 bytes with its name: the golden file records the
-    weights it was made with, the parity test checks the regenerated ones against it."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def write_random_checkpoint(path: Union[str, Path], config: Union[str, EfficientSamConfig, None] = "vit_t",

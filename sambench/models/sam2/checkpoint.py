@@ -27,8 +27,9 @@ from typing import Mapping, Optional
 import torch
 
 from sambench.errors import SambenchError
+from sambench.models.base import indexes
 from sambench.models.family import CheckpointMapper
-from sambench.models.sam.checkpoint import _indexes, read_metadata
+from sambench.models.sam.checkpoint import read_metadata
 from sambench.models.sam2.hiera import HieraConfig
 from sambench.models.sam2.sam2 import PRESETS, Sam2Config
 
@@ -81,7 +82,7 @@ def trunk_from_metadata(checkpoint: str) -> Optional[HieraConfig]:
 def infer_trunk(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
                 trunk: Optional[HieraConfig] = None) -> tuple[HieraConfig, str]:
     """The trunk config (and preset name, or ``"custom"``) matching ``state``'s tensors."""
-    blocks = _indexes(state, TRUNK + "blocks.")
+    blocks = indexes(state, TRUNK + "blocks.")
     if not blocks or blocks != list(range(len(blocks))):
         raise SambenchError(f"{source}: Hiera blocks are missing or not numbered 0..n-1: {blocks[:10]}")
     starts = [i for i in blocks if f"{TRUNK}blocks.{i}.proj.weight" in state]
