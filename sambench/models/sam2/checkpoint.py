@@ -39,7 +39,6 @@ TRUNK = "image_encoder.trunk."
 VIDEO_KEYS = ("memory_attention.", "memory_encoder.", "mask_downsample.", "obj_ptr_proj.",
               "obj_ptr_tpos_proj.", "maskmem_tpos_enc", "no_mem_pos_enc", "no_obj_ptr",
               "no_obj_embed_spatial")
-SAM21_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.")
 # reference names → ours: the decoder transformer's MLPs are SAM v1's MLPBlock (lin1/lin2)
 RENAMES = tuple((f"sam_mask_decoder.transformer.layers.{i}.mlp.layers.{j}.",
                  f"mask_decoder.transformer.layers.{i}.mlp.lin{j + 1}.") for i in (0, 1) for j in (0, 1)) + (
