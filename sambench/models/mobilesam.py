@@ -22,12 +22,11 @@ from torch import nn
 from sambench.errors import SambenchError
 from sambench.models.base import Capabilities, indexes
 from sambench.models.family import PIXEL_MEAN, PIXEL_STD, CheckpointMapper, Family, Preprocess
+from sambench.models.hq_decoder import HQ_PREFIXES
 from sambench.models.sam.sam import DecoderConfig, prompt_modules
 from sambench.models.tiny_vit import TinyViT
 
 ENC = "image_encoder."
-HQ_PREFIXES = ("mask_decoder.hf_token.", "mask_decoder.hf_mlp.", "mask_decoder.compress_vit_feat.",
-               "mask_decoder.embedding_encoder.", "mask_decoder.embedding_maskfeature.")
 CLASSIFIER = (ENC + "head.", ENC + "norm_head.")  # TinyViT's ImageNet head: in mobile_sam.pt, unused
 
 

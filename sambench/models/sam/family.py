@@ -14,22 +14,16 @@ import torch
 from sambench.models.base import Capabilities
 from sambench.models.family import Family, Preprocess
 from sambench.models.family_model import FamilyModel
+from sambench.models.hq_decoder import HQ_PREFIXES
 from sambench.models.sam.checkpoint import infer_config, read_state_dict
 from sambench.models.sam.random_checkpoint import _random_tensor
 from sambench.models.sam.sam import PRESETS, Sam, SamConfig
-
-HQ_PREFIXES = ("mask_decoder.hf_token.", "mask_decoder.hf_mlp.", "mask_decoder.compress_vit_feat.",
-               "mask_decoder.embedding_encoder.", "mask_decoder.embedding_maskfeature.")
 
 
 def detect(state) -> bool:
     """A ViT encoder with rel-pos tables and SAM v1's decoder, without HQ-SAM's extra head."""
     return ("image_encoder.pos_embed" in state and "image_encoder.blocks.0.attn.rel_pos_h" in state
             and not any(k.startswith(HQ_PREFIXES) for k in state))
-
-
-def _infer(state, source: str = "checkpoint", decoder_num_heads: int = 8) -> SamConfig:
-    return infer_config(state, source, decoder_num_heads)
 
 
 def preprocess(config: SamConfig) -> Preprocess:
@@ -54,7 +48,7 @@ FAMILY = Family(
     name="sam",
     description="Segment Anything v1, our implementation (ViT-B/L/H and any SAM-v1-shaped "
                 "model, sizes inferred from the checkpoint; options: attention=auto|math|sdpa, compile)",
-    detect=detect, infer_config=_infer, build=Sam, preprocess=preprocess,
+    detect=detect, infer_config=infer_config, build=Sam, preprocess=preprocess,
     capabilities=capabilities, options=("decoder_num_heads",), presets=PRESETS,
     random_tensor=_random_tensor, model_class=SamModel,
 )
