@@ -144,10 +144,6 @@ def parse_vary(pairs: list[str]) -> dict[str, list]:
     return out
 
 
-def _protocol_of(runner):
-    return runner.proto
-
-
 def plan(pinned: dict, vary: Optional[dict[str, list]]) -> list[dict]:
     """(task, option, the run's setting, alternative value, open?, source) to score, in order.
     Without ``vary``: every open choice of every task of the run, each alternative it declares."""
@@ -158,7 +154,7 @@ def plan(pinned: dict, vary: Optional[dict[str, list]]) -> list[dict]:
     out, used = [], set()
     for task in pinned["tasks"]:
         spec = load_task(task["name"], task["datasets"], task["options"])
-        proto = _protocol_of(spec.build())
+        proto = spec.build().proto
         names = {f.name for f in fields(proto)}
         declared = open_choices(proto)
         if vary is None:
