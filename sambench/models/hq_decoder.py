@@ -20,9 +20,6 @@ from sambench.models.sam.common import LayerNorm2d
 from sambench.models.sam.mask_decoder import MLP, MaskDecoder
 from sambench.models.sam.transformer import cached
 
-# The HQ head's modules in a checkpoint: their keys tell HQ-SAM from SAM v1 and MobileSAM.
-HQ_PREFIXES = tuple(f"mask_decoder.{name}." for name in ("hf_token", "hf_mlp", "compress_vit_feat",
-                                                         "embedding_encoder", "embedding_maskfeature"))
 
 class HQMaskDecoder(MaskDecoder):
     """:class:`MaskDecoder` with HQ-SAM's head; ``forward`` takes the early feature ``interm``."""

@@ -26,8 +26,9 @@ from torch import nn
 from sambench.errors import SambenchError
 from sambench.models.base import Capabilities
 from sambench.models.family import CheckpointMapper, Family, Preprocess
-from sambench.models.hq_decoder import HQ_PREFIXES, HQMaskDecoder
+from sambench.models.hq_decoder import HQMaskDecoder
 from sambench.models.mobilesam import CLASSIFIER, ENC, TinyViTSamConfig, classifier_keys, tiny_vit_encoder
+from sambench.models.sam.family import HQ_PREFIXES
 from sambench.models.sam.image_encoder import ImageEncoderViT
 from sambench.models.sam.sam import PRESETS, SamConfig, prompt_modules
 

@@ -22,7 +22,7 @@ from torch import nn
 from sambench.errors import SambenchError
 from sambench.models.base import Capabilities, indexes
 from sambench.models.family import PIXEL_MEAN, PIXEL_STD, CheckpointMapper, Family, Preprocess
-from sambench.models.hq_decoder import HQ_PREFIXES
+from sambench.models.sam.family import HQ_PREFIXES
 from sambench.models.sam.sam import DecoderConfig, prompt_modules
 from sambench.models.tiny_vit import TinyViT
 

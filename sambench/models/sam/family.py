@@ -14,10 +14,13 @@ import torch
 from sambench.models.base import Capabilities
 from sambench.models.family import Family, Preprocess
 from sambench.models.family_model import FamilyModel
-from sambench.models.hq_decoder import HQ_PREFIXES
 from sambench.models.sam.checkpoint import infer_config, read_state_dict
 from sambench.models.sam.random_checkpoint import _random_tensor
 from sambench.models.sam.sam import PRESETS, Sam, SamConfig
+
+# HQ-SAM's extra decoder modules in a checkpoint: their keys tell it from SAM v1 and MobileSAM.
+HQ_PREFIXES = tuple(f"mask_decoder.{name}." for name in ("hf_token", "hf_mlp", "compress_vit_feat",
+                                                         "embedding_encoder", "embedding_maskfeature"))
 
 
 def detect(state) -> bool:
