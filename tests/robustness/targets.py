@@ -274,13 +274,13 @@ MAT_FIELD = st.one_of(st.tuples(st.integers(1, 6), st.integers(1, 6), st.integer
                       st.integers(-3, 3), st.text(max_size=4), st.none())
 MAT_SPEC = st.tuples(st.lists(st.fixed_dictionaries({}, optional={"Segmentation": MAT_FIELD, "Boundaries": MAT_FIELD,
                                                                   "Other": MAT_FIELD}), max_size=3),
-                     st.sampled_from(["groundTruth", "groundTruth", "other"]), EDITS)
+                     st.sampled_from(["groundTruth", "groundTruth", "other"]), st.booleans(), EDITS)
 
 
 def _mat(spec) -> bytes:
     import scipy.io
 
-    annotators, name, edits = spec
+    annotators, name, compress, edits = spec
     cell = np.empty((1, len(annotators)), dtype=object)
     for k, fields in enumerate(annotators):
         struct = {}
@@ -291,7 +291,7 @@ def _mat(spec) -> bytes:
             struct[key] = value if value is not None else np.zeros((0, 0))
         cell[0, k] = struct
     buf = io.BytesIO()
-    scipy.io.savemat(buf, {name: cell})
+    scipy.io.savemat(buf, {name: cell}, do_compression=compress)
     return mutate(buf.getvalue(), edits)
 
 
