@@ -1,11 +1,12 @@
 """MATLAB 5 ``.mat`` files from untrusted sources: the structure is checked before scipy parses it.
 
 scipy's MAT-5 reader (``scipy.io.matlab._mio5_utils``) is C code that trusts the file: it looks
-a data element's type code up in a fixed table of type objects without a bounds or NULL check
-(a numeric or char element of type miMATRIX, 8, 10, 11 or >= 19 dereferences a NULL or foreign
-pointer: a segfault), recurses through nested cells and structs on the C stack (deep nesting
-overflows it), and allocates whatever byte count an element declares before reading it. A
-segfault cannot be caught, so a corrupted BSDS ground-truth file would kill the whole run.
+a data element's type code up in a 20-entry table of type objects without a bounds or NULL check
+(numeric or char data of type 0, 8, 10, 11, 14 (a matrix), 15 or 19 has no entry, 20 and up
+fall past the table: a NULL or foreign pointer, a segfault), recurses through nested cells and
+structs on the C stack (deep nesting overflows it), and allocates whatever byte count an element
+declares before reading it. A segfault cannot be caught, so one corrupted BSDS ground-truth file
+would kill the whole run.
 
 :func:`read_mat` therefore walks the file first (:func:`check_mat5`) and hands scipy only what
 passed: every element's type legal at its place, every byte count inside its container, every
