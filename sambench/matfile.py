@@ -11,7 +11,7 @@ would kill the whole run.
 :func:`read_mat` therefore walks the file first (:func:`check_mat5`) and hands scipy only what
 passed: every element's type legal at its place, every byte count inside its container, every
 array's data exactly ``prod(dims)`` items, cells and structs at most :data:`MAX_DEPTH` deep, and
-each compressed variable inflated here, within :data:`MAX_INFLATED` bytes, so scipy reads the
+the compressed variables inflated here, within :data:`MAX_INFLATED` bytes, so scipy reads the
 checked bytes and never a zlib stream. Only the classes ground truth is made of are admitted
 (numeric, logical, char, cell, struct); MAT-4, v7.3 (HDF5), sparse, object, function and opaque
 variables are refused. Checking the container is cheaper and simpler than parsing in a child
@@ -29,7 +29,7 @@ from math import prod
 from sambench.errors import SambenchError
 
 MAX_DEPTH = 16  # cells and structs nested deeper are refused (BSDS ground truth: 3 levels)
-MAX_INFLATED = 1 << 30  # bytes one compressed variable may inflate to
+MAX_INFLATED = 1 << 30  # bytes the compressed variables of one file may inflate to, together
 
 MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 14, 15
 NUMERIC = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8}  # miTYPE -> item size
@@ -132,20 +132,20 @@ class _Walker:
         return pos
 
 
-def _inflate(raw: bytes) -> bytes:
+def _inflate(raw: bytes, budget: int) -> bytes:
     inflater = zlib.decompressobj()
     try:
-        out = inflater.decompress(raw, MAX_INFLATED)
+        out = inflater.decompress(raw, max(budget, 1))
     except zlib.error as exc:
         raise _Corrupt(f"compressed variable does not inflate ({exc})") from None
-    if inflater.unconsumed_tail:
-        raise _Corrupt(f"compressed variable inflates to more than {MAX_INFLATED} bytes")
+    if inflater.unconsumed_tail or len(out) > budget:
+        raise _Corrupt(f"compressed variables inflate to more than {MAX_INFLATED} bytes")
     return out
 
 
 def check_mat5(data: bytes) -> bytes:
-    """The file ``data`` with every compressed variable inflated, after checking its whole
-    structure; :class:`SambenchError`-ready message in ``ValueError`` on any violation."""
+    """The file ``data`` with its compressed variables inflated, once its whole structure has
+    passed; ``ValueError`` naming the first violation otherwise."""
     if len(data) < 128:
         raise ValueError(f"{len(data)} bytes, shorter than a MAT-file header")
     if 0 in data[:4]:
@@ -157,7 +157,7 @@ def check_mat5(data: bytes) -> bytes:
     if major != 1:
         hdf5 = " (MATLAB 7.3 files are HDF5: save with -v7)" if major == 2 else ""
         raise ValueError(f"MAT-file version {major} is not MAT-5{hdf5}")
-    walker, parts, pos = _Walker(data, order), [data[:128]], 128
+    walker, parts, pos, inflated = _Walker(data, order), [data[:128]], 128, 0
     try:
         while pos < len(data):
             if pos + 8 > len(data):
@@ -169,7 +169,8 @@ def check_mat5(data: bytes) -> bytes:
             if count == 0 or mdtype not in (MI_MATRIX, MI_COMPRESSED):
                 raise _Corrupt(f"variable at byte {pos} of type {mdtype} and {count} bytes")
             if mdtype == MI_COMPRESSED:
-                inner = _inflate(data[start:end])
+                inner = _inflate(data[start:end], MAX_INFLATED - inflated)
+                inflated += len(inner)
                 try:
                     size = _Walker(inner, order).matrix(0, len(inner), 1)
                 except _Corrupt as exc:

@@ -93,8 +93,12 @@ def test_decompression_is_bounded(tmp_path, monkeypatch):
     (tmp_path / "x.mat").write_bytes(mat_file(struct.pack("<2I", 15, len(packed)) + packed))  # not padded
     assert read_mat(tmp_path / "x.mat")["x"].shape == (1, 200)
     monkeypatch.setattr(matfile, "MAX_INFLATED", 1000)
-    with pytest.raises(SambenchError, match="inflates to more than 1000 bytes"):
+    with pytest.raises(SambenchError, match="inflate to more than 1000 bytes"):
         read_mat(tmp_path / "x.mat")
+    monkeypatch.setattr(matfile, "MAX_INFLATED", 3000)  # one variable fits, two do not
+    (tmp_path / "y.mat").write_bytes(mat_file(*[struct.pack("<2I", 15, len(packed)) + packed] * 2))
+    with pytest.raises(SambenchError, match="inflate to more than 3000 bytes"):
+        read_mat(tmp_path / "y.mat")
 
 
 def test_truncated_fixture_is_refused(tmp_path):
