@@ -137,8 +137,8 @@ def test_bsds_fixtures_read_exactly_as_scipy_reads_them(path):
 @pytest.mark.parametrize("compress", [False, True])
 def test_valid_variables_of_every_admitted_class_pass(compress):
     values = {"d": np.arange(6.0).reshape(2, 3), "u": np.arange(4, dtype=np.uint16), "b": np.eye(2) > 0,
-              "c": 1 + 2j, "s": "héllo", "e": np.zeros((0, 3)), "cell": np.array([[1, "a", np.zeros((0, 0))]], dtype=object),
-              "st": {"a": 1, "b": {"deep": [1, 2]}}, "empty_st": {}, "nested": np.empty((0, 0), dtype=object)}
+              "c": 1 + 2j, "s": "héllo", "e": np.zeros((0, 3)),
+              "cell": np.array([[1, "a", np.zeros((0, 0))]], dtype=object), "st": {"a": 1, "b": {"deep": [1, 2]}}, "empty_st": {}, "nested": np.empty((0, 0), dtype=object)}
     buf = io.BytesIO()
     scipy.io.savemat(buf, values, do_compression=compress)
     raw = buf.getvalue()

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # this checkout's sambench, before targets imports it
+from targets import MAT_WORDS as WORDS  # noqa: E402  type codes, sizes and limits of tags and headers
 MEMORY_CAP = 2 * 2**30
-WORDS = [0, 1, 2, 4, 5, 6, 8, 9, 14, 15, 16, 19, 200, 0xFFFF, 0x10000, 0x40001, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
 
 
 def bases() -> list[bytes]:
@@ -115,15 +116,17 @@ def run(mode: str, n: int) -> tuple[dict, list[int]]:
                     counts[key] = counts.get(key, 0) + value
             else:
                 last = int(line)
-        if proc.wait() == 0:
+        code = proc.wait()
+        if code == 0:
             break
+        if code > 0 or last < start:  # not a signal during a read: a broken script, not a finding
+            raise SystemExit(f"{mode} child failed (exit {code}) before mutant {start}")
         crashes.append(last)
         start = last + 1
     return counts, crashes
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     if sys.argv[1] == "--child":
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
         child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
