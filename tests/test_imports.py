@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent / "sambench"
 LAYERS = [
     ["sambench.errors", "sambench.registry", "sambench.resources", "sambench.types", "sambench.masks",
      "sambench.paths", "sambench.prompts", "sambench.distributed", "sambench.results", "sambench.options",
-     "sambench.validate", "sambench.rundir"],
+     "sambench.validate", "sambench.rundir", "sambench.matfile"],
     ["sambench.metrics", "sambench.text", "sambench.edges.nms", "sambench.edges.filters", "sambench.amg.utils",
      "sambench.amg.nms"],
     ["sambench.models", "sambench.datasets", "sambench.hub"],
