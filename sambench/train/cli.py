@@ -65,7 +65,7 @@ def build(model_spec: str, arch: str):
     """The model to train: a checkpoint, or a fresh architecture."""
     from sambench import hub
     from sambench.models import split_spec
-    from sambench.models.sam.checkpoint import load_sam
+    from sambench.models.sam.family import load_sam
     from sambench.models.sam.random_checkpoint import make_config
     from sambench.models.sam.sam import PRESETS, Sam
 
