@@ -225,7 +225,8 @@ def main() -> None:
     for r in rows:
         print(f"| {r['family']} {r['variant']} | {r['part']} | {r['dtype']} | {r['reference_s']:.3f} | "
               f"{r['ours_s']:.3f} | {r['speedup']:.2f}x | {r['reference_cpu_s']:.3f} | {r['ours_cpu_s']:.3f} | "
-              f"{r['cpu_speedup']:.2f}x | {r['reference_max_abs_vs_ref_fp32']:.1e} / {r['ours_max_abs_vs_ref_fp32']:.1e} |")
+              f"{r['cpu_speedup']:.2f}x | {r['reference_max_abs_vs_ref_fp32']:.1e} / "
+              f"{r['ours_max_abs_vs_ref_fp32']:.1e} |")
     if args.out:
         args.out.write_text(json.dumps({"machine": host, "rows": rows}, indent=1))
 

@@ -122,7 +122,8 @@ def inner(args) -> None:
     print(f"# {meta['cpu']}, {meta['torch_threads']} threads ({meta['cpu_capability']}), torch {meta['torch']}; "
           f"load average {meta['load_average_start'][0]:.1f} → {meta['load_average_end'][0]:.1f}; medians of "
           f"{args.repeats} interleaved rounds; decoder ms per prompt ({args.prompts} prompts in one call)")
-    print("| family | part | variant | ms | CPU ms | × reference fp32 (wall) | × (CPU time) | max abs Δ vs reference fp32 |")
+    print("| family | part | variant | ms | CPU ms | × reference fp32 (wall) | × (CPU time) "
+          "| max abs Δ vs reference fp32 |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['family']} | {r['part']} | {r['variant']} | {r['ms']:.1f} | {r['cpu_ms']:.1f} | "
