@@ -2,8 +2,10 @@
 
 Everything runs in the reference interpreter (``$SAMBENCH_OFFICIAL_PYTHON`` or
 ``.venv-official``: the references need torchvision, and timm for EdgeSAM), ours imported from
-this checkout, so both sides use the same torch build and machine state; calls are interleaved
-and the best of ``--repeat`` is kept. Random weights in the official layout (every tensor,
+this checkout, so both sides use the same torch build and machine state; calls are interleaved,
+and each row gives the median wall and CPU time of ``--repeat`` rounds after a warm-up round. On
+a shared machine quote the CPU-time ratio at ``--threads 1``: it does not count the time other
+processes hold the core. Random weights in the official layout (every tensor,
 batch-norm statistics included), one synthetic image.
 
 - **encoder**: the image encoder on the preprocessed ``(1, 3, S, S)`` input, fp32 and bf16
@@ -24,37 +26,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from bench_sam import machine, measure  # this script's folder is on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def best(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
-
-
 def interleaved(fns: dict, repeat: int) -> dict:
-    """``{name: (best seconds, last output)}``, the calls of each round interleaved."""
-    times = {name: [] for name in fns}
-    outs = {}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            outs[name] = fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: (min(times[name]), outs[name]) for name in fns}
+    """``{name: (median wall s, median CPU s, last output)}``, one untimed warm-up round, then
+    ``repeat`` rounds with the calls of each round interleaved (``bench_sam.measure``)."""
+    stats = measure(fns, 1, repeat)
+    return {name: (statistics.median(s["times"]), statistics.median(s["cpu"]), s["out"])
+            for name, s in stats.items()}
 
 
 def _diff(a, b) -> float:
@@ -65,19 +56,26 @@ def _diff(a, b) -> float:
     return float((a - b).abs().max())
 
 
+def _times(res: dict) -> dict:
+    (ref_s, ref_cpu, _), (ours_s, ours_cpu, _) = res["reference"], res["ours"]
+    return {"reference_s": round(ref_s, 4), "ours_s": round(ours_s, 4), "speedup": round(ref_s / ours_s, 2),
+            "reference_cpu_s": round(ref_cpu, 4), "ours_cpu_s": round(ours_cpu, 4),
+            "cpu_speedup": round(ref_cpu / ours_cpu, 2)}
+
+
 def _rows(family: str, variant: str, ref_model, ref_predictor_call, ours_path: str, image, points,
-          repeat: int) -> list[dict]:
+          repeat: int, dtypes: tuple[str, ...]) -> list[dict]:
     """Encoder and decoder rows (fp32, bf16) for one family, ours against the reference."""
     import torch
 
     import sambench
 
     ours = {dtype: sambench.load_model(family, checkpoint=ours_path, dtype=dtype)
-            for dtype in ("float32", "bfloat16")}
+            for dtype in dtypes}
     x, _ = ours["float32"].preprocess.image(image, "cpu")
     rows = []
     with torch.inference_mode():
-        for dtype in ("float32", "bfloat16"):
+        for dtype in dtypes:
             model = ours[dtype]
             autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16"
                         else torch.autocast("cpu", enabled=False))
@@ -92,14 +90,12 @@ def _rows(family: str, variant: str, ref_model, ref_predictor_call, ours_path: s
 
             res = interleaved({"reference": reference, "ours": mine}, repeat)
             if dtype == "float32":
-                ref_fp32 = res["reference"][1]
+                ref_fp32 = res["reference"][2]
             rows.append({"family": family, "variant": variant, "part": "encoder", "dtype": dtype,
-                         "reference_s": round(res["reference"][0], 4), "ours_s": round(res["ours"][0], 4),
-                         "speedup": round(res["reference"][0] / res["ours"][0], 2),
-                         "reference_max_abs_vs_ref_fp32": _diff(res["reference"][1], ref_fp32),
-                         "ours_max_abs_vs_ref_fp32": _diff(res["ours"][1], ref_fp32)})
+                         **_times(res), "reference_max_abs_vs_ref_fp32": _diff(res["reference"][2], ref_fp32),
+                         "ours_max_abs_vs_ref_fp32": _diff(res["ours"][2], ref_fp32)})
         labels = np.ones((len(points), 1), np.int64)
-        for dtype in ("float32", "bfloat16"):
+        for dtype in dtypes:
             model = ours[dtype]
             embedding = model.embed(image)
             autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16"
@@ -113,12 +109,10 @@ def _rows(family: str, variant: str, ref_model, ref_predictor_call, ours_path: s
                                "ours": lambda: model.predict(embedding, points=points[:, None], labels=labels)},
                               repeat)
             if dtype == "float32":
-                dec_fp32 = res["reference"][1]
+                dec_fp32 = res["reference"][2]
             rows.append({"family": family, "variant": variant, "part": f"decoder x{len(points)}", "dtype": dtype,
-                         "reference_s": round(res["reference"][0], 4), "ours_s": round(res["ours"][0], 4),
-                         "speedup": round(res["reference"][0] / res["ours"][0], 2),
-                         "reference_max_abs_vs_ref_fp32": _diff(res["reference"][1], dec_fp32),
-                         "ours_max_abs_vs_ref_fp32": _diff(res["ours"][1].low_res_logits, dec_fp32)})
+                         **_times(res), "reference_max_abs_vs_ref_fp32": _diff(res["reference"][2], dec_fp32),
+                         "ours_max_abs_vs_ref_fp32": _diff(res["ours"][2].low_res_logits, dec_fp32)})
     return rows
 
 
@@ -129,6 +123,8 @@ def worker(args) -> None:
     from sambench.models.sam.parity import synthetic_image
 
     torch.manual_seed(0)
+    host = machine()
+    dtypes = ("float32",) + (("bfloat16",) if args.bf16 else ())
     image = synthetic_image(480, 640, seed=1)
     rng = np.random.default_rng(2)
     points = (np.round(rng.uniform(0, 1, (args.prompts, 2)) * (639, 479) * 4) / 4).astype(np.float32)
@@ -156,7 +152,7 @@ def worker(args) -> None:
                 return predictor.predict_torch(coords, torch.from_numpy(lbl), multimask_output=True,
                                                return_logits=True)[2]
 
-            rows += _rows("efficientvit-sam", variant, ref, call, path, image, points, args.repeat)
+            rows += _rows("efficientvit-sam", variant, ref, call, path, image, points, args.repeat, dtypes)
         if args.edgesam_upstream:
             sys.path.insert(0, args.edgesam_upstream)
             from edge_sam import SamPredictor, sam_model_registry
@@ -179,10 +175,9 @@ def worker(args) -> None:
                 return edge_predictor.predict_torch(None, coords, torch.from_numpy(lbl), num_multimask_outputs=3,
                                                     return_logits=True, use_stability_score=False)[2]
 
-            rows += _rows("edgesam", "m1", ref, edge_call, path, image, points, args.repeat)
+            rows += _rows("edgesam", "m1", ref, edge_call, path, image, points, args.repeat, dtypes)
+    print(json.dumps({"machine": {**host, "load_average_end": os.getloadavg()}}), flush=True)
     for row in rows:
-        row["torch"] = torch.__version__
-        row["threads"] = torch.get_num_threads()
         print(json.dumps(row), flush=True)
 
 
@@ -191,7 +186,8 @@ def main() -> None:
     parser.add_argument("--variants", default="l0", help="EfficientViT-SAM sizes, comma-separated (l0,l1,l2,xl0,xl1)")
     parser.add_argument("--edgesam-upstream", help="a checkout of chongzhou96/EdgeSAM at the pinned commit")
     parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 rows only")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
@@ -211,23 +207,28 @@ def main() -> None:
         os.symlink(REPO / "sambench", Path(shim) / "sambench")
         env = {**os.environ, "PYTHONPATH": shim, "PYTHONNOUSERSITE": "1"}
         cmd = [python, __file__, "--worker", "--variants", args.variants, "--prompts", str(args.prompts),
-               "--repeat", str(args.repeat), "--threads", str(args.threads)]
+               "--repeat", str(args.repeat), "--threads", str(args.threads)] + ([] if args.bf16 else ["--no-bf16"])
         if args.edgesam_upstream:
             cmd += ["--edgesam-upstream", str(Path(args.edgesam_upstream).resolve())]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    print("| family | part | dtype | reference s | ours s | speed-up | max abs diff (ref bf16 / ours) vs ref fp32 |")
-    print("|---|---|---|---|---|---|---|")
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    host = next(line["machine"] for line in lines if "machine" in line)
+    rows = [line for line in lines if "machine" not in line]
+    print(f"{host['cpu']}, {host['torch_threads']} threads ({host['cpu_capability']}), torch {host['torch']}; "
+          f"load average {host['load_average_start'][0]:.1f} → {host['load_average_end'][0]:.1f}; "
+          f"medians of {args.repeat} interleaved rounds")
+    print("| family | part | dtype | reference s | ours s | speed-up (wall) | reference CPU s | ours CPU s | "
+          "speed-up (CPU time) | max abs diff (ref bf16 / ours) vs ref fp32 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['family']} {r['variant']} | {r['part']} | {r['dtype']} | {r['reference_s']:.3f} | "
-              f"{r['ours_s']:.3f} | {r['speedup']:.2f}x | {r['reference_max_abs_vs_ref_fp32']:.1e} / "
+              f"{r['ours_s']:.3f} | {r['speedup']:.2f}x | {r['reference_cpu_s']:.3f} | {r['ours_cpu_s']:.3f} | "
+              f"{r['cpu_speedup']:.2f}x | {r['reference_max_abs_vs_ref_fp32']:.1e} / "
               f"{r['ours_max_abs_vs_ref_fp32']:.1e} |")
-    if rows:
-        print(f"torch {rows[0]['torch']}, {rows[0]['threads']} threads")
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        args.out.write_text(json.dumps({"machine": host, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

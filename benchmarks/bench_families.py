@@ -12,16 +12,19 @@ Per family, on random weights of the released size (MobileSAM ``vit_t``; Light H
   prompts in one call vs ours ``predict(..., return_masks=False)`` with the N prompts.
 
 Accuracy beside time: max |Δ| of the image embedding and of the low-res logits against the
-reference fp32. Times are the minimum over ``--repeats`` after ``--warmup``, the variants
-interleaved; quote ratios (the machine may be shared).
+reference fp32. The variants run interleaved (``bench_sam.measure``), ``--repeats`` rounds after
+``--warmup``; each row gives the median wall time and the median CPU time of the process. On a
+shared machine quote the CPU-time ratio at ``--threads 1``: it does not count the time other
+processes hold the core (with several threads, waits at each operator's barrier do count).
 
-    python benchmarks/bench_families.py [--prompts 16] [--repeats 3] [--bf16] [--json out.json]
+    python benchmarks/bench_families.py [--prompts 16] [--repeats 5] [--threads 1] [--bf16] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,19 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_sam import machine, measure  # this script's folder is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def measure(variants: dict, warmup: int, repeats: int) -> dict:
-    """Interleaved runs of each ``name -> fn``: min seconds and the last output."""
-    stats = {name: {"times": []} for name in variants}
-    for rnd in range(warmup + repeats):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            stats[name]["out"] = fn()
-            if rnd >= warmup:
-                stats[name]["times"].append(time.perf_counter() - start)
-    return {name: {"min_s": min(s["times"]), "out": s["out"]} for name, s in stats.items()}
 
 
 def bench_family(family: str, preset: str, args, tmp: Path) -> list[dict]:
@@ -102,11 +95,14 @@ def bench_family(family: str, preset: str, args, tmp: Path) -> list[dict]:
                       args.warmup, args.repeats)
     rows = []
     for part, stats in (("encoder", encoder), ("decoder", decoder)):
-        base, truth = stats["reference fp32"]["min_s"], stats["reference fp32"]["out"]
+        base, truth = stats["reference fp32"], stats["reference fp32"]["out"]
+        per = args.prompts if part == "decoder" else 1
         for name, s in stats.items():
+            wall, cpu = statistics.median(s["times"]), statistics.median(s["cpu"])
             rows.append({"family": f"{family} ({preset})", "part": part, "variant": name,
-                         "ms": 1000 * s["min_s"] / (args.prompts if part == "decoder" else 1),
-                         "x_reference_fp32": base / s["min_s"],
+                         "ms": 1000 * wall / per, "cpu_ms": 1000 * cpu / per,
+                         "x_reference_fp32": statistics.median(base["times"]) / wall,
+                         "cpu_x_reference_fp32": statistics.median(base["cpu"]) / cpu,
                          "max_abs_diff": float(np.abs(s["out"] - truth).max())})
     return rows
 
@@ -115,27 +111,29 @@ def inner(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
+    meta = {**machine(), "prompts": args.prompts, "repeats": args.repeats}
     setups = [("mobilesam", "vit_t"), ("hq-sam", "vit_tiny")] + ([("hq-sam", args.hq_vit)] if args.hq_vit else [])
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row for family, preset in setups for row in bench_family(family, preset, args, Path(tmp))]
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_capability":
-            torch.backends.cpu.get_cpu_capability(), "prompts": args.prompts, "repeats": args.repeats}
+    meta["load_average_end"] = os.getloadavg()
     out = json.dumps({"meta": meta, "rows": rows}, indent=1)
     if args.json:
         Path(args.json).write_text(out)
-    print(f"# torch {meta['torch']}, {meta['threads']} threads, {meta['cpu_capability']}; decoder ms per prompt "
-          f"({args.prompts} prompts in one call)")
-    print("| family | part | variant | ms | × reference fp32 | max abs Δ vs reference fp32 |")
-    print("|---|---|---|---:|---:|---:|")
+    print(f"# {meta['cpu']}, {meta['torch_threads']} threads ({meta['cpu_capability']}), torch {meta['torch']}; "
+          f"load average {meta['load_average_start'][0]:.1f} → {meta['load_average_end'][0]:.1f}; medians of "
+          f"{args.repeats} interleaved rounds; decoder ms per prompt ({args.prompts} prompts in one call)")
+    print("| family | part | variant | ms | CPU ms | × reference fp32 (wall) | × (CPU time) "
+          "| max abs Δ vs reference fp32 |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['family']} | {r['part']} | {r['variant']} | {r['ms']:.1f} | {r['x_reference_fp32']:.2f} | "
-              f"{r['max_abs_diff']:.1e} |")
+        print(f"| {r['family']} | {r['part']} | {r['variant']} | {r['ms']:.1f} | {r['cpu_ms']:.1f} | "
+              f"{r['x_reference_fp32']:.2f} | {r['cpu_x_reference_fp32']:.2f} | {r['max_abs_diff']:.1e} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--bf16", action="store_true", help="also bf16 autocast (slow without bf16 matrix units)")

@@ -24,6 +24,7 @@ from sambench.models import hq_sam, mobilesam
 from sambench.models.family import random_checkpoint
 from sambench.models.family_parity import images, ours_for_cases, prompt_cases
 from sambench.models.reference import reference_available, reference_predictions
+from sambench.models.sam.checkpoint import read_state_dict
 from sambench.models.sam.parity import LOGIT_TOL, SCORE_TOL
 
 NARROW = dict(prompt_embed_dim=64, mask_in_chans=8, decoder_mlp_dim=128, iou_head_hidden_dim=32)
@@ -99,22 +100,31 @@ def test_parity(run):
     print(f"{name} parity, worst max |diff|: {worst}")
 
 
-def test_one_perturbed_tensor_breaks_parity(run):
+def test_one_perturbed_tensor_breaks_parity(run, tmp_path):
     """Not vacuous: a small change to one tensor of each kind (attention-bias table, batch-norm
-    statistic, HQ head, ...) moves the logits beyond the bound. An edited TinyViT bias table
-    is used at once: no attention-bias cache outlives the weights."""
+    statistic, HQ head, ...) moves the logits beyond the bound. A tensor the loaded model keeps
+    is edited in place, so an edited TinyViT bias table must be used at once (no attention-bias
+    cache outlives the weights); a batch norm, folded into its conv at load, is edited in the
+    checkpoint, which is then loaded again."""
     _, model, pictures, cases, reference, perturb = run
     image = next(iter(pictures.values()))
     tensors = dict(model.sam.named_parameters(), **dict(model.sam.named_buffers()))
     for key in perturb:
-        tensor = tensors[key]
-        saved = tensor.detach().clone()
-        with torch.no_grad():
-            tensor.view(-1)[0] += 0.5 * (saved.abs().max() + 1)
-        try:
-            low, _ = ours_for_cases(model, model.embed(image), cases[:1], [], [])[0]
-        finally:
+        if key in tensors:
+            tensor = tensors[key]
+            saved = tensor.detach().clone()
             with torch.no_grad():
-                tensor.copy_(saved)
+                tensor[(0,) * tensor.ndim] += 0.5 * (saved.abs().max() + 1)
+            try:
+                low, _ = ours_for_cases(model, model.embed(image), cases[:1], [], [])[0]
+            finally:
+                with torch.no_grad():
+                    tensor.copy_(saved)
+        else:
+            state = read_state_dict(model.checkpoint)
+            state[key][(0,) * state[key].ndim] += 0.5 * (state[key].abs().max() + 1)
+            torch.save(state, tmp_path / "perturbed.pth")
+            edited = sambench.load_model(f"{model.family}:{tmp_path / 'perturbed.pth'}")
+            low, _ = ours_for_cases(edited, edited.embed(image), cases[:1], [], [])[0]
         diff = float(np.abs(low - reference["low_res"][0][0]).max())
         assert diff > LOGIT_TOL, (key, diff)

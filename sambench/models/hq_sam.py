@@ -97,9 +97,11 @@ class HQSam(nn.Module):
             vit_dim = config.embed_dim
         self.prompt_encoder, self.mask_decoder = prompt_modules(
             config, HQMaskDecoder, vit_dim=vit_dim, hq_token_only=config.hq_token_only)
+        self._released_params = sum(p.numel() for p in self.parameters())
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the released layout (counted before ``prepare_inference`` folds norms)."""
+        return self._released_params
 
 
 def is_tiny(state: Mapping) -> bool:

@@ -72,9 +72,11 @@ class MobileSam(nn.Module):
         self.config = config
         self.image_encoder = tiny_vit_encoder(config)
         self.prompt_encoder, self.mask_decoder = prompt_modules(config)
+        self._released_params = sum(p.numel() for p in self.parameters())
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the released layout (counted before ``prepare_inference`` folds norms)."""
+        return self._released_params
 
 
 def tiny_vit_fields(state: Mapping[str, torch.Tensor], source: str) -> dict:

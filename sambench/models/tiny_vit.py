@@ -18,6 +18,11 @@ Details that decide the numbers, as in the reference:
 - the attention bias of a window is gathered from ``attention_biases`` on every call, so it
   always reflects the loaded weights (the reference caches it when switched to eval mode,
   which goes stale if weights are loaded afterwards).
+
+:meth:`TinyViT.prepare_inference` (called once the weights are loaded) folds every batch norm
+into its convolution and runs the convolutions channels-last, the layout of the attention
+stages' tokens: the same function up to fp32 rounding, with fewer passes over memory and no
+layout copies around each depthwise conv.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sambench.models.conv_layers import fold_bn
 from sambench.models.sam.common import LayerNorm2d
 
 KEEP_RESOLUTION = (320, 448, 576)  # merge widths the reference gives stride 1
@@ -40,6 +46,10 @@ class Conv2dBN(nn.Sequential):
         super().__init__()
         self.add_module("c", nn.Conv2d(a, b, ks, stride, pad, groups=groups, bias=False))
         self.add_module("bn", nn.BatchNorm2d(b))
+
+    def folded(self) -> nn.Conv2d:
+        """One conv with bias computing this pair in eval mode."""
+        return fold_bn(self.c, self.bn)
 
 
 class PatchEmbed(nn.Module):
@@ -156,8 +166,9 @@ class TinyViTBlock(nn.Module):
             y = y.view(batch, n, n, w, w, channels).transpose(2, 3).reshape(batch, side + pad, side + pad, channels)
             y = y[:, :side, :side].reshape(batch, tokens, channels)
         x = x + y
-        x = self.local_conv(x.transpose(1, 2).reshape(batch, channels, side, side))
-        x = x.view(batch, channels, tokens).transpose(1, 2)
+        # the tokens seen as a channels-last map: no copy in, none out after a channels-last conv
+        x = self.local_conv(x.view(batch, side, side, channels).permute(0, 3, 1, 2))
+        x = x.permute(0, 2, 3, 1).reshape(batch, tokens, channels)
         return x + self.mlp(x)
 
 
@@ -221,8 +232,22 @@ class TinyViT(nn.Module):
             nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
             LayerNorm2d(out_chans),
         )
+        self.channels_last = False
+
+    @torch.no_grad()
+    def prepare_inference(self) -> "TinyViT":
+        """Prepare for inference (after loading weights): fold batch norms into convs and keep
+        the convolutions' maps channels-last."""
+        for module in list(self.modules()):
+            for name, child in list(module.named_children()):
+                if isinstance(child, Conv2dBN):
+                    setattr(module, name, child.folded())
+        self.channels_last = True
+        return self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.patch_embed(x)
         interm = None
         for i, layer in enumerate(self.layers):
@@ -230,5 +255,5 @@ class TinyViT(nn.Module):
             if i == self.interm_stage:
                 interm = x.view(x.shape[0], self.grid, self.grid, -1)
         x = x.view(x.shape[0], self.grid, self.grid, -1).permute(0, 3, 1, 2)
-        x = self.neck(x)
+        x = self.neck(x).contiguous()
         return x if self.interm_stage is None else (x, interm)
