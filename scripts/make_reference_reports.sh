@@ -13,10 +13,10 @@
 # task looks like; its numbers mean nothing. Runs go to a temporary folder (records are not
 # committed); set KEEP_RUNS=DIR to keep them there instead.
 #
-# The defaults: the GrabCut baseline, and a random-weights tiny SAM (written here with
-# seed 0) run through our implementation and through the official code: a leaderboard row
-# for each, and two SAM rows that must agree (parity). The bundled trained tiny SAM joins
-# them once it exists.
+# The defaults: the bundled demo model (repvit-sam:bundled, the demo's default), the GrabCut
+# baseline, and a random-weights tiny SAM (written here with seed 0) run through our
+# implementation and through the official code: a leaderboard row for each, and two SAM rows
+# that must agree (parity).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +36,7 @@ cp "$runs/example-all-tasks/"{results.json,report.html,report.pdf} reports/demo/
 [ "${1:-}" != "--example" ] || exit 0
 
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(grabcut "sam:$random_ckpt" "sam-official:$random_ckpt")
+[ ${#models[@]} -gt 0 ] || models=(repvit-sam:bundled grabcut "sam:$random_ckpt" "sam-official:$random_ckpt")
 
 dirs=()
 for model in "${models[@]}"; do

@@ -163,8 +163,9 @@ def test_every_table_entry_is_complete():
     for key, entry in hub.table().items():
         family, _, name = key.partition(":")
         assert family and name and entry["file"] and entry["licence"] and entry["source"], key
-        assert ("url" in entry) != ("hf" in entry), key
+        assert sum(k in entry for k in ("url", "hf", "bundled")) == 1, key
         assert entry["sha256"] is None or len(entry["sha256"]) == 64, key
+        assert "bundled" not in entry or entry["sha256"], key  # shipped files are always verified
         assert entry["sha256_source"], key
 
 
