@@ -469,6 +469,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reader_left() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error on it)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is not a real file
+        return False
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
@@ -482,7 +494,15 @@ def main(argv=None) -> int:
 
         validate.set_max_pixels(getattr(args, "max_pixels", None))
         _apply_hub_flags(args)
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that left shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        if not _reader_left():
+            raise  # another pipe (a reference subprocess): a real failure
+        # `sambench ... | head` read what it wanted: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
+        return 141  # 128 + SIGPIPE, the status a shell reports for `ls | head`
     except SambenchError as exc:
         print(f"sambench: error: {exc}", file=sys.stderr)
         return 2

@@ -270,6 +270,15 @@ def _score_shard(config: RunConfig, task: TaskSpec, runner: TaskRunner, model, r
     bar.close()
 
 
+def n_masks(records: list[SampleRecord]) -> int:
+    """Distinct (image, mask) pairs the rows name; an image whose rows name no mask (per-image
+    rows: edges, concept pairs) counts once. Rows without a mask beside rows with one (the text
+    task's concept pairs) add nothing."""
+    named = {(r.sample_id, row["mask"]) for r in records for row in r.rows if "mask" in row}
+    unnamed = {r.sample_id for r in records if r.rows and not any("mask" in row for row in r.rows)}
+    return len(named) + len(unnamed)
+
+
 def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner: TaskRunner, ref, dataset, context,
                        unsupported: Optional[str] = None) -> dict:
     """Read every record of a dataset in dataset order and compute its result entry
@@ -300,7 +309,7 @@ def _aggregate_dataset(config: RunConfig, task: TaskSpec, runner: TaskRunner, re
     if source:  # where remote rows came from (Hugging Face: repository, revision, fingerprint)
         entry["source"] = source
     entry["n_images"] = len(records)
-    entry["n_masks"] = len({(r.sample_id, row.get("mask")) for r in records for row in r.rows})
+    entry["n_masks"] = n_masks(records)
     problems = list(getattr(dataset, "problems", []))  # of the files: duplicated ids, orphans
     for p in problems:
         log.warning("%s/%s: %s: %s", task.name, ref.name, p["kind"], p["detail"])

@@ -39,6 +39,7 @@ import yaml
 
 from sambench.errors import SambenchError, UnknownNameError
 from sambench.registry import Registry
+from sambench.resources import cache_root
 
 log = logging.getLogger("sambench")
 
@@ -62,8 +63,7 @@ def _allow_unverified() -> bool:
 
 
 def checkpoint_dir() -> Path:
-    root = os.environ.get("SAMBENCH_CACHE") or Path.home() / ".cache" / "sambench"
-    return Path(root) / "checkpoints"
+    return cache_root() / "checkpoints"
 
 
 # Model names that read another family's released files (the official code on SAM's checkpoints).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import threading
 
 import pytest
@@ -117,6 +118,41 @@ def test_404_and_unreachable_host_are_one_clear_error(server, cache, monkeypatch
     assert leftovers(cache) == []
 
 
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(server, cache, monkeypatch):
+    import builtins
+    import errno
+
+    class FullDisk:
+        """A file that takes the first 100 kB, then fails as a full disk does."""
+
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            if self.file.tell() + len(data) > 100_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        file = builtins.open(path, mode, *args, **kwargs)
+        return FullDisk(file) if "w" in mode else file
+
+    use_table(monkeypatch, server, b=("good", SHA))
+    monkeypatch.setattr(hub, "open", fake_open, raising=False)
+    with pytest.raises(SambenchError, match="cannot write .*No space left on device"):
+        hub.resolve("sam", "b")
+    assert leftovers(cache) == []
+
+
 def test_offline_refuses_the_network_and_says_where_to_put_the_file(server, cache, monkeypatch):
     use_table(monkeypatch, server, b=("good", SHA))
     monkeypatch.setenv("SAMBENCH_OFFLINE", "1")
@@ -160,13 +196,20 @@ def test_paths_and_unknown_names_pass_through(cache, tmp_path):
 
 
 def test_every_table_entry_is_complete():
+    """A hash is a sha256 with a public record named down to the commit; a missing one says why."""
+    files = [entry["file"] for entry in hub.table().values()]
+    assert len(files) == len(set(files))
     for key, entry in hub.table().items():
         family, _, name = key.partition(":")
         assert family and name and entry["file"] and entry["licence"] and entry["source"], key
         assert sum(k in entry for k in ("url", "hf", "bundled")) == 1, key
-        assert entry["sha256"] is None or len(entry["sha256"]) == 64, key
-        assert "bundled" not in entry or entry["sha256"], key  # shipped files are always verified
-        assert entry["sha256_source"], key
+        if "bundled" in entry:  # shipped inside the package: its hash is the committed file's
+            assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) and entry["sha256_source"], key
+        elif entry["sha256"] is None:
+            assert entry["sha256_source"].startswith("unknown"), key
+        else:
+            assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), key
+            assert re.search(r"\S+/\S+ \S+ @ [0-9a-f]{40}", entry["sha256_source"]), key
 
 
 def test_load_model_resolves_a_named_checkpoint(server, cache, monkeypatch, tmp_path, one_thread):

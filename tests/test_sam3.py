@@ -128,6 +128,12 @@ def test_checkpoint_mistakes_are_one_line(tmp_path):
         load_model("sam3", checkpoint=str(tmp_path / "ok.pt"), dtype="bfloat16")
     with pytest.raises(SambenchError, match="needs a checkpoint"):
         load_model("sam3")
+    # the SAM 3.1 release's layout: multiplex tracker under tracker.model.*, a tri-head neck
+    for key in ("tracker.model.interactive_sam_mask_decoder.w", "detector.backbone.vision_backbone.interactive_convs.0.w",
+                "detector.backbone.vision_backbone.propagation_convs.2.conv_3x3.weight"):
+        torch.save({"model": {"detector.backbone.x": torch.zeros(2), key: torch.zeros(2)}}, tmp_path / "s31.pt")
+        with pytest.raises(SambenchError, match=r"is a SAM 3\.1 \(Object Multiplex\) checkpoint"):
+            load_model("sam3", checkpoint=str(tmp_path / "s31.pt"))
 
 
 def test_bpe_search_names_the_fix(tmp_path):

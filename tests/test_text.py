@@ -531,6 +531,92 @@ def test_models_without_text_path_or_encoder_are_refused():
         TextTask({"text_encoder": "hash:32"}).run_sample(ScriptedTextModel([(0, 0, 20, 20)]), make_sample(), None, 0)
 
 
+# -- mode text as concept segmentation (cgF1 with absent phrases) ------------------------------
+class ScoredTextModel(ScriptedTextModel):
+    """The scripted model with a chosen predicted IoU per scripted box, for text prompts."""
+
+    def __init__(self, boxes, text_scores):
+        super().__init__(boxes)
+        self.text_scores = text_scores
+
+    def predict(self, embedding, text=None, **prompts):
+        pred = super().predict(embedding, text=text, **prompts)
+        if text is not None and prompts.get("points") is None:
+            pred.scores[:] = np.array([self.text_scores[int(np.argmax(t)) % len(self.boxes)] for t in text])[:, None]
+        return pred
+
+
+def concept_fixture():
+    """Image 7 (make_sample, category phrases): squares 1 (20x20) and 3 (10x10), bar 2, a crowd
+    'ring'; a second image gives the vocabulary 'disc', 'ring', 'cone' too."""
+    sample = make_sample()
+    sample.instances[-1].category = "ring"  # present only as crowd: neither positive nor negative
+    other = Sample(id="8", dataset="toy", height=H, width=W, instances=[
+        Instance(id=str(10 + i), rle=mask_codec.encode(square(0, 0, 5, 5)), category=c, category_id=1)
+        for i, c in enumerate(["disc", "ring", "cone"])])
+    return sample, other
+
+
+def concept_task(negatives="all"):
+    from sambench.tasks.text import TextContext, build_vocabulary
+
+    sample, other = concept_fixture()
+    task = TextTask({"modes": ["text"], "phrases": "category", "chance": False, "negatives": negatives})
+    # square → square 1 exactly (0.9); bar → a box off the bar (0.8); cone → the bar's box (0.7); disc → 0.3
+    task.encoder = fixed_encoder({"square": 0, "bar": 3, "disc": 2, "cone": 1})
+    model = ScoredTextModel([(0, 0, 20, 20), (30, 5, 60, 10), (25, 25, 35, 35), (0, 0, 10, 10)],
+                            [0.9, 0.7, 0.3, 0.8])
+    context = TextContext("toy", Path("."), vocabulary=build_vocabulary([sample, other], "category"))
+    return task, model, sample, context
+
+
+def test_text_cgf1_by_hand():
+    task, model, sample, context = concept_task()
+    assert list(context.vocabulary.phrases["category"]) == ["bar", "cone", "disc", "ring", "square"]
+    record = task.run_sample(model, sample, context, seed=0)
+    pairs = {r["phrase"]: r for r in record.rows if r["mode"] == "concept"}
+    assert sorted(pairs) == ["bar", "cone", "disc", "square"]  # ring: crowd only, so not absent
+    assert [(p, pairs[p]["negative"], pairs[p]["n_gt"]) for p in ("square", "bar", "cone", "disc")] == [
+        ("square", False, 2), ("bar", False, 1), ("cone", True, 0), ("disc", True, 0)]
+    # square: square 1 found, square 3 missed (TP 1, FN 1); bar: one wrong mask (FP 1, FN 1), still
+    # an image-level TP; cone: a mask where there is none (IL FP); disc: 0.3 < 0.5, nothing (IL TN)
+    assert [pairs[p]["pair"]["outcome"] for p in ("square", "bar", "cone", "disc")] == ["tp", "tp", "fp", "tn"]
+    assert pairs["square"]["pair"]["tps"] == [1] * 10 and pairs["square"]["pair"]["fns"] == [1] * 10
+    assert pairs["bar"]["pair"]["fps"] == [1] * 10 and pairs["bar"]["pair"]["fns"] == [1] * 10
+    m = task.aggregate([record], context, seed=0)
+    assert (m["text_pairs"], m["text_il_tp"], m["text_il_fp"], m["text_il_tn"], m["text_il_fn"]) == (4, 2, 1, 1, 0)
+    mcc = (2 * 1 - 1 * 0) / (((2 + 1) * (2 + 0) * (1 + 1) * (1 + 0)) ** 0.5 + 1e-6)  # SAM 3's epsilons
+    precision = 1 / (1 + 1 + 1e-4)  # TP 1, FP 1 over the image-level-TP pairs
+    recall = 1 / (1 + 2 + 1e-4)  # FN: square 3 and the bar
+    pmf1 = 2 * precision * recall / (precision + recall + 1e-4)
+    assert m["text_il_mcc"] == pytest.approx(mcc, abs=1e-12) and m["text_pmf1"] == pytest.approx(pmf1, abs=1e-12)
+    for key in ("text_cgf1", "text_cgf1@0.5", "text_cgf1@0.75"):
+        assert m[key] == pytest.approx(pmf1 * mcc, abs=1e-12)
+    assert m["text_miou"] == pytest.approx((1 + 0 + 0) / 3)  # the one-mask-per-object numbers are unchanged
+    spec = [s.name for s in TextTask.metric_spec(task.protocol(context))]
+    assert {"text_cgf1", "text_il_mcc", "text_pmf1"} <= set(spec)
+    assert task.protocol(context)["negative_vocabulary"]["category"]["phrases"] == 5
+
+
+def test_text_negatives_are_seeded_and_optional():
+    task, model, sample, context = concept_task(negatives=1)
+    drawn = {s: [r["phrase"] for r in task.run_sample(model, sample, context, seed=s).rows if r.get("negative")]
+             for s in range(12)}
+    assert all(len(v) == 1 and v[0] in {"cone", "disc"} for v in drawn.values())
+    assert {v[0] for v in drawn.values()} == {"cone", "disc"}  # the seed chooses
+    assert drawn[3] == [r["phrase"] for r in task.run_sample(model, sample, context, seed=3).rows if r.get("negative")]
+    for options in ({"negatives": 0}, {"phrases": "expressions"}, {"modes": ["text+point"]}):
+        off = TextTask({"modes": ["text"], "phrases": "category", **options})
+        assert not off.proto.scores_concepts
+        assert "text_cgf1" not in [s.name for s in TextTask.metric_spec(off.protocol(None))]
+    sample.instances = sample.instances[:2] + sample.instances[3:]  # a run scoring a subset of the masks
+    record = task.run_sample(model, sample, context, seed=0)
+    assert not any(r["mode"] == "concept" for r in record.rows)
+    assert [e["kind"] for e in record.errors].count("concept_not_scored") == 1
+    with pytest.raises(SambenchError, match="negatives must be a count >= 0 or 'all'"):
+        TextTask({"negatives": -1})
+
+
 # -- the CLI on a random tiny checkpoint with a text path ------------------------------------
 @pytest.fixture(scope="module")
 def tiny_text_ckpt(tmp_path_factory):
@@ -560,6 +646,51 @@ def test_cli_text_task_on_synthetic_descriptions(tiny_text_ckpt, tmp_path, capsy
                  "--limit", "2", "--out", str(out), "--no-cache", "--json", "--no-report"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["results"][0]["metrics"] == metrics
+
+
+def test_cli_text_cgf1_on_synthetic_descriptions(tiny_text_ckpt, tmp_path, capsys):
+    """Mode text scored as concept segmentation on the synthetic data: the vocabulary is every
+    description of the split, each image gets its distinct descriptions and (``all``) every
+    absent one, the counts add up, and the drawn negatives follow the run seed."""
+    from sambench.datasets import resolve
+
+    data = json.loads((resolve("synth-shapes").root / "annotations.json").read_text())
+    vocabulary = sorted({" ".join(a["description"].lower().split()) for a in data["annotations"]})
+
+    def run(name, *extra):
+        assert main(["run", "--task", "text", "--dataset", "synth-shapes", "--model", f"sam:{tiny_text_ckpt}",
+                     "--limit", "2", "--out", str(tmp_path / name), "--no-cache", "--no-report", "--json",
+                     *extra]) == 0
+        entry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+        rows = {p.stem: [r for r in json.loads(p.read_text())["rows"] if r["mode"] == "concept"]
+                for p in (tmp_path / name / "records" / "text" / "synth-shapes").glob("*.json")}
+        return entry, rows
+
+    entry, rows = run("all", "--task-option", "negatives=all")
+    m = entry["metrics"]
+    assert entry["protocol"]["negatives"] == "all"
+    assert entry["protocol"]["negative_vocabulary"]["description"]["phrases"] == len(vocabulary)
+    assert len(rows) == 2
+    for image_id, pairs in rows.items():
+        present = {" ".join(a["description"].lower().split()) for a in data["annotations"]
+                   if str(a["image_id"]) == image_id}
+        assert sorted(" ".join(r["phrase"].lower().split()) for r in pairs if r["negative"]) == sorted(
+            set(vocabulary) - present)
+        assert sorted(r["phrase"] for r in pairs if not r["negative"]) == sorted(present)
+    assert m["text_pairs"] == len(vocabulary) * 2 == sum(m[f"text_il_{k}"] for k in ("tp", "fp", "tn", "fn"))
+    assert m["text_il_tn"] + m["text_il_fp"] == sum(r["negative"] for pairs in rows.values() for r in pairs)
+    assert entry["n_masks"] == sum(1 for a in data["annotations"] if str(a["image_id"]) in rows)
+    assert {"text_cgf1", "text_cgf1@0.5", "text_cgf1@0.75", "text_il_mcc", "text_pmf1"} <= set(m)
+    assert "text_cgf1" in [s["name"] for s in entry["metric_spec"] if s["headline"]]
+
+    five, rows5 = run("five")
+    again, rows5_again = run("five_again")
+    other, rows_other = run("seed1", "--seed", "1")
+    negatives = lambda rows: {k: [r["phrase"] for r in v if r["negative"]] for k, v in rows.items()}
+    positives = sum(not r["negative"] for pairs in rows.values() for r in pairs)
+    assert five["metrics"]["text_pairs"] == positives + 2 * 5  # 5 absent phrases drawn per image
+    assert negatives(rows5) == negatives(rows5_again) and five["metrics"] == again["metrics"]
+    assert negatives(rows_other) != negatives(rows5)
 
 
 def test_cli_text_user_mistakes(tiny_text_ckpt, tmp_path, capsys):

@@ -8,7 +8,6 @@ Table 7 dataset with the paper's subsampling rule, or with a frozen sample list 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,6 +17,7 @@ from sambench.datasets.cards import DatasetCard, load_cards
 from sambench.datasets.coco import CocoDataset
 from sambench.datasets.sampling import SampleList, Selected, draw, read_sample_list
 from sambench.errors import SambenchError
+from sambench.resources import cache_root as cache_dir  # the one rule for where the cache lives
 
 
 @dataclass
@@ -58,8 +58,6 @@ class DatasetRef:
         return dataset
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SAMBENCH_CACHE", Path.home() / ".cache" / "sambench"))
 
 
 def resolve(spec: str, data_root: Optional[str] = None) -> DatasetRef:

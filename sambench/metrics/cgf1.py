@@ -207,5 +207,15 @@ def accumulate(pairs: Sequence[PairScore]) -> dict:
     return out
 
 
+def results_metrics(pairs: Sequence[PairScore], prefix: str = "") -> dict:
+    """:func:`accumulate` under the names a task reports (``prefix`` + :data:`METRIC_NAMES`,
+    ``pairs`` and the image-level counts ``il_tp`` ... ``il_fn``)."""
+    values = accumulate(pairs)
+    out = {f"{prefix}{name}": values[name] for name in METRIC_NAMES}
+    out[f"{prefix}pairs"] = values["n_pairs"]
+    out.update({f"{prefix}il_{k}": values[f"il_{k}_count"] for k in ("tp", "fp", "tn", "fn")})
+    return out
+
+
 __all__ = ["IOU_THRESHOLDS", "METRIC_NAMES", "REFERENCE_NAMES", "SCORE_THRESHOLD", "PairScore",
-           "accumulate", "oracle", "pair_ious", "score_annotators", "score_pair"]
+           "accumulate", "oracle", "pair_ious", "results_metrics", "score_annotators", "score_pair"]

@@ -37,7 +37,8 @@ import numpy as np
 
 from sambench import masks as mask_codec
 from sambench.errors import SambenchError
-from sambench.metrics.cgf1 import IOU_THRESHOLDS, SCORE_THRESHOLD, PairScore, accumulate, score_annotators
+from sambench.metrics.cgf1 import (IOU_THRESHOLDS, SCORE_THRESHOLD, PairScore, results_metrics,
+                                   score_annotators)
 from sambench.models.base import supports_concepts, supports_text
 from sambench.results import atomic_write_json
 from sambench.tasks import DatasetContext, Metric, TaskRunner, load_image_or_record
@@ -54,6 +55,13 @@ METRICS = (("cgf1", "cgF1", True), ("cgf1@0.5", "cgF1@0.5", False), ("cgf1@0.75"
            ("il_mcc", "IL_MCC", True), ("pmf1", "pmF1", True), ("positive_macro_f1", "pos. macro-F1", False),
            ("precision", "precision", False), ("recall", "recall", False), ("il_f1", "IL_F1", False),
            ("il_fpr", "IL_FPR", False))
+
+
+def cgf1_metric_spec(prefix: str, label: str, factors_headline: bool) -> list[Metric]:
+    """cgF1 and its factors as ``prefix`` + name (the concept task's routes, the text task's
+    text mode): cgF1 is a headline, IL_MCC and pmF1 too with ``factors_headline``."""
+    return [Metric(f"{prefix}{name}", f"{label}{text}", headline=name == "cgf1" or (factors_headline and headline))
+            for name, text, headline in METRICS]
 
 
 @dataclass
@@ -129,9 +137,7 @@ class ConceptTask(TaskRunner):
         factors; headline: the concept route's cgF1, IL_MCC and pmF1, the others' cgF1."""
         routes = [r for route in protocol.get("routes", ["auto"])
                   for r in (("concept", "text") if route == "auto" else (route,))]
-        return [Metric(f"{PREFIX[r]}{name}", f"{ROUTE_LABELS[r]}{label}",
-                       headline=name == "cgf1" or (r == "concept" and headline))
-                for r in PREFIX if r in routes for name, label, headline in METRICS]
+        return [m for r in PREFIX if r in routes for m in cgf1_metric_spec(PREFIX[r], ROUTE_LABELS[r], r == "concept")]
 
     def prepare(self, ref, out: Path, model=None) -> ConceptContext:
         return ConceptContext(ref.name, Path(out))
@@ -223,12 +229,8 @@ class ConceptTask(TaskRunner):
                 n_sets = max(n_sets, row["annotators"])
         metrics: dict = {}
         for route, pairs in by_route.items():
-            values = accumulate(pairs)
             prefix = PREFIX[route]
-            metrics.update({f"{prefix}{k}": v for k, v in values.items()
-                            if not k.endswith("_count") and k != "n_pairs"})
-            metrics[f"{prefix}pairs"] = values["n_pairs"]
-            metrics.update({f"{prefix}il_{k}": values[f"il_{k}_count"] for k in ("tp", "fp", "tn", "fn")})
+            metrics.update(results_metrics(pairs, prefix))
             metrics[f"{prefix}oracle_choice"] = np.bincount(chosen[route], minlength=n_sets).tolist()
         if self.proto.write_predictions and context is not None:
             self._write_predictions(records, context.out / context.name)
@@ -251,4 +253,4 @@ class ConceptTask(TaskRunner):
             atomic_write_json(path, results)
 
 
-__all__ = ["ConceptTask", "ConceptProtocol", "routes_for"]
+__all__ = ["ConceptTask", "ConceptProtocol", "cgf1_metric_spec", "routes_for"]

@@ -25,25 +25,39 @@ whether it returns 3 masks or 1). Metrics (:mod:`sambench.metrics.referring`), p
 mode (``text_``, ``text+point_``, ``det_``, ``det+point_``, ``chance_``): ``miou`` (+ ``_ci95``),
 ``ciou`` (Σ intersection / Σ union), ``p@0.5`` / ``p@0.7`` / ``p@0.9`` (IoU ≥ t); with a
 detections file also ``det_coverage`` (fraction of units that had a box).
+
+The ``text`` mode is also scored as concept segmentation (cgF1, :mod:`sambench.metrics.cgf1`,
+docs/concepts.md), which needs phrases that are *absent* from an image. Per image, every
+distinct phrase of its instances is a positive pair (ground truth: all its instances of that
+phrase), and ``negatives`` phrases of the dataset's vocabulary that no instance of the image
+carries are negative pairs (drawn per image from the run seed; ``all``: every absent phrase).
+The model's most confident mask per pair is scored with its predicted IoU, as SA-Co scores a
+prediction (kept at >= 0.5), and reported as ``text_cgf1``, ``text_il_mcc``, ``text_pmf1``
+and the rest of the concept metrics. Only category and description phrases make pairs: a
+referring expression names one object, so its absence from an image is undefined.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
+from sambench import masks as mask_codec
 from sambench.errors import SambenchError
+from sambench.metrics.cgf1 import SCORE_THRESHOLD, PairScore, results_metrics, score_annotators
 from sambench.metrics.iou import ci_protocol
 from sambench.metrics.referring import intersection_union, referring_metrics
 from sambench.models.base import supports_text
 from sambench.prompts import center_point, stable_rng
 from sambench.tasks import (DatasetContext, Metric, TaskRunner, best_masks, decode_instances,
                             load_image_or_record)
-from sambench.tasks.text_detections import load_text_detections
+from sambench.tasks.concept import cgf1_metric_spec
+from sambench.tasks.text_detections import load_text_detections, phrase_key
 from sambench.types import Sample, SampleRecord
 
 log = logging.getLogger("sambench")
@@ -52,6 +66,7 @@ MODES = ("text", "text+point", "det", "det+point")
 PREFIX = {"text": "text_", "text+point": "text+point_", "det": "det_", "det+point": "det+point_",
           "chance": "chance_"}
 PHRASES = ("auto", "expressions", "description", "category")
+CONCEPT_SOURCES = ("description", "category")  # phrases whose absence from an image is defined
 MODE_LABELS = {"text": "", "text+point": "text + 1 pt ", "det": "det. box ", "det+point": "det. box + 1 pt ",
                "chance": "chance "}
 HEADLINE_MODES = ("text", "text+point", "det", "chance")
@@ -71,6 +86,7 @@ class TextProtocol:
     chance: bool = True
     include_crowd: bool = False  # crowd / ignore masks are neither units nor chance picks
     batch_size: Optional[int] = None  # prompts per predict call (None: all of an image); speed only
+    negatives: Union[int, str] = 5  # absent phrases per image for cgF1 of mode text: N, "all", or 0 (none)
 
     def __post_init__(self):
         if not self.modes or any(m not in MODES for m in self.modes):
@@ -93,6 +109,13 @@ class TextProtocol:
             raise SambenchError("text task: a detections file is given but no det / det+point mode")
         if self.text_detections:
             load_text_detections(self.text_detections)  # a bad file fails before any work
+        if not (self.negatives == "all" or (type(self.negatives) is int and self.negatives >= 0)):
+            raise SambenchError(f"text task: negatives must be a count >= 0 or 'all', got {self.negatives!r}")
+
+    @property
+    def scores_concepts(self) -> bool:
+        """Whether mode text is also scored as concept segmentation (cgF1)."""
+        return "text" in self.modes and self.negatives != 0 and self.phrases != "expressions"
 
     def to_json(self) -> dict:
         out = {"modes": self.modes, "phrases": self.phrases, "text_encoder": self.text_encoder,
@@ -107,6 +130,12 @@ class TextProtocol:
             dets = load_text_detections(self.text_detections)
             out.update(text_detections=str(self.text_detections), text_detections_sha256=dets.sha256,
                        box_rule="top-scoring box per (image, phrase); none: IoU 0")
+        if self.scores_concepts:
+            out.update(negatives=self.negatives, concept_pairs=(
+                "mode text, category / description phrases: per image one pair per distinct phrase of its "
+                "instances (ground truth: all of them) and the negatives, phrases of the dataset's vocabulary "
+                "that no instance of the image carries, drawn per image from the run seed; the most confident "
+                f"mask per pair, scored with its predicted IoU, kept at >= {SCORE_THRESHOLD}"))
         return out
 
 
@@ -174,8 +203,56 @@ def _centre(gt: np.ndarray) -> list[int]:
 
 
 @dataclass
+class Vocabulary:
+    """What the concept pairs need from the whole dataset, read once before scoring: per phrase
+    source the distinct phrases (key → phrase as first written), and per image the phrase keys
+    of all its instances and their number (a run that scores fewer masks of an image, e.g. a
+    sample list, cannot tell which phrases are absent)."""
+
+    phrases: dict = field(default_factory=dict)  # source -> {key: phrase}, keys sorted
+    present: dict = field(default_factory=dict)  # image id -> {source: frozenset of keys}
+    n_instances: dict = field(default_factory=dict)  # image id -> number of instances
+
+    def to_json(self) -> dict:
+        return {source: {"phrases": len(keys), "sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest()}
+                for source, keys in self.phrases.items()}
+
+
+def build_vocabulary(dataset, option: str) -> Vocabulary:
+    """The :class:`Vocabulary` of ``dataset`` (every sample, in dataset order) for the phrase
+    option ``option`` (``auto``: both concept sources)."""
+    sources = CONCEPT_SOURCES if option == "auto" else (option,)
+    vocab = Vocabulary({source: {} for source in sources})
+    for sample in dataset:
+        present = {}
+        for source in sources:
+            keys = set()
+            for inst in sample.instances:
+                for phrase in instance_phrases(inst, source):
+                    keys.add(phrase_key(phrase))
+                    vocab.phrases[source].setdefault(phrase_key(phrase), phrase)
+            present[source] = frozenset(keys)
+        vocab.present[sample.id] = present
+        vocab.n_instances[sample.id] = len(sample.instances)
+    vocab.phrases = {source: dict(sorted(words.items())) for source, words in vocab.phrases.items()}
+    return vocab
+
+
+def draw_negatives(vocab: Vocabulary, sample: Sample, source: str, count: Union[int, str], seed: int) -> list[str]:
+    """``count`` phrases of ``source`` that no instance of the image carries (``all``: every
+    one), in vocabulary order, drawn from the run seed and the image alone."""
+    present = vocab.present[sample.id][source]
+    absent = [key for key in vocab.phrases[source] if key not in present]
+    if count != "all" and count < len(absent):
+        rng = stable_rng(seed, sample.dataset, sample.id, "negatives")
+        absent = [absent[i] for i in sorted(rng.choice(len(absent), count, replace=False))]
+    return [vocab.phrases[source][key] for key in absent]
+
+
+@dataclass
 class TextContext(DatasetContext):
     encoder_info: Optional[dict] = None  # the text encoder run_sample used, for the protocol
+    vocabulary: Optional[Vocabulary] = None  # for the concept pairs (protocol.scores_concepts)
 
 
 @functools.lru_cache(maxsize=2)
@@ -222,11 +299,14 @@ class TextTask(TaskRunner):
         out = {**self.proto.to_json(), "ci95": ci_protocol()}
         if context is not None and context.encoder_info is not None:
             out["text_encoder_used"] = context.encoder_info
+        if context is not None and context.vocabulary is not None:
+            out["negative_vocabulary"] = context.vocabulary.to_json()
         return out
 
     @classmethod
     def metric_spec(cls, protocol: dict) -> list[Metric]:
-        """Per mode and the chance level: mIoU (headline), cIoU and P@t; detector coverage."""
+        """Per mode and the chance level: mIoU (headline), cIoU and P@t; detector coverage;
+        cgF1 (headline) and its factors of mode text when negatives are drawn."""
         spec = []
         modes = [*protocol.get("modes", []), *(["chance"] if protocol.get("chance", True) else [])]
         for mode in modes:
@@ -236,10 +316,16 @@ class TextTask(TaskRunner):
             spec += [Metric(f"{prefix}p@{t}", f"{word}P@{t}") for t in protocol.get("thresholds", [])]
         if any(m.startswith("det") for m in protocol.get("modes", [])):
             spec.append(Metric("det_coverage", "det. boxes"))
+        if "concept_pairs" in protocol:  # written only when mode text is scored by cgF1
+            spec += cgf1_metric_spec(PREFIX["text"], "", False)
         return spec
 
     def prepare(self, ref, out: Path, model=None) -> TextContext:
-        return TextContext(ref.name, Path(out))
+        """The phrase vocabulary of the whole split, when mode text is also scored by cgF1."""
+        context = TextContext(ref.name, Path(out))
+        if self.proto.scores_concepts and (model is None or supports_text(model)):
+            context.vocabulary = build_vocabulary(ref.open(subsample=False), self.proto.phrases)
+        return context
 
     def unsupported(self, model) -> Optional[str]:
         """Why ``model`` cannot run these modes (the engine then reports the task as
@@ -281,6 +367,9 @@ class TextTask(TaskRunner):
                        "labels": np.ones(points.shape[:2], np.int64) if with_point else None}
             if mode.startswith("text"):
                 record.rows += self._score(model, embedding, units, gts, mode, dict(prompts, text=text))
+                if mode == "text" and context is not None and context.vocabulary is not None:
+                    record.rows += self._concept_rows(model, embedding, encoder, sample, units, gts, context,
+                                                      record, seed)
             else:
                 record.rows += self._score_boxes(model, embedding, sample, units, gts, mode, prompts, record)
         if self.proto.chance:
@@ -333,6 +422,33 @@ class TextTask(TaskRunner):
                     record.errors.append({"kind": "no_detection", "detail": f"mask {unit.mask}: {unit.phrase!r}"})
         return rows
 
+    def _concept_rows(self, model, embedding, encoder, sample, units, gts, context, record, seed) -> list[dict]:
+        """The image's concept pairs (see module docstring): one row per pair with its cgF1
+        counts; none when its phrases are expressions or not all of its masks are scored."""
+        source, vocab = units[0].source, context.vocabulary
+        if source not in vocab.phrases:
+            return []
+        if len(sample.instances) != vocab.n_instances.get(sample.id):
+            record.errors.append({"kind": "concept_not_scored",
+                                  "detail": "the run scores a subset of the image's masks, so absent phrases are unknown"})
+            return []
+        positives: dict[str, tuple[str, set]] = {}
+        for unit in units:
+            positives.setdefault(phrase_key(unit.phrase), (unit.phrase, set()))[1].add(unit.gt)
+        phrases = [phrase for phrase, _ in positives.values()]
+        truths = [sorted(indices) for _, indices in positives.values()]
+        negatives = draw_negatives(vocab, sample, source, self.proto.negatives, seed)
+        phrases, truths = phrases + negatives, truths + [[] for _ in negatives]
+        preds = best_masks(model, embedding, len(phrases), self.proto.multimask["text"], self.proto.batch_size,
+                           text=encoder.encode(phrases))
+        rows = []
+        for phrase, truth, (mask, score) in zip(phrases, truths, preds):
+            annotation = ([mask_codec.encode(gts[i]) for i in truth], [False] * len(truth))
+            pair, _ = score_annotators([annotation], [mask_codec.encode(mask)], [score])
+            rows.append({"mode": "concept", "phrase": phrase, "source": source, "negative": not truth,
+                         "n_gt": len(truth), "score": score, "pair": pair.to_json()})
+        return rows
+
     def _chance_rows(self, sample, units, gts, ids, seed) -> list[dict]:
         rows = []
         for unit in units:
@@ -354,6 +470,9 @@ class TextTask(TaskRunner):
             rows = by_mode.get(mode, [])
             metrics.update(referring_metrics([r["inter"] for r in rows], [r["union"] for r in rows],
                                              self.proto.thresholds, seed, PREFIX[mode], images.get(mode, [])))
+        if by_mode.get("concept"):
+            metrics.update(results_metrics([PairScore.from_json(r["pair"]) for r in by_mode["concept"]],
+                                           PREFIX["text"]))
         det_modes = [m for m in self.proto.modes if m.startswith("det")]
         if det_modes and by_mode.get(det_modes[0]):
             rows = by_mode[det_modes[0]]

@@ -16,7 +16,10 @@ puts both image paths behind sambench's protocol:
 
 Checkpoints: ``sam3.pt`` (``{"model": ...}`` or flat; ``detector.*`` → the image model,
 ``tracker.*`` → its interactive predictor, as the package's own loader maps them), loaded with
-``weights_only=True`` and strictly: a missing or unexpected key is an error. A reduced model
+``weights_only=True`` and strictly: a missing or unexpected key is an error. The SAM 3.1
+release (``sam3.1_multiplex.pt``: a tri-head neck, ``tracker.model.*`` multiplex tracker) is
+recognised and refused with the reason: the package version wrapped here has no classes for
+it, so there is no reference to prove a mapping against. A reduced model
 (tests) records its sizes as ``sam3_config`` in the checkpoint's metadata sidecar
 (:mod:`sambench.models.sam3.build`). The CLIP BPE vocabulary the text tower needs is not in
 the ``sam3`` wheel: option ``bpe_path``, else the copy ``open_clip`` ships. On a machine
@@ -41,6 +44,9 @@ from sambench.models.sam3.build import IMAGE_SIZE, Sam3Config, build_sam3
 from sambench.types import Prediction
 
 LOW_RES = 288  # 1008 / 14 * 4: the interactive head's low-res logits
+# Key prefixes only the SAM 3.1 release (sam3.1_multiplex.pt) has: its tracker is nested one
+# level deeper (the multiplex video model) and its neck has interactive / propagation heads.
+SAM31_MARKERS = ("tracker.model.", "detector.backbone.vision_backbone.propagation_convs.")
 CONFIG_KEY = "sam3_config"
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 INSTALL = "pip install 'sambench[sam3]' (the sam3 package, torchvision matching your torch, scikit-image, open_clip_torch)"
@@ -229,6 +235,11 @@ def build_sam3_model(checkpoint: Optional[str] = None, device: str = "cpu", dtyp
     state = read_state_dict(checkpoint)
     if not any(k.startswith(("detector.", "tracker.")) for k in state):
         raise SambenchError(f"{checkpoint} is not a SAM 3 checkpoint (no detector.* / tracker.* tensors)")
+    sam31 = next((k for k in state if k.startswith(SAM31_MARKERS) or ".interactive_convs." in k), None)
+    if sam31:
+        raise SambenchError(f"{checkpoint} is a SAM 3.1 (Object Multiplex) checkpoint ({sam31}): its tri-head "
+                            "neck and multiplex tracker are not in the sam3 package this adapter wraps (PyPI "
+                            "sam3 0.1.4), so it cannot be loaded; use sam3.pt (docs/concepts.md)")
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise SambenchError(f"{checkpoint}: the weights hold NaN or infinite values")
     processor_cls = import_sam3()
