@@ -152,5 +152,6 @@ def run(args) -> int:
         {"train": args.dataset, "val": args.val_dataset, "examples": len(examples),
          "masks": sum(len(e.masks) for e in examples), "arch": args.arch, "init": args.model}, indent=1))
     print(json.dumps(summary))
-    print(f"checkpoint: {out / 'model.safetensors'} (official layout: {out / 'model.pth'})")
+    layout = "official layout" if args.model.partition(":")[0] == "sam" else "plain state dict"
+    print(f"checkpoint: {out / 'model.safetensors'} ({layout}: {out / 'model.pth'})")
     return 0
