@@ -72,10 +72,10 @@ def main() -> None:
     state = random_state_dict(config, seed=0)
     upstream = upstream_model(args.upstream, config, state)
     bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and cpu_has_native(torch.bfloat16))
-    ours = {"fp32 math": EfficientSamModel(FAMILY.module(state), attention="math"),
-            "fp32 sdpa": EfficientSamModel(FAMILY.module(state), attention="sdpa")}
+    ours = {"fp32 math": EfficientSamModel(FAMILY.module(state), FAMILY, attention="math"),
+            "fp32 sdpa": EfficientSamModel(FAMILY.module(state), FAMILY, attention="sdpa")}
     if bf16:
-        ours["bf16 sdpa"] = EfficientSamModel(FAMILY.module(state), dtype="bfloat16")
+        ours["bf16 sdpa"] = EfficientSamModel(FAMILY.module(state), FAMILY, dtype="bfloat16")
 
     image = synthetic_image(480, 640, seed=0)
     h, w = image.shape[:2]

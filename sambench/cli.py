@@ -55,9 +55,7 @@ def _add_run(sub) -> None:
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the model's loader, e.g. attention=sdpa or compile=true "
                         "for sam (repeatable; recorded in results.json)")
-    p.add_argument("--cache", help="embedding cache folder (default: $SAMBENCH_CACHE/embeddings)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
-    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    add_cache_and_report_flags(p)
     p.add_argument("--restart", action="store_true",
                    help="start --out over: remove its records and pins instead of resuming")
     p.add_argument("--verify-data", action="store_true",
@@ -92,6 +90,14 @@ def _add_run(sub) -> None:
                         "(default auto)")
     _add_hub_flags(p)
     p.set_defaults(func=cmd_run)
+
+
+def add_cache_and_report_flags(parser, cache_default: str = "$SAMBENCH_CACHE/embeddings") -> None:
+    """``--cache``, ``--no-cache`` and ``--no-report``: the flags of each command that runs tasks
+    into a run directory (``run``, ``sensitivity``)."""
+    parser.add_argument("--cache", help=f"embedding cache folder (default: {cache_default})")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
+    parser.add_argument("--no-report", action="store_true", help="do not write the run's report.html")
 
 
 def _add_max_pixels(parser) -> None:

@@ -6,8 +6,8 @@ proposal ranking, the edge post-processing...); each task's protocol dataclass m
 ``sambench sensitivity RUN`` re-scores the run once per alternative value, everything else as
 the run had it (model, datasets and their roots, seed, limit, sample lists), into
 ``RUN/sensitivity/<task>/<option>-<value>/``: a full run directory, so it resumes, and the
-embedding cache makes it a re-decode only. For each headline metric it reports the value under
-the alternative, Δ = alternative − the run's setting per dataset and on the unweighted mean over
+embedding cache makes it a re-decode only. For each metric the runner declares (its
+``metric_spec``: names and which are headlines) it reports the value under the alternative, Δ = alternative − the run's setting per dataset and on the unweighted mean over
 datasets, and a 95% CI of Δ from a paired cluster bootstrap over images (the same images
 resampled in both runs; stratified by dataset for the mean). Mean-over-masks metrics (mIoU,
 AR) resample per-image sums; ODS recomputes the pooled counts of each resample; AP (whole-
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -30,57 +29,55 @@ from sambench.errors import SambenchError
 from sambench.metrics.iou import BOOTSTRAP_RESAMPLES, cluster_sums, percentile_interval
 from sambench.report.sensitivity import SCHEMA, load_sensitivity, table_rows
 from sambench.results import atomic_write_json, load_results, scored
+from sambench.tasks import Metric, entry_metrics
 
 log = logging.getLogger("sambench")
 
 CI_METHOD = ("paired percentile cluster bootstrap over images (the same images resampled in both "
              "runs), stratified by dataset for the mean")
-POINT_METRIC = re.compile(r"^(random_)?miou@(\d+)(_oracle)?$")
 
 
-def headline_metrics(runner: str, metrics: dict) -> list[str]:
-    """The metrics a sensitivity table shows for a task (all of them go to the JSON)."""
-    if runner == "point":
-        steps = sorted(int(m[2]) for m in map(POINT_METRIC.match, metrics) if m and not m[1] and not m[3])
-        return [f"miou@{n}" for n in dict.fromkeys(steps[:1] + steps[-1:])]
-    names = {"instances": ("ap", "gtbox_miou"), "proposals": ("ar@1000",), "edges": ("ods",),
-             "text": ("text_miou",)}.get(runner, ())
-    return [n for n in names if n in metrics]
-
-
-def compared_metrics(runner: str, metrics: dict) -> list[str]:
-    """Every scalar metric of the run worth a Δ (no CIs, counts or curve points)."""
-    skip = ("_ci95", "_t", "_r", "_p", "per_image")
-    return [k for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith(skip)]
+def compared_metrics(entry: dict) -> list[Metric]:
+    """The metrics a results entry declares (its runner's ``metric_spec``) that hold a number."""
+    values = entry["metrics"]
+    return [m for m in entry_metrics(entry)
+            if isinstance(values.get(m.name), (int, float)) and not isinstance(values[m.name], bool)]
 
 
 # -- per-image statistics behind a metric --------------------------------------------------------
-def unit_values(runner: str, records: list[dict], metric: str) -> Optional[dict[tuple[str, str], float]]:
-    """{(image, unit): value} whose mean over units is ``metric``, or None when the metric is not
-    a mean over units (AP, ODS...)."""
+def unit_values(runner: str, records: list[dict], metric: str,
+                protocol: dict) -> Optional[dict[tuple[str, str], float]]:
+    """{(image, unit): value} whose mean over units is ``metric`` of a run under ``protocol``,
+    or None when the metric is not a mean over units (AP, ODS...). Which record rows a metric
+    averages comes from the module of the runner that names it."""
     rows = [(rec["sample_id"], row) for rec in records for row in rec["rows"]]
     if runner == "point":
-        match = POINT_METRIC.match(metric)
-        if not match:
+        from sambench.tasks.point import per_mask_metrics
+
+        known = per_mask_metrics(protocol)
+        if metric not in known:
             return None
-        mode, step, column = ("random" if match[1] else "center"), int(match[2]), (
-            "oracle_iou" if match[3] else "iou")
+        mode, step, column = known[metric]
         return {(s, str(r["mask"])): float(r[column]) for s, r in rows
                 if r["mode"] == mode and r["step"] == step and column in r}
-    if runner == "instances" and metric.endswith("miou"):
-        mode = {"gtbox_miou": "box", "gtbox+point_miou": "box+point"}.get(metric)
-        return None if mode is None else {(s, str(r["mask"])): float(r["iou"]) for s, r in rows
-                                          if r.get("mode") == mode}
-    if runner == "proposals" and re.fullmatch(r"ar@\d+", metric):
-        return {(s, str(r["mask"])): float(np.mean(r["matched"]["all"])) for s, r in rows
-                if "all" in r["matched"]}
-    if runner == "text" and metric.endswith("miou"):
-        prefix = metric[:-len("miou")]
+    if runner == "proposals":
+        from sambench.tasks.proposals import ar_metrics
+
+        bucket = ar_metrics(protocol.get("max_proposals", 1000)).get(metric)
+        if bucket is None:
+            return None
+        return {(s, str(r["mask"])): float(np.mean(r["matched"][bucket])) for s, r in rows if bucket in r["matched"]}
+    if runner == "instances":
+        from sambench.tasks.instances import GT_MODES
+
+        modes = [mode for mode, prefix in GT_MODES.items() if metric == f"{prefix}miou"]
+        return {(s, str(r["mask"])): float(r["iou"]) for s, r in rows if r.get("mode") in modes} if modes else None
+    if runner == "text":
         from sambench.tasks.text import PREFIX
 
-        modes = [m for m, p in PREFIX.items() if p == prefix]
-        return {(s, f"{r['mask']}/{r.get('k', '')}"): float(r["iou"]) for s, r in rows if r["mode"] in modes}
+        modes = [mode for mode, prefix in PREFIX.items() if metric == f"{prefix}miou"]
+        return {(s, f"{r['mask']}/{r.get('k', '')}"): float(r["iou"]) for s, r in rows
+                if r["mode"] in modes} if modes else None
     return None
 
 
@@ -117,11 +114,13 @@ def _bootstrap_ods_delta(base: list[dict], alt: list[dict], nthresh: int, rng: n
     return out
 
 
-def _bootstrap_delta(runner: str, metric: str, base: list[dict], alt: list[dict], protocol: dict,
+def _bootstrap_delta(runner: str, metric: str, base: list[dict], alt: list[dict], protocols: tuple[dict, dict],
                      rng: np.random.Generator, resamples: int) -> Optional[np.ndarray]:
+    """Resampled Δ of ``metric`` between the run's records and the alternative's, each read
+    under its own protocol; None when the metric has no paired interval."""
     if runner == "edges" and metric == "ods":
-        return _bootstrap_ods_delta(base, alt, int(protocol.get("nthresh", 99)), rng, resamples)
-    ub, ua = unit_values(runner, base, metric), unit_values(runner, alt, metric)
+        return _bootstrap_ods_delta(base, alt, int(protocols[0].get("nthresh", 99)), rng, resamples)
+    ub, ua = unit_values(runner, base, metric, protocols[0]), unit_values(runner, alt, metric, protocols[1])
     if ub is None or ua is None:
         return None
     return _bootstrap_mean_delta(ub, ua, rng, resamples)
@@ -145,10 +144,6 @@ def parse_vary(pairs: list[str]) -> dict[str, list]:
     return out
 
 
-def _protocol_of(runner):
-    return runner.proto
-
-
 def plan(pinned: dict, vary: Optional[dict[str, list]]) -> list[dict]:
     """(task, option, the run's setting, alternative value, open?, source) to score, in order.
     Without ``vary``: every open choice of every task of the run, each alternative it declares."""
@@ -159,7 +154,7 @@ def plan(pinned: dict, vary: Optional[dict[str, list]]) -> list[dict]:
     out, used = [], set()
     for task in pinned["tasks"]:
         spec = load_task(task["name"], task["datasets"], task["options"])
-        proto = _protocol_of(spec.build())
+        proto = spec.build().proto
         names = {f.name for f in fields(proto)}
         declared = open_choices(proto)
         if vary is None:
@@ -255,15 +250,15 @@ def compare_variant(run_dir: Path, results: dict, alt_dir: Path, item: dict, see
     names = [n for n in base_entries if n in alt_entries]
     rng = np.random.default_rng(seed)
     records = {n: (_records(run_dir, item["task"], n), _records(alt_dir, item["task"], n)) for n in names}
-    first = base_entries[names[0]]["metrics"] if names else {}
     out = {}
-    for metric in compared_metrics(runner, first):
-        rows, boots = [], []
+    for spec in compared_metrics(base_entries[names[0]]) if names else []:
+        metric, rows, boots = spec.name, [], []
         for name in names:
             b, a = base_entries[name]["metrics"].get(metric), alt_entries[name]["metrics"].get(metric)
             if not isinstance(b, (int, float)) or not isinstance(a, (int, float)):
                 continue
-            boot = _bootstrap_delta(runner, metric, *records[name], base_entries[name]["protocol"], rng, resamples)
+            protocols = (base_entries[name]["protocol"], alt_entries[name]["protocol"])
+            boot = _bootstrap_delta(runner, metric, *records[name], protocols, rng, resamples)
             boots.append(boot)
             rows.append({"dataset": name, "base": b, "value": a, "delta": a - b,
                          "delta_ci95": None if boot is None else list(percentile_interval(boot))})
@@ -274,7 +269,7 @@ def compare_variant(run_dir: Path, results: dict, alt_dir: Path, item: dict, see
                 "delta": float(np.mean([r["delta"] for r in rows])), "delta_ci95": None}
         if all(b is not None for b in boots):
             mean["delta_ci95"] = list(percentile_interval(np.mean(boots, axis=0)))
-        out[metric] = {"headline": metric in headline_metrics(runner, first), "datasets": rows, "mean": mean}
+        out[metric] = {"headline": spec.headline, "datasets": rows, "mean": mean}
     return out
 
 
@@ -329,15 +324,15 @@ def sensitivity_text(summary: dict) -> str:
 
 
 def add_parser(sub) -> None:
+    from sambench.cli import add_cache_and_report_flags
+
     p = sub.add_parser("sensitivity", help="re-score a run under each alternative of the protocol's open "
                        "choices: Δ per dataset and on the mean, paired CI (docs/sensitivity.md)")
     p.add_argument("run", help="a finished run directory")
     p.add_argument("--vary", action="append", default=[], metavar="[TASK.]OPTION=V1,V2",
                    help="score these values of this protocol option (repeatable; default: every open "
                         "choice of the run's tasks with the values its protocol declares)")
-    p.add_argument("--cache", help="embedding cache folder (default: the run's, else $SAMBENCH_CACHE/embeddings)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
-    p.add_argument("--no-report", action="store_true", help="do not rewrite the run's report.html")
+    add_cache_and_report_flags(p, cache_default="the run's, else $SAMBENCH_CACHE/embeddings")
     p.add_argument("--json", action="store_true", help="print sensitivity.json's content as one JSON object")
     p.set_defaults(func=_cmd)
 
@@ -358,4 +353,4 @@ def _cmd(args) -> int:
 
 
 __all__ = ["sensitivity", "plan", "parse_vary", "compare_variant", "load_sensitivity", "table_rows",
-           "sensitivity_text", "unit_values", "headline_metrics", "SCHEMA"]
+           "sensitivity_text", "unit_values", "SCHEMA"]

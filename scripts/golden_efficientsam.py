@@ -3,7 +3,7 @@
 EfficientSAM (github.com/yformer/EfficientSAM) has no package on PyPI (the ``efficientsam``
 distribution there is EfficientViT-SAM, another model), so the reference is its source at a
 pinned commit. This script imports upstream's ``efficient_sam`` package from a checkout, loads
-our seeded random weights (``sambench.models.efficientsam.random_checkpoint``, upstream's key
+our seeded random weights (``sambench.models.efficientsam.family``, upstream's key
 names, every tensor randomised) into upstream's modules with ``strict=True``, runs images and
 prompts through upstream's own preprocessing and ``predict_masks``, and saves the outputs.
 
@@ -36,8 +36,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sambench.models.efficientsam.random_checkpoint import (make_config, random_state_dict,  # noqa: E402
-                                                            weights_digest)
+from sambench.models.base import weights_digest  # noqa: E402
+from sambench.models.efficientsam.family import make_config, random_state_dict  # noqa: E402
 
 UPSTREAM_COMMIT = "d525f622e6f640acf5a0fc37c7ca1f243da5bde0"  # efficient_sam/ last changed in fbf2208
 UPSTREAM_SHA256 = {

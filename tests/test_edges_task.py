@@ -274,6 +274,24 @@ def test_unreadable_image_is_scored_as_an_empty_map(bsds_root, tmp_path):
     assert (counts[:, 0] == 0).all() and (counts[:, 1] > 0).all() and (counts[:, 3] == 0).all()
 
 
+def test_corrupt_ground_truth_is_a_counted_skip_not_a_crash(bsds_root, tmp_path, caplog):
+    """The data type of 101's first map changed to miMATRIX (14): scipy.io.loadmat looks it up in
+    its type table unchecked and segfaults; the run counts and logs the file and scores the rest."""
+    import struct
+
+    root = tmp_path / "corrupt"
+    shutil.copytree(bsds_root, root)
+    path = root / "groundTruth" / "test" / "101.mat"
+    raw = path.read_bytes()
+    tag = struct.pack("<2I", 4, H * W * 2)  # the uint16 Segmentation of annotator 0
+    assert raw.count(tag) == 2
+    path.write_bytes(raw.replace(tag, struct.pack("<2I", 14, H * W * 2), 1))
+    entry = run_edges(root, tmp_path / "out", "sobel", "--no-report")["results"][0]
+    assert entry["counts"]["unreadable_annotation"] == 1 and entry["status"] == "ok"
+    assert "101.mat: numeric data at byte 336 of type 14" in entry["count_examples"]["unreadable_annotation"]
+    assert "numeric data at byte 336 of type 14" in caplog.text and str(path) in caplog.text
+
+
 def test_sam_run_goes_through_the_masks(bsds_root, sam_checkpoint, tmp_path, one_thread):
     import sambench
     from sambench.masks import decode as decode_rle

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from sambench.models.base import weights_digest
 from sambench.models.efficientsam import FAMILY, EfficientSamModel, make_config, random_state_dict
-from sambench.models.efficientsam.random_checkpoint import weights_digest
 
 GOLDEN = Path(__file__).parent / "fixtures" / "efficientsam_golden.npz"
 LOGIT_TOL, SCORE_TOL = 1e-4, 1e-5
@@ -40,7 +40,7 @@ def _model(config, state, **options) -> EfficientSamModel:
     net = FAMILY.module(state, "golden", img_size=config.img_size, num_heads=config.num_heads,
                         decoder_num_heads=config.decoder_num_heads)
     assert net.config == config  # every size read back from the tensors
-    return EfficientSamModel(net, single_mask="token0", **options)
+    return EfficientSamModel(net, FAMILY, single_mask="token0", **options)
 
 
 def _run_cases(data, manifest, name, model, only=None):
@@ -132,7 +132,7 @@ def test_single_mask_best_is_the_most_confident_multimask_output(golden, one_thr
     data, manifest = golden
     config, state = _weights(manifest, "tiny")
     model = _model(config, state)
-    best = EfficientSamModel(model.model, single_mask="best")
+    best = EfficientSamModel(model.model, FAMILY, single_mask="best")
     emb = model.embed(data["case1_image"])
     points, labels = data["case1_points"], data["case1_labels"]
     multi = model.predict(emb, points=points, labels=labels, multimask=True)

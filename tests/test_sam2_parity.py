@@ -28,8 +28,9 @@ from sambench.amg.official import ENV_VAR, official_available
 from sambench.models.base import batch_prompts
 from sambench.models.sam.parity import LOGIT_TOL, MASK_MARGIN, SCORE_TOL, synthetic_image
 from sambench.models.sam2 import PRESETS
+from sambench.models.sam2.family import model_from_state
 from sambench.models.sam2.hiera import HieraConfig
-from sambench.models.sam2.model import Sam2Model, model_from_state
+from sambench.models.sam2.model import Sam2Model
 from sambench.models.sam2.random_checkpoint import make_config, random_state_dict, write_random_checkpoint
 from sambench.models.sam2.reference import IMPORTS, reference_outputs
 

@@ -43,7 +43,7 @@ if "test-disk-feed" not in MODELS:
 def suite_file(path, synth_dir, **options):
     path.write_text(yaml.safe_dump({"name": "s", "version": 1, "tasks": [
         {"task": "point", "datasets": [str(synth_dir)],
-         "options": {"first_point": ["center"], "n_points": [1, 2, 3], **options}}]}))
+         "options": {"first_point": ["center"], "n_points": [1, 2, 3, 5], **options}}]}))
     return str(path)
 
 
@@ -95,7 +95,8 @@ def test_delta_equals_a_separately_computed_run(runs, capsys):
     summary = json.loads((runs["base"] / "sensitivity.json").read_text())
     (item,) = summary["variants"]
     assert (item["task"], item["option"], item["setting"], item["value"]) == ("point", "feed_back_logits", True, False)
-    base = json.loads((runs["base"] / "results.json").read_text())["results"][0]["metrics"]
+    entry = json.loads((runs["base"] / "results.json").read_text())["results"][0]
+    base = entry["metrics"]
     other = json.loads((runs["nofeed"] / "results.json").read_text())["results"][0]["metrics"]
     m = item["metrics"]["miou@3"]
     (row,) = m["datasets"]
@@ -107,14 +108,19 @@ def test_delta_equals_a_separately_computed_run(runs, capsys):
     lo, hi = row["delta_ci95"]
     assert lo <= row["delta"] <= hi
     base_units = unit_values("point", [json.loads(p.read_text()) for p in
-                                       (runs["base"] / "records/point/synth-shapes").glob("*.json")], "miou@3")
+                                       (runs["base"] / "records/point/synth-shapes").glob("*.json")], "miou@3",
+                             entry["protocol"])
     assert np.mean(list(base_units.values())) == pytest.approx(base["miou@3"], abs=1e-12)
+    # every declared metric is compared, flagged headline as the runner's metric spec says
+    spec = {m["name"]: m["headline"] for m in entry["metric_spec"]}
+    assert {name: m["headline"] for name, m in item["metrics"].items()} == spec
+    assert spec["miou@5"] and not spec["miou@3"]
 
 
 def test_sensitivity_prints_the_table_and_resumes(runs, capsys):
     assert main(["sensitivity", str(runs["base"]), "--vary", "feed_back_logits=false", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert "feed_back_logits" in out and "true → false" in out and "miou@3" in out
+    assert "feed_back_logits" in out and "true → false" in out and "miou@5" in out and "miou@3" not in out
     assert main(["sensitivity", str(runs["base"]), "--vary", "n_pointz=1"]) == 2
 
 
@@ -149,16 +155,16 @@ def test_paired_intervals_of_the_other_tasks_from_their_records():
     # proposals: AR@1000 is the mean over masks of the mean recall over thresholds
     prop = [{"sample_id": s, "rows": [{"mask": m, "matched": {"all": [1] * k + [0] * (10 - k)}}
                                       for m, k in (("a", 10), ("b", 5))]} for s in ("i1", "i2")]
-    assert unit_values("proposals", prop, "ar@1000") == {("i1", "a"): 1.0, ("i1", "b"): 0.5,
+    assert unit_values("proposals", prop, "ar@1000", {}) == {("i1", "a"): 1.0, ("i1", "b"): 0.5,
                                                          ("i2", "a"): 1.0, ("i2", "b"): 0.5}
     worse = json.loads(json.dumps(prop))
     worse[0]["rows"][0]["matched"]["all"] = [0] * 10
-    boot = _bootstrap_delta("proposals", "ar@1000", prop, worse, {}, rng, 200)
+    boot = _bootstrap_delta("proposals", "ar@1000", prop, worse, ({}, {}), rng, 200)
     assert set(np.round(boot, 12)) <= {0.0, -0.5, -0.25}  # images drawn: (i2, i2), (i1, i2), (i1, i1)
     # edges: ODS recomputed from the drawn images' pooled counts; a run against itself moves nothing
     counts = np.zeros((99, 4))
     counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] = 5, 10, 4, 8
     edges = [{"sample_id": s, "rows": [{"counts": counts.tolist()}]} for s in ("i1", "i2")]
-    assert (_bootstrap_delta("edges", "ods", edges, edges, {"nthresh": 99}, rng, 20) == 0).all()
+    assert (_bootstrap_delta("edges", "ods", edges, edges, ({"nthresh": 99},) * 2, rng, 20) == 0).all()
     # AP is a whole-dataset ranking: no interval
-    assert _bootstrap_delta("instances", "ap", prop, prop, {}, rng, 20) is None
+    assert _bootstrap_delta("instances", "ap", prop, prop, ({}, {}), rng, 20) is None

@@ -2,9 +2,11 @@
 
 Each ``.mat`` holds a cell ``groundTruth`` with one struct per annotator, fields
 ``Segmentation`` (a label map, segments numbered from 1) and ``Boundaries`` (a thin boundary
-map), read with scipy. The edge task uses the boundaries, kept per annotator in
-``Sample.meta["boundaries"]`` (bool arrays: one sample's worth, built on demand); every
-annotator's segment is also an instance (id ``a<annotator>-<segment>``) for mask tasks.
+map), read with scipy once :mod:`sambench.matfile` has checked the file's structure (a corrupt
+file is a counted ``unreadable_annotation``, never a crash). The edge task uses the boundaries,
+kept per annotator in ``Sample.meta["boundaries"]`` (bool arrays: one sample's worth, built on
+demand); every annotator's segment is also an instance (id ``a<annotator>-<segment>``) for mask
+tasks.
 """
 from __future__ import annotations
 

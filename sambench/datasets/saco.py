@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from sambench import masks as mask_codec
 from sambench.datasets.base import IndexedDataset
@@ -151,14 +150,4 @@ def open_saco(card: DatasetCard, root: Path) -> SacoDataset:
     return SacoDataset(card.name, [root / f for f in files], root / layout.get("images", "images"))
 
 
-def pair_sizes(files: list[GroundTruthFile]) -> dict:
-    """``pair id -> (height, width)`` of the first file (predictions are checked against it)."""
-    return {pid: (int(e["height"]), int(e["width"])) for pid, e in files[0].pairs.items()}
-
-
-def phrase_of(files: list[GroundTruthFile], pair_id) -> Optional[str]:
-    entry = files[0].pairs.get(pair_id)
-    return None if entry is None else str(entry["text_input"])
-
-
-__all__ = ["GroundTruthFile", "SacoDataset", "scored_pairs", "pair_sizes", "instance"]
+__all__ = ["GroundTruthFile", "SacoDataset", "scored_pairs", "instance"]

@@ -28,9 +28,9 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
-import scipy.io
 
 from sambench.errors import SambenchError
+from sambench.matfile import read_mat
 from sambench.metrics import bsds_scores
 from sambench.metrics.bsds_match import BoundaryIndex
 from sambench.metrics.bsds_thin import thin as bwmorph_thin
@@ -95,11 +95,7 @@ def read_annotators(path: str | os.PathLike) -> list[tuple[Optional[np.ndarray],
     """
     if not Path(path).is_file():
         raise SambenchError(f"annotation file not found: {path}")
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except Exception as e:  # scipy fails on corrupt files with any error (truncated, v7.3, garbage)
-        detail = "it declares more data than fits in memory" if isinstance(e, MemoryError) else e
-        raise SambenchError(f"unreadable ground-truth file {path}: {detail}") from None
+    mat = read_mat(path, "ground-truth file")  # a corrupt file is an error, never a crash
     if "groundTruth" not in mat:
         raise SambenchError(f"{path}: no 'groundTruth' variable (not a BSDS ground-truth file)")
     annotators = []

@@ -5,6 +5,8 @@ A model is anything with ``embed`` / ``predict`` / ``info`` as below; tasks neve
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, runtime_checkable
 
@@ -22,6 +24,23 @@ def names(keys) -> str:
     keys = sorted(keys)
     more = f" ... (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
     return ", ".join(keys[:_SHOWN]) + more
+
+
+def weights_digest(state) -> str:
+    """sha256 of every tensor's name and float32 bytes, in name order: a name for weights that
+    come from no file (a cache key in training, the seeded weights of a golden file)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def indexes(state, prefix: str) -> list[int]:
+    """The sorted numbers ``i`` of the keys ``<prefix><i>.…`` of a state dict (its blocks,
+    layers or stages under ``prefix``)."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
 
 
 @dataclass(frozen=True)

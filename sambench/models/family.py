@@ -245,6 +245,24 @@ def default_random_tensor(name: str, shape: torch.Size, gen: torch.Generator) ->
     return _random_tensor(name, shape, gen)
 
 
+def has_keys(*keys: str) -> Callable[[StateDict], bool]:
+    """A ``detect`` that accepts a state dict holding every one of ``keys`` (the family's
+    signature tensors)."""
+    return lambda state: all(key in state for key in keys)
+
+
+def config_or_error(read: Callable[[StateDict], Any], problem: str) -> Callable[..., Any]:
+    """An ``infer_config`` from a reader that returns None when the layout is incomplete;
+    the error names the checkpoint and ``problem``."""
+    def infer_config(state: StateDict, source: str = "checkpoint"):
+        config = read(state)
+        if config is None:
+            raise SambenchError(f"{source}: {problem}")
+        return config
+
+    return infer_config
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family, declared (see the module docstring for the contract of each part).

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from sambench.errors import SambenchError
-from sambench.models.base import ModelInfo, PromptBatch, batch_prompts
+from sambench.models.base import ModelInfo, PromptBatch, batch_prompts, weights_digest
 from sambench.models.runtime import autocast_for, compiled, resolve_device, resolve_dtype, warn_if_emulated
 from sambench.types import Prediction
 
@@ -169,11 +169,7 @@ class FamilyModel:
         if self.family != "sam":  # one family's embedding is no use to another's decoder
             blob += self.family
         if self.sha256 is None:  # weights not from a file (e.g. in training): hash them
-            h = hashlib.sha256()
-            for name, tensor in sorted(self.sam.image_encoder.state_dict().items()):
-                h.update(name.encode())
-                h.update(tensor.detach().float().cpu().numpy().tobytes())
-            blob += h.hexdigest()
+            blob += weights_digest(self.sam.image_encoder.state_dict())
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def embedding_to_arrays(self, embedding: SamEmbedding) -> dict:

@@ -28,11 +28,9 @@ from sambench.models.base import Capabilities
 from sambench.models.family import CheckpointMapper, Family, Preprocess
 from sambench.models.hq_decoder import HQMaskDecoder
 from sambench.models.mobilesam import CLASSIFIER, ENC, TinyViTSamConfig, classifier_keys, tiny_vit_encoder
+from sambench.models.sam.family import HQ_PREFIXES
 from sambench.models.sam.image_encoder import ImageEncoderViT
 from sambench.models.sam.sam import PRESETS, SamConfig, prompt_modules
-
-HQ_KEYS = ("hf_token", "hf_mlp", "compress_vit_feat", "embedding_encoder", "embedding_maskfeature")
-HQ_PREFIXES = tuple(f"mask_decoder.{k}." for k in HQ_KEYS)
 
 
 @dataclass

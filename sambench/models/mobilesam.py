@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -21,14 +20,13 @@ import torch
 from torch import nn
 
 from sambench.errors import SambenchError
-from sambench.models.base import Capabilities
+from sambench.models.base import Capabilities, indexes
 from sambench.models.family import PIXEL_MEAN, PIXEL_STD, CheckpointMapper, Family, Preprocess
+from sambench.models.sam.family import HQ_PREFIXES
 from sambench.models.sam.sam import DecoderConfig, prompt_modules
 from sambench.models.tiny_vit import TinyViT
 
 ENC = "image_encoder."
-HQ_PREFIXES = ("mask_decoder.hf_token.", "mask_decoder.hf_mlp.", "mask_decoder.compress_vit_feat.",
-               "mask_decoder.embedding_encoder.", "mask_decoder.embedding_maskfeature.")
 CLASSIFIER = (ENC + "head.", ENC + "norm_head.")  # TinyViT's ImageNet head: in mobile_sam.pt, unused
 
 
@@ -79,21 +77,16 @@ class MobileSam(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def _indexes(state: Mapping, prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
-
-
 def tiny_vit_fields(state: Mapping[str, torch.Tensor], source: str) -> dict:
     """TinyViT's sizes (:class:`TinyViTSamConfig` encoder fields) read off ``image_encoder.*``."""
-    stages = _indexes(state, ENC + "layers.")
+    stages = indexes(state, ENC + "layers.")
     if len(stages) < 2 or stages != list(range(len(stages))):
         raise SambenchError(f"{source}: TinyViT stages must be numbered 0..n-1 (n >= 2), got {stages}")
     dims, depths, heads, windows = [], [], [], []
     mlp_ratio = local_conv = None
     for i in stages:
         prefix = f"{ENC}layers.{i}.blocks."
-        blocks = _indexes(state, prefix)
+        blocks = indexes(state, prefix)
         if not blocks or blocks != list(range(len(blocks))):
             raise SambenchError(f"{source}: TinyViT stage {i} blocks must be numbered 0..n-1, got {blocks}")
         depths.append(len(blocks))

@@ -42,6 +42,7 @@ from sambench.metrics.cgf1 import (IOU_THRESHOLDS, SCORE_THRESHOLD, PairScore, r
 from sambench.models.base import supports_concepts, supports_text
 from sambench.results import atomic_write_json
 from sambench.tasks import DatasetContext, Metric, TaskRunner, load_image_or_record
+from sambench.tasks.text import cgf1_metric_spec, text_encoder_for
 from sambench.tasks.text_detections import load_text_detections
 from sambench.types import Sample, SampleRecord
 
@@ -50,18 +51,6 @@ log = logging.getLogger("sambench")
 ROUTES = ("auto", "concept", "text", "det")
 PREFIX = {"concept": "", "text": "text_", "det": "det_"}
 ROUTE_LABELS = {"concept": "", "text": "text ", "det": "det. box "}
-# (metric, label, a headline of the concept route); the text and det routes headline cgF1 only
-METRICS = (("cgf1", "cgF1", True), ("cgf1@0.5", "cgF1@0.5", False), ("cgf1@0.75", "cgF1@0.75", False),
-           ("il_mcc", "IL_MCC", True), ("pmf1", "pmF1", True), ("positive_macro_f1", "pos. macro-F1", False),
-           ("precision", "precision", False), ("recall", "recall", False), ("il_f1", "IL_F1", False),
-           ("il_fpr", "IL_FPR", False))
-
-
-def cgf1_metric_spec(prefix: str, label: str, factors_headline: bool) -> list[Metric]:
-    """cgF1 and its factors as ``prefix`` + name (the concept task's routes, the text task's
-    text mode): cgF1 is a headline, IL_MCC and pmF1 too with ``factors_headline``."""
-    return [Metric(f"{prefix}{name}", f"{label}{text}", headline=name == "cgf1" or (factors_headline and headline))
-            for name, text, headline in METRICS]
 
 
 @dataclass
@@ -155,8 +144,6 @@ class ConceptTask(TaskRunner):
         return None
 
     def _text_encoder(self, model, context: Optional[ConceptContext]):
-        from sambench.tasks.text import text_encoder_for
-
         encoder = text_encoder_for(model, self.proto.text_encoder)
         if context is not None:
             context.encoder_info = encoder.info()

@@ -76,6 +76,13 @@ class ProposalsProtocol:
         return options
 
 
+def ar_metrics(k: int) -> dict[str, str]:
+    """Metric name -> the bucket of the records' ``matched`` it averages over masks: AR@k
+    overall, by size and by LVIS frequency group."""
+    return {f"ar@{k}" if bucket == "all" else f"ar@{k}_{bucket}": bucket
+            for bucket in (*AREA_RANGES, *FREQUENCY_GROUPS.values())}
+
+
 class AnnotationIndex:
     """An annotation file's ground truth per image, in pycocotools' order (by category id,
     file order within a category), with each category's LVIS frequency group if any; built
@@ -118,9 +125,8 @@ class ProposalsTask(TaskRunner):
     def metric_spec(cls, protocol: dict) -> list[Metric]:
         """AR@K overall (headline), by size and by LVIS frequency group; proposals per image."""
         k = protocol.get("max_proposals", 1000)
-        spec = [Metric(f"ar@{k}", f"AR@{k}", headline=True)]
-        spec += [Metric(f"ar@{k}_{name}", name) for name in AREA_RANGES if name != "all"]
-        spec += [Metric(f"ar@{k}_{name}", name) for name in FREQUENCY_GROUPS.values()]
+        spec = [Metric(name, f"AR@{k}" if bucket == "all" else bucket, headline=bucket == "all")
+                for name, bucket in ar_metrics(k).items()]
         return spec + [Metric("proposals_per_image", "proposals / image", scale=1, digits=0)]
 
     def prepare(self, ref, out: Path, model=None) -> ProposalsContext:
@@ -207,12 +213,10 @@ class ProposalsTask(TaskRunner):
     # -- the dataset ----------------------------------------------------------------------
     def aggregate(self, records: list[SampleRecord], context: ProposalsContext, seed: int) -> dict:
         rows = [row for rec in records for row in rec.rows]
-        k = self.proto.max_proposals
         ar = average_recall(rows)
-        metrics = {f"ar@{k}": ar["all"]}
-        metrics.update({f"ar@{k}_{name}": ar[name] for name in AREA_RANGES if name != "all"})
-        if any(row.get("group") for row in rows):
-            metrics.update({f"ar@{k}_{name}": ar[name] for name in FREQUENCY_GROUPS.values()})
+        groups = any(row.get("group") for row in rows)
+        metrics = {name: ar[bucket] for name, bucket in ar_metrics(self.proto.max_proposals).items()
+                   if bucket in AREA_RANGES or groups}
         per_image = [rec.rows[0]["n_proposals"] for rec in records if rec.rows]
         metrics["proposals_per_image"] = float(np.mean(per_image)) if per_image else None
         return metrics

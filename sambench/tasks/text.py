@@ -56,7 +56,6 @@ from sambench.models.base import supports_text
 from sambench.prompts import center_point, stable_rng
 from sambench.tasks import (DatasetContext, Metric, TaskRunner, best_masks, decode_instances,
                             load_image_or_record)
-from sambench.tasks.concept import cgf1_metric_spec
 from sambench.tasks.text_detections import load_text_detections, phrase_key
 from sambench.types import Sample, SampleRecord
 
@@ -71,6 +70,18 @@ MODE_LABELS = {"text": "", "text+point": "text + 1 pt ", "det": "det. box ", "de
                "chance": "chance "}
 HEADLINE_MODES = ("text", "text+point", "det", "chance")
 DEFAULT_MULTIMASK = {"text": True, "text+point": False, "det": False, "det+point": False}
+# (metric, label, a headline of the concept route); the text and det routes headline cgF1 only
+CGF1_METRICS = (("cgf1", "cgF1", True), ("cgf1@0.5", "cgF1@0.5", False), ("cgf1@0.75", "cgF1@0.75", False),
+                ("il_mcc", "IL_MCC", True), ("pmf1", "pmF1", True), ("positive_macro_f1", "pos. macro-F1", False),
+                ("precision", "precision", False), ("recall", "recall", False), ("il_f1", "IL_F1", False),
+                ("il_fpr", "IL_FPR", False))
+
+
+def cgf1_metric_spec(prefix: str, label: str, factors_headline: bool) -> list[Metric]:
+    """cgF1 and its factors as ``prefix`` + name (the concept task's routes, the text task's
+    text mode): cgF1 is a headline, IL_MCC and pmF1 too with ``factors_headline``."""
+    return [Metric(f"{prefix}{name}", f"{label}{text}", headline=name == "cgf1" or (factors_headline and headline))
+            for name, text, headline in CGF1_METRICS]
 
 
 @dataclass

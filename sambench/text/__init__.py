@@ -38,9 +38,4 @@ def load_text_encoder(spec: str, device: str = "cpu", dim: Optional[int] = None)
     return ENCODERS.get(name)(arg, device=device, dim=dim)
 
 
-def list_text_encoders() -> list[tuple[str, str]]:
-    return [(name, ENCODERS.descriptions[name]) for name in ENCODERS]
-
-
-__all__ = ["ENCODERS", "TextEncoder", "l2_normalise", "list_text_encoders", "load_text_encoder",
-           "split_spec"]
+__all__ = ["ENCODERS", "TextEncoder", "l2_normalise", "load_text_encoder", "split_spec"]

@@ -69,7 +69,8 @@ def build(model_spec: str, arch: str | None):
     from sambench import hub
     from sambench.models import split_spec
     from sambench.models import repvit_sam
-    from sambench.models.sam.checkpoint import load_sam, read_state_dict
+    from sambench.models.sam.checkpoint import read_state_dict
+    from sambench.models.sam.family import load_sam
     from sambench.models.sam.random_checkpoint import make_config
     from sambench.models.sam.sam import PRESETS, Sam
 

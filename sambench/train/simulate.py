@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 
 N_ITERATIONS = 11
-N_SAMPLED_POINTS = 8
 BOX_NOISE_FRACTION = 0.1
 BOX_NOISE_MAX = 20.0
 

@@ -270,17 +270,22 @@ def probe_label_png(raw: bytes, work: Path) -> str:
 
 # ---- BSDS .mat -------------------------------------------------------------------------
 
+# 32-bit values that mean something in a MAT-5 element tag or array header: type codes (valid,
+# reserved, matrix, compressed, past the table), small sizes, sign and width limits
+MAT_WORDS = [0, 1, 2, 4, 5, 6, 8, 9, 14, 15, 16, 19, 200, 0xFFFF, 0x10000, 0x40001, 2**31 - 1, 2**31, 2**32 - 1]
 MAT_FIELD = st.one_of(st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31)),
                       st.integers(-3, 3), st.text(max_size=4), st.none())
 MAT_SPEC = st.tuples(st.lists(st.fixed_dictionaries({}, optional={"Segmentation": MAT_FIELD, "Boundaries": MAT_FIELD,
                                                                   "Other": MAT_FIELD}), max_size=3),
-                     st.sampled_from(["groundTruth", "groundTruth", "other"]), EDITS)
+                     st.sampled_from(["groundTruth", "groundTruth", "other"]), st.booleans(), EDITS,
+                     st.lists(st.tuples(st.floats(0, 1), st.sampled_from(MAT_WORDS) | st.integers(0, 2**32 - 1)),
+                              max_size=3))
 
 
 def _mat(spec) -> bytes:
     import scipy.io
 
-    annotators, name, edits = spec
+    annotators, name, compress, edits, words = spec
     cell = np.empty((1, len(annotators)), dtype=object)
     for k, fields in enumerate(annotators):
         struct = {}
@@ -291,8 +296,12 @@ def _mat(spec) -> bytes:
             struct[key] = value if value is not None else np.zeros((0, 0))
         cell[0, k] = struct
     buf = io.BytesIO()
-    scipy.io.savemat(buf, {name: cell})
-    return mutate(buf.getvalue(), edits)
+    scipy.io.savemat(buf, {name: cell}, do_compression=compress)
+    raw = bytearray(buf.getvalue())
+    for frac, word in words:  # an aligned word after the header: a tag, a size, a dimension
+        pos = 128 + 4 * int(frac * (len(raw) - 132) // 4)
+        raw[pos:pos + 4] = word.to_bytes(4, "little")
+    return mutate(bytes(raw), edits)
 
 
 def probe_bsds_mat(raw: bytes, work: Path) -> str:

@@ -43,14 +43,8 @@ def test_fuzz_ci(target, ci_runs):
     assert counts["ok"] + counts["skip"] + counts["error"] == counts["probes"]
 
 
-SCIPY_SEGFAULT = pytest.mark.xfail(
-    strict=True, reason="scipy.io.loadmat segfaults inside its mio5 reader on a corrupted .mat that the "
-    "10,000-case run generates (docs/reliability.md: known residual)")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("target", [pytest.param(t, marks=SCIPY_SEGFAULT) if t == "bsds_mat" else t
-                                    for t in sorted(TARGETS)])
+@pytest.mark.parametrize("target", sorted(TARGETS))
 def test_fuzz_full(target):
     counts = fuzz(target, "full")
     assert counts["probes"] >= 10_000

@@ -10,26 +10,11 @@ EdgeSAM did not distil the IoU head).
 """
 from __future__ import annotations
 
-from sambench.errors import SambenchError
 from sambench.models.base import Capabilities
 from sambench.models.edgesam.encoder import PRESETS, RepViTConfig, infer_config
 from sambench.models.edgesam.model import RESIDUAL_NORMS, EdgeSam
-from sambench.models.family import Family, Preprocess
+from sambench.models.family import Family, Preprocess, config_or_error, has_keys
 from sambench.models.random_weights import family_random_tensor
-
-SIGNATURE = ("image_encoder.features.0.0.c.weight", "image_encoder.fuse_stage2.weight")
-
-
-def detect(state) -> bool:
-    return all(key in state for key in SIGNATURE)
-
-
-def _infer(state, source: str = "checkpoint") -> RepViTConfig:
-    config = infer_config(state)
-    if config is None:
-        raise SambenchError(f"{source}: the EdgeSAM RepViT layout is incomplete (blocks missing, or "
-                            "its last two stages are not at strides 16 and 32)")
-    return config
 
 
 def preprocess(config: RepViTConfig) -> Preprocess:
@@ -43,7 +28,10 @@ def capabilities(config: RepViTConfig) -> Capabilities:
 FAMILY = Family(
     name="edgesam",
     description="EdgeSAM (RepViT-m1 encoder distilled from SAM), our implementation",
-    detect=detect, infer_config=_infer, build=EdgeSam, preprocess=preprocess,
+    detect=has_keys("image_encoder.features.0.0.c.weight", "image_encoder.fuse_stage2.weight"),
+    infer_config=config_or_error(infer_config, "the EdgeSAM RepViT layout is incomplete (blocks missing, "
+                                 "or its last two stages are not at strides 16 and 32)"),
+    build=EdgeSam, preprocess=preprocess,
     capabilities=capabilities, presets={name: (lambda c=c: c) for name, c in PRESETS.items()},
     random_tensor=family_random_tensor(lambda name: bool(RESIDUAL_NORMS.search(name))),
 )

@@ -13,14 +13,13 @@ options (``num_heads``, ``decoder_num_heads``, ``img_size``).
 from __future__ import annotations
 
 import math
-import re
 from typing import Mapping
 
 import torch
 
 from sambench.errors import SambenchError
+from sambench.models.base import indexes, names
 from sambench.models.efficientsam.efficient_sam import EfficientSamConfig
-from sambench.models.base import names
 
 ENC, PE, DEC = "image_encoder.", "prompt_encoder.", "mask_decoder."
 # keys only EfficientSAM has: they tell the family from SAM v1's layout
@@ -30,15 +29,6 @@ REQUIRED = (ENC + "pos_embed", ENC + "patch_embed.proj.weight", ENC + "blocks.0.
             ENC + "neck.0.weight", DEC + "mask_tokens.weight", DEC + "transformer.layers.0.mlp.layers.0.0.weight",
             DEC + "transformer.final_attn_token_to_image.q_proj.weight",
             DEC + "iou_prediction_head.layers.0.0.weight") + SIGNATURE
-
-
-def is_efficientsam(state: Mapping[str, torch.Tensor]) -> bool:
-    return all(key in state for key in SIGNATURE)
-
-
-def _indexes(state: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
 
 
 def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint", img_size: int = 1024,
@@ -56,15 +46,15 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint", 
     num_heads = int(num_heads) or max(embed_dim // HEAD_DIM, 1)
     if embed_dim % num_heads:
         raise SambenchError(f"{source}: encoder width {embed_dim} is not divisible by {num_heads} heads")
-    blocks = _indexes(state, ENC + "blocks.")
+    blocks = indexes(state, ENC + "blocks.")
     if blocks != list(range(len(blocks))):
         raise SambenchError(f"{source}: image encoder blocks are not numbered 0..n-1: {blocks}")
-    upscaling = _indexes(state, DEC + "final_output_upscaling_layers.")
+    upscaling = indexes(state, DEC + "final_output_upscaling_layers.")
     return EfficientSamConfig(
         img_size=int(img_size), patch_size=patch.shape[-1], embed_dim=embed_dim, depth=len(blocks),
         num_heads=num_heads, mlp_dim=state[ENC + "blocks.0.mlp.fc1.weight"].shape[0], pretrain_grid=side,
         neck_dim=state[ENC + "neck.0.weight"].shape[0],
-        decoder_depth=len(_indexes(state, DEC + "transformer.layers.")),
+        decoder_depth=len(indexes(state, DEC + "transformer.layers.")),
         decoder_mlp_dim=state[DEC + "transformer.layers.0.mlp.layers.0.0.weight"].shape[0],
         decoder_num_heads=int(decoder_num_heads),
         attention_downsample_rate=(state[ENC + "neck.0.weight"].shape[0]
@@ -72,6 +62,6 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint", 
         upscaling_dims=tuple(state[f"{DEC}final_output_upscaling_layers.{i}.0.weight"].shape[1]
                              for i in upscaling),
         num_multimask_outputs=max(state[DEC + "mask_tokens.weight"].shape[0] - 1, 1),
-        iou_head_layers=len(_indexes(state, DEC + "iou_prediction_head.layers.")),
+        iou_head_layers=len(indexes(state, DEC + "iou_prediction_head.layers.")),
         iou_head_hidden_dim=state[DEC + "iou_prediction_head.layers.0.0.weight"].shape[0],
     )

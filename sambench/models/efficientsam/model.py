@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from sambench.errors import SambenchError
-from sambench.models.base import ModelInfo, PromptBatch, batch_prompts, reject_text
+from sambench.models.base import ModelInfo, PromptBatch, batch_prompts, reject_text, weights_digest
 from sambench.models.efficientsam.efficient_sam import EfficientSam
 from sambench.models.efficientsam.image_encoder import ATTENTION_MODES
 from sambench.models.efficientsam.prompt_encoder import PAD_LABEL
@@ -81,12 +81,10 @@ class EfficientSamModel:
 
     runtime_options = ("attention", "compile", "prompt_chunk", "single_mask")
 
-    def __init__(self, net: EfficientSam, family=None, *, name: Optional[str] = None,
+    def __init__(self, net: EfficientSam, family, *, name: Optional[str] = None,
                  checkpoint: Optional[str] = None, sha256: Optional[str] = None, device: str = "cpu",
                  dtype: str = "float32", attention: str = "auto", compile: bool = False,
                  prompt_chunk: int = 16, single_mask: str = "best") -> None:
-        if family is None:
-            from sambench.models.efficientsam.family import FAMILY as family
         if int(prompt_chunk) < 1:
             raise SambenchError(f"prompt_chunk must be >= 1, got {prompt_chunk}")
         if single_mask not in SINGLE_MASK:
@@ -130,11 +128,7 @@ class EfficientSamModel:
         blob = json.dumps({"family": self.family, "sha256": self.sha256, "config": config,
                            "dtype": str(self.dtype)}, sort_keys=True)
         if self.sha256 is None:  # weights not from a file: hash the encoder's
-            h = hashlib.sha256()
-            for key, tensor in sorted(self.model.image_encoder.state_dict().items()):
-                h.update(key.encode())
-                h.update(tensor.detach().float().cpu().numpy().tobytes())
-            blob += h.hexdigest()
+            blob += weights_digest(self.model.image_encoder.state_dict())
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def embedding_to_arrays(self, embedding: EfficientSamEmbedding) -> dict:

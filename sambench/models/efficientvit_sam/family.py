@@ -9,27 +9,11 @@ hold a plain state dict or one under ``["state_dict"]``; every size is read off 
 """
 from __future__ import annotations
 
-from sambench.errors import SambenchError
 from sambench.models.base import Capabilities
 from sambench.models.efficientvit_sam.encoder import PRESETS, EfficientViTSamConfig, infer_config
 from sambench.models.efficientvit_sam.model import PROMPT_FRAME, EfficientViTSam, RESIDUAL_NORMS
-from sambench.models.family import PIXEL_MEAN, PIXEL_STD, Family, Preprocess
+from sambench.models.family import PIXEL_MEAN, PIXEL_STD, Family, Preprocess, config_or_error, has_keys
 from sambench.models.random_weights import family_random_tensor
-
-SIGNATURE = ("image_encoder.backbone.stages.0.op_list.0.conv.weight",
-             "image_encoder.neck.input_ops.0.op_list.0.conv.weight")
-
-
-def detect(state) -> bool:
-    return all(key in state for key in SIGNATURE)
-
-
-def _infer(state, source: str = "checkpoint") -> EfficientViTSamConfig:
-    config = infer_config(state)
-    if config is None:
-        raise SambenchError(f"{source}: the EfficientViT-SAM encoder layout is incomplete "
-                            "(backbone stages or neck layers missing)")
-    return config
 
 
 def preprocess(config: EfficientViTSamConfig) -> Preprocess:
@@ -46,7 +30,11 @@ FAMILY = Family(
     name="efficientvit-sam",
     description="EfficientViT-SAM L0/L1/L2 (512-px input) and XL0/XL1 (1024 px), our implementation "
                 "(sizes inferred from the checkpoint)",
-    detect=detect, infer_config=_infer, build=EfficientViTSam, preprocess=preprocess,
+    detect=has_keys("image_encoder.backbone.stages.0.op_list.0.conv.weight",
+                    "image_encoder.neck.input_ops.0.op_list.0.conv.weight"),
+    infer_config=config_or_error(infer_config, "the EfficientViT-SAM encoder layout is incomplete "
+                                 "(backbone stages or neck layers missing)"),
+    build=EfficientViTSam, preprocess=preprocess,
     capabilities=capabilities, presets={name: (lambda c=c: c) for name, c in PRESETS.items()},
     random_tensor=family_random_tensor(lambda name: bool(RESIDUAL_NORMS.search(name))),
 )

@@ -33,8 +33,8 @@ from typing import Mapping
 import torch
 
 from sambench.errors import SambenchError
-from sambench.models.base import names
-from sambench.models.sam.sam import Sam, SamConfig
+from sambench.models.base import indexes, names
+from sambench.models.sam.sam import SamConfig
 
 PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 TEXT_PROJ = "prompt_encoder.text_proj.weight"
@@ -173,11 +173,6 @@ def _not_sam(state: Mapping[str, torch.Tensor], source: str, missing) -> Sambenc
     return SambenchError(msg)
 
 
-def _indexes(state: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
-
-
 def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
                  decoder_num_heads: int = 8) -> SamConfig:
     """The :class:`SamConfig` whose module shapes match ``state``."""
@@ -198,7 +193,7 @@ def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
         raise SambenchError(f"{source}: unexpected pos_embed {tuple(pos.shape)} / patch "
                             f"embedding {tuple(patch.shape)} (square SAM v1 layout expected)")
     grid, embed_dim, patch_size = pos.shape[1], pos.shape[3], patch.shape[-1]
-    blocks = _indexes(state, enc + "blocks.")
+    blocks = indexes(state, enc + "blocks.")
     if blocks != list(range(len(blocks))):
         raise SambenchError(f"{source}: image encoder blocks are not numbered 0..n-1: {blocks}")
     head_dim = state[enc + "blocks.0.attn.rel_pos_h"].shape[1]
@@ -249,25 +244,11 @@ def decoder_fields(state: Mapping[str, torch.Tensor], width: int, source: str = 
         prompt_embed_dim=width,
         mask_in_chans=state[pe + "mask_downscaling.3.weight"].shape[0],
         num_multimask_outputs=state[dec + "mask_tokens.weight"].shape[0] - 1,
-        decoder_depth=len(_indexes(state, dec + "transformer.layers.")),
+        decoder_depth=len(indexes(state, dec + "transformer.layers.")),
         decoder_mlp_dim=state[dec + "transformer.layers.0.mlp.lin1.weight"].shape[0],
         decoder_num_heads=decoder_num_heads,
         attention_downsample_rate=width // state[dec + "transformer.final_attn_token_to_image.q_proj.weight"].shape[0],
-        iou_head_depth=len(_indexes(state, dec + "iou_prediction_head.layers.")),
+        iou_head_depth=len(indexes(state, dec + "iou_prediction_head.layers.")),
         iou_head_hidden_dim=state[dec + "iou_prediction_head.layers.0.weight"].shape[0],
     )
 
-
-def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, dict[str, torch.Tensor]]:
-    """Build :class:`Sam` from a checkpoint file; returns the model (eval mode) and its state."""
-    state = read_state_dict(checkpoint)
-    sam = sam_from_state_dict(state, str(checkpoint), decoder_num_heads)
-    return sam, state
-
-
-def sam_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
-                        decoder_num_heads: int = 8) -> Sam:
-    """:class:`Sam` with sizes inferred from ``state`` and its weights loaded strictly."""
-    from sambench.models.sam.family import FAMILY
-
-    return FAMILY.module(state, source, decoder_num_heads=decoder_num_heads)

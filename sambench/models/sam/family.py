@@ -7,25 +7,26 @@ sizes read off the tensors (:func:`.checkpoint.infer_config`).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
 from sambench.models.base import Capabilities
 from sambench.models.family import Family, Preprocess
 from sambench.models.family_model import FamilyModel
-from sambench.models.sam.checkpoint import infer_config
+from sambench.models.sam.checkpoint import infer_config, read_state_dict
 from sambench.models.sam.random_checkpoint import _random_tensor
 from sambench.models.sam.sam import PRESETS, Sam, SamConfig
 
-HQ_PREFIXES = ("mask_decoder.hf_token.", "mask_decoder.hf_mlp.", "mask_decoder.compress_vit_feat.",
-               "mask_decoder.embedding_encoder.", "mask_decoder.embedding_maskfeature.")
+# HQ-SAM's extra decoder modules in a checkpoint: their keys tell it from SAM v1 and MobileSAM.
+HQ_PREFIXES = tuple(f"mask_decoder.{name}." for name in ("hf_token", "hf_mlp", "compress_vit_feat",
+                                                         "embedding_encoder", "embedding_maskfeature"))
 
 
 def detect(state) -> bool:
     """A ViT encoder with rel-pos tables and SAM v1's decoder, without HQ-SAM's extra head."""
     return ("image_encoder.pos_embed" in state and "image_encoder.blocks.0.attn.rel_pos_h" in state
             and not any(k.startswith(HQ_PREFIXES) for k in state))
-
-
-def _infer(state, source: str = "checkpoint", decoder_num_heads: int = 8) -> SamConfig:
-    return infer_config(state, source, decoder_num_heads)
 
 
 def preprocess(config: SamConfig) -> Preprocess:
@@ -50,7 +51,14 @@ FAMILY = Family(
     name="sam",
     description="Segment Anything v1, our implementation (ViT-B/L/H and any SAM-v1-shaped "
                 "model, sizes inferred from the checkpoint; options: attention=auto|math|sdpa, compile)",
-    detect=detect, infer_config=_infer, build=Sam, preprocess=preprocess,
+    detect=detect, infer_config=infer_config, build=Sam, preprocess=preprocess,
     capabilities=capabilities, options=("decoder_num_heads",), presets=PRESETS,
     random_tensor=_random_tensor, model_class=SamModel,
 )
+
+
+def load_sam(checkpoint: str | Path, decoder_num_heads: int = 8) -> tuple[Sam, dict[str, torch.Tensor]]:
+    """:class:`Sam` built from a checkpoint file (sizes inferred, weights loaded strictly, eval
+    mode) and the file's tensors."""
+    state = read_state_dict(checkpoint)
+    return FAMILY.module(state, str(checkpoint), decoder_num_heads=decoder_num_heads), state

@@ -44,11 +44,6 @@ def prediction_diffs(ours, reference, reference_logits: np.ndarray) -> dict:
     }
 
 
-def within_parity(diffs: dict) -> bool:
-    return (diffs["low_res_max_abs"] <= LOGIT_TOL and diffs["scores_max_abs"] <= SCORE_TOL
-            and diffs["mask_flips_outside_margin"] == 0)
-
-
 def ellipse_mask_input(cx: float, cy: float, rx: float, ry: float, side: int = 256) -> np.ndarray:
     """A ``(1, side, side)`` mask prompt: logits +10 at the centre of an ellipse (low-res frame
     pixels), 0 on its boundary, clipped to ±10 outside. Plain arithmetic, so any NumPy gives

@@ -67,11 +67,6 @@ def scale_coords(coords: np.ndarray, original_size: tuple[int, int], long_side: 
     return coords.astype(np.float32)
 
 
-def scale_boxes(boxes: np.ndarray, original_size: tuple[int, int], long_side: int) -> np.ndarray:
-    """``(B, 4)`` XYXY boxes of the original image → resized frame."""
-    return scale_coords(np.asarray(boxes).reshape(-1, 2, 2), original_size, long_side).reshape(-1, 4)
-
-
 def upsample_logits(low_res: torch.Tensor, input_size: tuple[int, int],
                     original_size: tuple[int, int], img_size: int) -> torch.Tensor:
     """``(B, K, l, l)`` low-res logits → ``(B, K, H, W)`` logits at the original size.

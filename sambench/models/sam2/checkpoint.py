@@ -27,8 +27,9 @@ from typing import Mapping, Optional
 import torch
 
 from sambench.errors import SambenchError
+from sambench.models.base import indexes
 from sambench.models.family import CheckpointMapper
-from sambench.models.sam.checkpoint import _indexes, read_metadata
+from sambench.models.sam.checkpoint import read_metadata
 from sambench.models.sam2.hiera import HieraConfig
 from sambench.models.sam2.sam2 import PRESETS, Sam2Config
 
@@ -38,7 +39,6 @@ TRUNK = "image_encoder.trunk."
 VIDEO_KEYS = ("memory_attention.", "memory_encoder.", "mask_downsample.", "obj_ptr_proj.",
               "obj_ptr_tpos_proj.", "maskmem_tpos_enc", "no_mem_pos_enc", "no_obj_ptr",
               "no_obj_embed_spatial")
-SAM21_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.")
 # reference names → ours: the decoder transformer's MLPs are SAM v1's MLPBlock (lin1/lin2)
 RENAMES = tuple((f"sam_mask_decoder.transformer.layers.{i}.mlp.layers.{j}.",
                  f"mask_decoder.transformer.layers.{i}.mlp.lin{j + 1}.") for i in (0, 1) for j in (0, 1)) + (
@@ -81,7 +81,7 @@ def trunk_from_metadata(checkpoint: str) -> Optional[HieraConfig]:
 def infer_trunk(state: Mapping[str, torch.Tensor], source: str = "checkpoint",
                 trunk: Optional[HieraConfig] = None) -> tuple[HieraConfig, str]:
     """The trunk config (and preset name, or ``"custom"``) matching ``state``'s tensors."""
-    blocks = _indexes(state, TRUNK + "blocks.")
+    blocks = indexes(state, TRUNK + "blocks.")
     if not blocks or blocks != list(range(len(blocks))):
         raise SambenchError(f"{source}: Hiera blocks are missing or not numbered 0..n-1: {blocks[:10]}")
     starts = [i for i in blocks if f"{TRUNK}blocks.{i}.proj.weight" in state]

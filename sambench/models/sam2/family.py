@@ -34,3 +34,9 @@ FAMILY = Family(
     presets={size: (lambda size=size: make_config(size)) for size in PRESETS},
     random_tensor=_random_tensor, model_class=Sam2Model,
 )
+
+
+def model_from_state(state, source: str = "state", **options) -> Sam2Model:
+    """A :class:`Sam2Model` from reference-layout tensors in memory (tests, benchmarks)."""
+    arch = {k: options.pop(k) for k in list(options) if k in FAMILY.options}
+    return Sam2Model(FAMILY.module(FAMILY.state_dict(state, source), source, **arch), FAMILY, **options)

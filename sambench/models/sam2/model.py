@@ -43,10 +43,8 @@ class Sam2Model(FamilyModel):
 
     runtime_options = ("compile", "prompt_chunk")
 
-    def __init__(self, net, family=None, *, prompt_chunk: int = 16, **options) -> None:
-        from sambench.models.sam2.family import FAMILY
-
-        super().__init__(net, family or FAMILY, prompt_chunk=prompt_chunk, **options)
+    def __init__(self, net, family, *, prompt_chunk: int = 16, **options) -> None:
+        super().__init__(net, family, prompt_chunk=prompt_chunk, **options)
         self._encoder = compiled(self.sam.encode) if self.compile else self.sam.encode
 
     def decode(self, embedding: SamEmbedding, batch: PromptBatch, multimask: bool = True
@@ -94,12 +92,4 @@ class Sam2Model(FamilyModel):
         logits, scores = self.decode(embedding, batch, multimask)
         masks = self.upsample(embedding, logits) if return_masks else None
         return finish_prediction(masks, scores, logits.clamp(-LOGIT_CLAMP, LOGIT_CLAMP), batch)
-
-
-def model_from_state(state, source: str = "state", **options) -> Sam2Model:
-    """A :class:`Sam2Model` from reference-layout tensors in memory (tests, benchmarks)."""
-    from sambench.models.sam2.family import FAMILY
-
-    arch = {k: options.pop(k) for k in list(options) if k in FAMILY.options}
-    return Sam2Model(FAMILY.module(FAMILY.state_dict(state, source), source, **arch), **options)
 
