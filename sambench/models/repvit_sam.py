@@ -172,6 +172,7 @@ class RepViTSam(nn.Module):
         self.prompt_encoder, self.mask_decoder = prompt_modules(config)
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), False)
+        self._params = sum(p.numel() for p in self.parameters())
 
     def init_buffers(self) -> None:
         """Pixel statistics (training reads them) after a meta-device build and ``assign`` load."""
@@ -179,7 +180,8 @@ class RepViTSam(nn.Module):
         self.pixel_std = torch.tensor(PIXEL_STD).view(-1, 1, 1)
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the training layout (counted before ``prepare_inference`` folds norms)."""
+        return self._params
 
 
 def infer_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> RepViTSamConfig:
