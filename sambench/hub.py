@@ -17,6 +17,8 @@ into place only when the hash matches; the ``.part`` file is removed on every fa
   records the hash it saw in ``<file>.sha256`` and says so, and later loads must match it.
 - ``hf:`` entries (gated Hub repositories such as SAM 3) go through ``huggingface_hub`` with the
   user's own login, into the user's Hub cache.
+- ``bundled:`` entries are files shipped inside the package (the demo model): never fetched,
+  hashed on every load against the table.
 """
 from __future__ import annotations
 
@@ -91,6 +93,8 @@ def fetch(key: str) -> Path:
     entry = table()[key]
     if "hf" in entry:
         return _fetch_hub(key, entry)
+    if "bundled" in entry:
+        return _bundled(key, entry)
     target = checkpoint_dir() / entry["file"]
     if not target.is_file():
         if offline():
@@ -100,6 +104,18 @@ def fetch(key: str) -> Path:
         _download(key, entry["url"], target, expected)
     _verify_cached(key, entry, target)
     return _unzip(entry, target) if entry.get("unzip") else target
+
+
+def _bundled(key: str, entry: dict) -> Path:
+    """A file shipped inside the package, checked against the table's sha256 (a few MB: hashed
+    on every load, so a damaged install is an error, never other weights)."""
+    path = Path(__file__).parent / entry["bundled"]
+    if not path.is_file():
+        raise SambenchError(f"{key}: {path} is missing from this installation of sambench; reinstall it")
+    digest = _sha256(path)
+    if digest != entry["sha256"]:
+        raise SambenchError(f"{key}: {path} has sha256 {digest}, expected {entry['sha256']}; reinstall sambench")
+    return path
 
 
 def _expected(key: str, entry: dict, target: Path) -> Optional[str]:

@@ -9,14 +9,14 @@
 # Writes reports/demo/<model>/{results.json,report.html} and
 # reports/demo/leaderboard.{csv,md,html}, and reports/demo/all-tasks/{results.json,
 # report.html,report.pdf}: a run of the example-all-tasks suite (every task once, on synthetic
-# data) by a random-weights tiny SAM with a text path (hash encoder): what a report of every
-# task looks like; its numbers mean nothing. Runs go to a temporary folder (records are not
+# data) by the bundled demo model (trained, with a text path: docs/models.md): what a report of
+# every task looks like, with numbers of a model that learned the data. Runs go to a temporary folder (records are not
 # committed); set KEEP_RUNS=DIR to keep them there instead.
 #
-# The defaults: the GrabCut baseline, and a random-weights tiny SAM (written here with
-# seed 0) run through our implementation and through the official code: a leaderboard row
-# for each, and two SAM rows that must agree (parity). The bundled trained tiny SAM joins
-# them once it exists.
+# The defaults: the bundled demo model (repvit-sam:bundled, the demo's default), the GrabCut
+# baseline, and a random-weights tiny SAM (written here with seed 0) run through our
+# implementation and through the official code: a leaderboard row for each, and two SAM rows
+# that must agree (parity).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,16 +27,14 @@ random_ckpt="$runs/sam_tiny_random.pth"
 "$PYTHON" -c "from sambench.models.sam import write_random_checkpoint as w; w('$random_ckpt', 'tiny', seed=0)"
 sambench() { "$PYTHON" -m sambench "$@"; }
 
-example_ckpt="$runs/sam_tiny_text_random.pth"
-"$PYTHON" -c "from sambench.models.sam import write_random_checkpoint as w; w('$example_ckpt', 'tiny', seed=0, text_dim=32, text_encoder='hash')"
-sambench run --suite example-all-tasks --model "sam:$example_ckpt" --seed 0 --out "$runs/example-all-tasks" --no-report
+sambench run --suite example-all-tasks --model repvit-sam:bundled --seed 0 --out "$runs/example-all-tasks" --no-report
 sambench report "$runs/example-all-tasks" --pdf
 mkdir -p reports/demo/all-tasks
 cp "$runs/example-all-tasks/"{results.json,report.html,report.pdf} reports/demo/all-tasks/
 [ "${1:-}" != "--example" ] || exit 0
 
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(grabcut "sam:$random_ckpt" "sam-official:$random_ckpt")
+[ ${#models[@]} -gt 0 ] || models=(repvit-sam:bundled grabcut "sam:$random_ckpt" "sam-official:$random_ckpt")
 
 dirs=()
 for model in "${models[@]}"; do

@@ -202,8 +202,10 @@ def test_every_table_entry_is_complete():
     for key, entry in hub.table().items():
         family, _, name = key.partition(":")
         assert family and name and entry["file"] and entry["licence"] and entry["source"], key
-        assert ("url" in entry) != ("hf" in entry), key
-        if entry["sha256"] is None:
+        assert sum(k in entry for k in ("url", "hf", "bundled")) == 1, key
+        if "bundled" in entry:  # shipped inside the package: its hash is the committed file's
+            assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) and entry["sha256_source"], key
+        elif entry["sha256"] is None:
             assert entry["sha256_source"].startswith("unknown"), key
         else:
             assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), key

@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "hq-sam": "sambench.models.hq_sam:FAMILY",
     "efficientvit-sam": "sambench.models.efficientvit_sam.family:FAMILY",
     "edgesam": "sambench.models.edgesam.family:FAMILY",
+    "repvit-sam": "sambench.models.repvit_sam:FAMILY",
     "efficientsam": "sambench.models.efficientsam.family:FAMILY",
     "sam2": "sambench.models.sam2.family:FAMILY",
 }

@@ -1,4 +1,5 @@
-"""``sambench train``: train or fine-tune a SAM-v1-layout model on any readable dataset."""
+"""``sambench train``: train or fine-tune a model on SAM v1's prompt path (the ``sam`` family's
+ViT, or the ``repvit-sam`` family's CNN) on any readable dataset."""
 from __future__ import annotations
 
 import json
@@ -16,10 +17,11 @@ ARCHITECTURES = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train or fine-tune a SAM-layout model (the paper's recipe)")
-    p.add_argument("--model", default="sam", help="sam[:INIT_CHECKPOINT] (no checkpoint: from scratch)")
-    p.add_argument("--arch", default="demo",
-                   help=f"architecture when training from scratch: {', '.join(ARCHITECTURES)}, "
-                        "vit_b, vit_l, vit_h, tiny")
+    p.add_argument("--model", default="sam",
+                   help="FAMILY[:INIT_CHECKPOINT], FAMILY one of sam, repvit-sam (no checkpoint: from scratch)")
+    p.add_argument("--arch", default=None,
+                   help=f"architecture when training from scratch: sam: {', '.join(ARCHITECTURES)} (default), "
+                        "vit_b, vit_l, vit_h, tiny; repvit-sam: bundled (default), fine, small")
     p.add_argument("--dataset", action="append", required=True, help="training data (repeatable)")
     p.add_argument("--val-dataset", action="append", default=[], help="held-out data for validation mIoU")
     p.add_argument("--val-images", type=int, default=6, help="images per validation dataset")
@@ -61,19 +63,31 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def build(model_spec: str, arch: str):
-    """The model to train: a checkpoint, or a fresh architecture."""
+def build(model_spec: str, arch: str | None):
+    """The model to train: a checkpoint (training form: batch norms not folded), or a fresh
+    architecture of the family."""
     from sambench import hub
     from sambench.models import split_spec
+    from sambench.models import repvit_sam
+    from sambench.models.sam.checkpoint import read_state_dict
     from sambench.models.sam.family import load_sam
     from sambench.models.sam.random_checkpoint import make_config
     from sambench.models.sam.sam import PRESETS, Sam
 
     name, checkpoint = split_spec(model_spec)
-    if name != "sam":
-        raise SambenchError(f"training supports SAM-layout models (sam[:CHECKPOINT]), not {name!r}")
+    if name not in ("sam", "repvit-sam"):
+        raise SambenchError(f"training supports the sam and repvit-sam families (FAMILY[:CHECKPOINT]), not {name!r}")
     if checkpoint:
-        return load_sam(hub.resolve(name, checkpoint)[1])[0]  # sam:vit_b: the official checkpoint, fetched
+        path = hub.resolve(name, checkpoint)[1]  # sam:vit_b: the official checkpoint, fetched
+        if name == "repvit-sam":
+            return repvit_sam.trainable_module(read_state_dict(path), str(path))
+        return load_sam(path)[0]
+    if name == "repvit-sam":
+        arch = arch or "bundled"
+        if arch not in repvit_sam.PRESETS:
+            raise SambenchError(f"unknown repvit-sam architecture {arch!r} (known: {', '.join(repvit_sam.PRESETS)})")
+        return repvit_sam.RepViTSam(repvit_sam.PRESETS[arch]())
+    arch = arch or "demo"
     if arch in ARCHITECTURES:
         return Sam(make_config("tiny", **ARCHITECTURES[arch]))
     if arch in PRESETS:
@@ -86,14 +100,12 @@ def with_text_path(sam, text_dim: int):
     with every weight kept and a freshly initialised ``prompt_encoder.text_proj``."""
     from dataclasses import replace
 
-    from sambench.models.sam.sam import Sam
-
     if sam.config.text_dim == text_dim:
         return sam
     if sam.config.text_dim:
         raise SambenchError(f"the model's text path takes {sam.config.text_dim}-d embeddings, the "
                             f"text encoder gives {text_dim}-d")
-    new = Sam(replace(sam.config, text_dim=text_dim))
+    new = type(sam)(replace(sam.config, text_dim=text_dim))
     missing, unexpected = new.load_state_dict(sam.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("prompt_encoder.text_proj.") for k in missing)
     return new
@@ -141,5 +153,6 @@ def run(args) -> int:
         {"train": args.dataset, "val": args.val_dataset, "examples": len(examples),
          "masks": sum(len(e.masks) for e in examples), "arch": args.arch, "init": args.model}, indent=1))
     print(json.dumps(summary))
-    print(f"checkpoint: {out / 'model.safetensors'} (official layout: {out / 'model.pth'})")
+    layout = "official layout" if args.model.partition(":")[0] == "sam" else "plain state dict"
+    print(f"checkpoint: {out / 'model.safetensors'} ({layout}: {out / 'model.pth'})")
     return 0

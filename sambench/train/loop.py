@@ -1,4 +1,6 @@
-"""The training loop: the paper's recipe on any SAM-v1-layout model and any dataset.
+"""The training loop: the paper's recipe on any model with SAM v1's prompt path (a ``Sam`` or a
+``RepViTSam``: ``image_encoder``, ``prompt_encoder``, ``mask_decoder``, ``config.img_size`` and
+pixel statistics) and any dataset.
 
 Per step: a batch of images is encoded once; for each image a few GT masks are prompted for
 11 iterations (:mod:`.simulate`) and every iteration's output is scored with the paper's loss
@@ -36,8 +38,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from torch import nn
+
+from sambench.errors import SambenchError
 from sambench.models.runtime import warn_if_emulated
-from sambench.models.sam.sam import Sam
 from sambench.train import simulate
 from sambench.train.data import Example, batch
 from sambench.train.losses import sam_loss
@@ -75,21 +79,33 @@ class TrainConfig:
     bf16: bool = False  # autocast (CUDA or AMX CPUs)
 
 
+def family_of(sam: nn.Module):
+    """The :class:`~sambench.models.family.Family` of a trainable module."""
+    from sambench.models.families import get_family
+    from sambench.models.repvit_sam import RepViTSam
+
+    return get_family("repvit-sam" if isinstance(sam, RepViTSam) else "sam")
+
+
 def _step_generators(seed: int, step: int, rank: int = 0) -> tuple[torch.Generator, np.random.Generator]:
     torch.manual_seed(seed * 1_000_003 + step * 1009 + rank)  # drop path
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step + rank * 7_919_333)
     return gen, np.random.default_rng([seed, step] + ([rank] if rank else []))
 
 
-def param_groups(sam: Sam, cfg: TrainConfig) -> list[dict]:
-    """AdamW groups: no weight decay on biases, norms and position tables; layer-wise decay."""
-    depth = len(sam.image_encoder.blocks)
+def param_groups(sam: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: no weight decay on biases, norms and position tables; layer-wise decay
+    (ViT encoders: by block)."""
+    blocks = getattr(sam.image_encoder, "blocks", None)
+    if cfg.layer_decay != 1.0 and blocks is None:
+        raise SambenchError("--layer-decay needs a ViT image encoder (the sam family)")
+    depth = len(blocks) if blocks is not None else 0
     groups: dict[tuple[float, float], list] = {}
     for name, p in sam.named_parameters():
         if not p.requires_grad:
             continue
         scale = 1.0
-        if name.startswith("image_encoder."):
+        if name.startswith("image_encoder.") and cfg.layer_decay != 1.0:
             if name.startswith("image_encoder.blocks."):
                 layer = int(name.split(".")[2]) + 1
             elif name.startswith("image_encoder.neck."):
@@ -110,7 +126,7 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * 0.1 ** drops
 
 
-def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int, rank: int = 0,
+def train_step(sam: nn.Module, examples: list[Example], cfg: TrainConfig, step: int, rank: int = 0,
                image_prompts=None) -> float:
     """Loss of one batch (backward included); returns its value.
 
@@ -182,22 +198,22 @@ def train_step(sam: Sam, examples: list[Example], cfg: TrainConfig, step: int, r
     return float(loss.detach())
 
 
-def validate(sam: Sam, samples: list, seed: int) -> dict:
+def validate(sam: nn.Module, samples: list, seed: int) -> dict:
     """mIoU at 1, 3 and 9 center points (and the oracle) on held-out samples, through the
     point task itself, so training reports the number the benchmark will."""
-    from sambench.models.sam.model import SamModel
+    from sambench.models.family_model import FamilyModel
     from sambench.tasks.point import PointTask
 
     was_training = sam.training
     task = PointTask({"first_point": ["center"], "n_points": [1, 3, 9]})
-    model = SamModel(sam)
+    model = FamilyModel(sam, family_of(sam))
     records = [task.run_sample(model, s, None, seed) for s in samples]  # the point task needs no context
     sam.train(was_training)
     metrics = task.aggregate(records, None, seed)
     return {k: round(v, 4) for k, v in metrics.items() if not k.endswith("_ci95") and "noc" not in k}
 
 
-def save_checkpoint(sam: Sam, out: Path, stem: str = "model", text_encoder: str = "") -> None:
+def save_checkpoint(sam: nn.Module, out: Path, stem: str = "model", text_encoder: str = "") -> None:
     """``<stem>.pth`` (official layout) and ``<stem>.safetensors``; a text-path model records
     its text encoder in the safetensors header and in ``<stem>.pth.json``."""
     from sambench.models.sam.checkpoint import TEXT_ENCODER_KEY, write_sidecar
@@ -205,14 +221,14 @@ def save_checkpoint(sam: Sam, out: Path, stem: str = "model", text_encoder: str 
 
     state = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
     torch.save(state, out / f"{stem}.pth")
-    metadata = {"format": "sam-v1"}
+    metadata = {"format": "sam-v1" if family_of(sam).name == "sam" else family_of(sam).name}
     if sam.config.text_dim and text_encoder:
         metadata[TEXT_ENCODER_KEY] = split_spec(text_encoder)[0]
         write_sidecar(out / f"{stem}.pth", {TEXT_ENCODER_KEY: metadata[TEXT_ENCODER_KEY]})
     save_file(state, str(out / f"{stem}.safetensors"), metadata=metadata)
 
 
-def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig):
+def _prepare_text(sam: nn.Module, examples: list[Example], cfg: TrainConfig):
     """Check the text setup; returns the CLIP crop embedder for the ``clip-image`` route, else
     embeds the phrases (if not done yet) and returns None."""
     from sambench.errors import SambenchError
@@ -245,7 +261,7 @@ def _prepare_text(sam: Sam, examples: list[Example], cfg: TrainConfig):
     return None
 
 
-def whiten_text_projection(sam: Sam, examples: list[Example]) -> None:
+def whiten_text_projection(sam: nn.Module, examples: list[Example]) -> None:
     """Initialise a new text path from the training phrases: the projection whitens their
     embeddings along the top principal directions (bias = −W·mean). Sentence embeddings of
     short phrases differ little ("a red disc" vs "a blue disc": cosine ~0.9), so a random
@@ -264,7 +280,7 @@ def whiten_text_projection(sam: Sam, examples: list[Example]) -> None:
         proj.bias.copy_(torch.from_numpy(-weight @ mean))
 
 
-def _average_gradients(sam: Sam, world_size: int) -> None:
+def _average_gradients(sam: nn.Module, world_size: int) -> None:
     """Mean of every gradient over the ranks, in one flat all-reduce (plus one for which
     parameters any rank used). A rank that did not use a parameter this step (a box embedding
     when its prompts were points) contributes zeros; one that no rank used keeps no gradient,
@@ -284,6 +300,16 @@ def _average_gradients(sam: Sam, world_size: int) -> None:
         offset += n
 
 
+def _logged_cpu_seconds(log_path: Path, step: int) -> float:
+    """The CPU time the log records at ``step`` (0 for a fresh run), so that a resumed run's
+    ``cpu_seconds`` counts the whole training (the process's own time: comparable across a
+    loaded machine's runs where wall time is not)."""
+    if not step or not log_path.is_file():
+        return 0.0
+    rows = [json.loads(line) for line in log_path.read_text().splitlines()]
+    return next((float(r.get("cpu_seconds", 0.0)) for r in reversed(rows) if r["step"] == step), 0.0)
+
+
 def _mean_over_ranks(value: float, world_size: int, device) -> float:
     import torch.distributed as tdist
 
@@ -292,7 +318,7 @@ def _mean_over_ranks(value: float, world_size: int, device) -> float:
     return float(t) / world_size
 
 
-def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
+def train(sam: nn.Module, examples: list[Example], cfg: TrainConfig, out: Path,
           val_samples: Optional[list] = None) -> dict:
     """Train ``sam`` in place; resumes from ``out/train_state.pt`` when present.
 
@@ -306,7 +332,10 @@ def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
         warn_if_emulated(device, torch.bfloat16)
     out.mkdir(parents=True, exist_ok=True)
     sam.to(device).train()
-    sam.image_encoder.set_drop_path(cfg.drop_path)
+    if cfg.drop_path:
+        if not hasattr(sam.image_encoder, "set_drop_path"):
+            raise SambenchError("--drop-path needs a ViT image encoder (the sam family)")
+        sam.image_encoder.set_drop_path(cfg.drop_path)
     if cfg.freeze_encoder:
         sam.image_encoder.requires_grad_(False)
     image_prompts = _prepare_text(sam, examples, cfg) if cfg.p_text > 0 else None
@@ -326,7 +355,8 @@ def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
     if dist.is_main:
         (out / "train_config.json").write_text(json.dumps({**asdict(cfg), "world_size": dist.world_size},
                                                           indent=1))
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
+    cpu0 = _logged_cpu_seconds(log_path, start) if dist.is_main else 0.0  # CPU time before a resume
     last: dict = {}
     end = min(cfg.steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.steps
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="train",
@@ -344,7 +374,8 @@ def train(sam: Sam, examples: list[Example], cfg: TrainConfig, out: Path,
         done = step + 1
         if not dist.is_main:
             continue
-        last = {"step": done, "loss": round(loss, 5), "lr": lr, "seconds": round(time.time() - t0, 1)}
+        last = {"step": done, "loss": round(loss, 5), "lr": lr, "seconds": round(time.time() - t0, 1),
+                "cpu_seconds": round(cpu0 + time.process_time() - c0, 1)}
         if val_samples and (done % cfg.val_every == 0 or done == end):
             last["val"] = validate(sam, val_samples, cfg.seed)
         bar.set_postfix(loss=f"{loss:.4f}", **({"val_miou1": last["val"]["miou@1"]} if "val" in last else {}))

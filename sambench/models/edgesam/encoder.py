@@ -221,9 +221,9 @@ class RepViTEncoder(nn.Module):
 _BLOCK = re.compile(r"features\.(\d+)\.")
 
 
-def infer_config(state: dict[str, torch.Tensor], prefix: str = "image_encoder.",
-                 upsample_mode: str = "bicubic") -> Optional[RepViTConfig]:
-    """The config whose modules have the shapes of ``state``; None without RepViT keys.
+def infer_blocks(state: dict[str, torch.Tensor], prefix: str = "image_encoder.") -> Optional[tuple]:
+    """The RepViT blocks ``(width, stride, squeeze-excite)`` whose modules have the shapes of
+    ``state``; None without RepViT keys.
 
     Per block: the width is the channel mixer's, the stride 2 where the token mixer is a plain
     conv+BN (``token_mixer.0.c``) instead of ``RepVGGDW``, squeeze-excite where ``fc1`` exists.
@@ -241,7 +241,17 @@ def infer_config(state: dict[str, torch.Tensor], prefix: str = "image_encoder.",
             return None
         stride = 2 if p + "token_mixer.0.c.weight" in state else 1
         blocks.append((int(state[mixer].shape[1]), stride, p + "token_mixer.1.fc1.weight" in state))
-    config = RepViTConfig(tuple(blocks), upsample_mode)
+    return tuple(blocks)
+
+
+def infer_config(state: dict[str, torch.Tensor], prefix: str = "image_encoder.",
+                 upsample_mode: str = "bicubic") -> Optional[RepViTConfig]:
+    """EdgeSAM's config for ``state`` (:func:`infer_blocks`); None without RepViT keys or when
+    its last two stages are not at strides 16 and 32."""
+    blocks = infer_blocks(state, prefix)
+    if blocks is None:
+        return None
+    config = RepViTConfig(blocks, upsample_mode)
     ends = config.stage_ends
     if len(ends) < 2 or config.stride_at(ends[-2]) != 16 or config.stride_at(ends[-1]) != 32:
         return None  # the fusion must land on the 64×64 grid of a 1024-px input
