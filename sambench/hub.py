@@ -265,7 +265,10 @@ def describe() -> list[tuple[str, str]]:
     """(name, one line) for every named checkpoint, for ``sambench models list``."""
     rows = []
     for key, entry in table().items():
-        where = f"hf:{entry['hf']['repo']}" if "hf" in entry else entry["url"].split("/")[2]
+        if "bundled" in entry:
+            where = "shipped with sambench"
+        else:
+            where = f"hf:{entry['hf']['repo']}" if "hf" in entry else entry["url"].split("/")[2]
         verified = "sha256" if entry.get("sha256") else "no published sha256"
         rows.append((key, f"{entry['file']} ({where}; {verified}; {entry['licence']})"))
     return rows

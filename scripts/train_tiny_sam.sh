@@ -15,15 +15,7 @@ PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 work=${1:-$(mktemp -d)}
 sambench() { OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m sambench "$@"; }
 
-train=() val=()
-for d in shapes texture cells; do
-    [ -f "$work/data/train-$d/annotations.json" ] ||
-        sambench datasets synth --out "$work/data/train-$d" --domain "$d" --images 300 --seed 1000
-    [ -f "$work/data/val-$d/annotations.json" ] ||
-        sambench datasets synth --out "$work/data/val-$d" --domain "$d" --images 20 --seed 2000
-    train+=(--dataset "synth-$d=$work/data/train-$d")
-    val+=(--val-dataset "synth-$d=$work/data/val-$d")
-done
+source scripts/lib/synth_training_data.sh  # $work/data; the arrays train and val
 
 sambench train --arch demo "${train[@]}" "${val[@]}" --val-images 4 --out "$work/phase1" \
     --steps 2000 --stop-at 1600 --lr 1e-3 --warmup 50 --iterations 2 --loss-size 64 --val-every 200 \

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from sambench.errors import SambenchError
-from sambench.models.edgesam.encoder import ConvBN, RepVGGDW, RepViTBlock, Upsample2x, infer_blocks
+from sambench.models.edgesam.encoder import Upsample2x, fold_repvit, infer_blocks, repvit_features, tapped_features
 from sambench.models.edgesam.model import RESIDUAL_NORMS
 from sambench.models.family import Family, Preprocess
 from sambench.models.mobilesam import capabilities
@@ -118,14 +118,7 @@ class RepViTSamEncoder(nn.Module):
 
     def __init__(self, config: RepViTSamConfig) -> None:
         super().__init__()
-        first = config.blocks[0][0]
-        stem = nn.Sequential(ConvBN(3, first // 2, 3, 2), nn.GELU(), ConvBN(first // 2, first, 3, 2))
-        layers: list[nn.Module] = [stem]
-        width = first
-        for out, stride, se in config.blocks:
-            layers.append(RepViTBlock(width, out, stride, se))
-            width = out
-        self.features = nn.ModuleList(layers)
+        self.features = repvit_features(config.blocks)
         ends = config.stage_ends
         if len(ends) < 2:
             raise SambenchError("a RepViT-SAM encoder needs at least two stages (the fusion reads the last two)")
@@ -139,24 +132,14 @@ class RepViTSamEncoder(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, config.grid, config.grid))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features[0](x)
-        tapped = {}
-        for i, block in enumerate(self.features[1:]):
-            x = block(x)
-            if i in self.taps:
-                tapped[i] = x
-        x = self.fuse_fine(tapped[self.taps[0]]) + self.fuse_coarse(tapped[self.taps[1]])
+        fine, coarse = tapped_features(self.features, x, self.taps)
+        x = self.fuse_fine(fine) + self.fuse_coarse(coarse)
         return self.neck(x) + self.pos_embed
 
     @torch.no_grad()
     def prepare_inference(self) -> "RepViTSamEncoder":
         """Fold batch norms into convs and each RepVGGDW into one conv (same function)."""
-        for module in list(self.modules()):
-            if isinstance(module, RepVGGDW):
-                module.fuse()
-            for name, child in list(module.named_children()):
-                if isinstance(child, ConvBN):
-                    setattr(module, name, child.folded())
+        fold_repvit(self)
         return self
 
 

@@ -156,6 +156,40 @@ def _m1() -> RepViTConfig:
 PRESETS = {"m1": _m1()}
 
 
+
+def repvit_features(blocks: tuple[tuple[int, int, bool], ...]) -> nn.ModuleList:
+    """The stem (two stride-2 conv + BN, GELU between) and the blocks, as ``features.*``."""
+    first = blocks[0][0]
+    layers: list[nn.Module] = [nn.Sequential(ConvBN(3, first // 2, 3, 2), nn.GELU(), ConvBN(first // 2, first, 3, 2))]
+    width = first
+    for out, stride, se in blocks:
+        layers.append(RepViTBlock(width, out, stride, se))
+        width = out
+    return nn.ModuleList(layers)
+
+
+def tapped_features(features: nn.ModuleList, x: torch.Tensor, taps: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the stem and blocks; the outputs of blocks ``taps`` (indexes after the stem)."""
+    x = features[0](x)
+    tapped = {}
+    for i, block in enumerate(features[1:]):
+        x = block(x)
+        if i in taps:
+            tapped[i] = x
+    return tapped[taps[0]], tapped[taps[1]]
+
+
+@torch.no_grad()
+def fold_repvit(module: nn.Module) -> None:
+    """Fold every batch norm into its conv and each RepVGGDW into one 3×3 depthwise conv
+    (RepViT's own ``fuse``): the same function, for inference."""
+    for sub in list(module.modules()):
+        if isinstance(sub, RepVGGDW):
+            sub.fuse()
+        for name, child in list(sub.named_children()):
+            if isinstance(child, ConvBN):
+                setattr(sub, name, child.folded())
+
 class Upsample2x(nn.Module):
     def __init__(self, mode: str) -> None:
         super().__init__()
@@ -173,14 +207,7 @@ class RepViTEncoder(nn.Module):
     def __init__(self, config: RepViTConfig) -> None:
         super().__init__()
         self.config = config
-        first = config.blocks[0][0]
-        stem = nn.Sequential(ConvBN(3, first // 2, 3, 2), nn.GELU(), ConvBN(first // 2, first, 3, 2))
-        layers: list[nn.Module] = [stem]
-        width = first
-        for out, stride, se in config.blocks:
-            layers.append(RepViTBlock(width, out, stride, se))
-            width = out
-        self.features = nn.ModuleList(layers)
+        self.features = repvit_features(config.blocks)
         ends = config.stage_ends
         if len(ends) < 2:
             raise ValueError("the fusion needs two stages")
@@ -195,25 +222,15 @@ class RepViTEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x = self.features[0](x)
-        tapped = {}
-        for i, block in enumerate(self.features[1:]):
-            x = block(x)
-            if i in self.taps:
-                tapped[i] = x
-        x = self.fuse_stage2(tapped[self.taps[0]]) + self.fuse_stage3(tapped[self.taps[1]])
+        fine, coarse = tapped_features(self.features, x, self.taps)
+        x = self.fuse_stage2(fine) + self.fuse_stage3(coarse)
         return self.neck(x).contiguous()
 
     @torch.no_grad()
     def prepare_inference(self) -> "RepViTEncoder":
         """Prepare for inference (after loading weights): fold batch norms into convs and each
         RepVGGDW into one conv, and keep activations channels-last (faster oneDNN convolutions)."""
-        for module in list(self.modules()):
-            if isinstance(module, RepVGGDW):
-                module.fuse()
-            for name, child in list(module.named_children()):
-                if isinstance(child, ConvBN):
-                    setattr(module, name, child.folded())
+        fold_repvit(self)
         self.channels_last = True
         return self.to(memory_format=torch.channels_last)
 
