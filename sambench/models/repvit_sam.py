@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from sambench.errors import SambenchError
-from sambench.models.edgesam.encoder import Upsample2x, fold_repvit, infer_blocks, repvit_features, tapped_features
+from sambench.models.edgesam.encoder import (Upsample2x, fold_repvit, infer_blocks, repvit_features, stage_ends,
+                                             tapped_features)
 from sambench.models.edgesam.model import RESIDUAL_NORMS
 from sambench.models.family import Family, Preprocess
 from sambench.models.mobilesam import capabilities
@@ -51,8 +52,7 @@ class RepViTSamConfig(DecoderConfig):
 
     @property
     def stage_ends(self) -> list[int]:
-        widths = [w for w, _, _ in self.blocks]
-        return [i for i in range(len(widths)) if i + 1 == len(widths) or widths[i + 1] != widths[i]]
+        return stage_ends(self.blocks)
 
     @property
     def stride(self) -> int:

@@ -36,9 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm import tqdm
-
 from torch import nn
+from tqdm import tqdm
 
 from sambench.errors import SambenchError
 from sambench.models.runtime import warn_if_emulated
@@ -214,14 +213,16 @@ def validate(sam: nn.Module, samples: list, seed: int) -> dict:
 
 
 def save_checkpoint(sam: nn.Module, out: Path, stem: str = "model", text_encoder: str = "") -> None:
-    """``<stem>.pth`` (official layout) and ``<stem>.safetensors``; a text-path model records
+    """``<stem>.pth`` (a plain state dict: the official layout for the ``sam`` family) and
+    ``<stem>.safetensors`` (format: ``sam-v1`` or the family's name); a text-path model records
     its text encoder in the safetensors header and in ``<stem>.pth.json``."""
     from sambench.models.sam.checkpoint import TEXT_ENCODER_KEY, write_sidecar
     from sambench.registry import split_spec
 
     state = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
     torch.save(state, out / f"{stem}.pth")
-    metadata = {"format": "sam-v1" if family_of(sam).name == "sam" else family_of(sam).name}
+    family = family_of(sam).name
+    metadata = {"format": "sam-v1" if family == "sam" else family}
     if sam.config.text_dim and text_encoder:
         metadata[TEXT_ENCODER_KEY] = split_spec(text_encoder)[0]
         write_sidecar(out / f"{stem}.pth", {TEXT_ENCODER_KEY: metadata[TEXT_ENCODER_KEY]})
@@ -231,7 +232,6 @@ def save_checkpoint(sam: nn.Module, out: Path, stem: str = "model", text_encoder
 def _prepare_text(sam: nn.Module, examples: list[Example], cfg: TrainConfig):
     """Check the text setup; returns the CLIP crop embedder for the ``clip-image`` route, else
     embeds the phrases (if not done yet) and returns None."""
-    from sambench.errors import SambenchError
     from sambench.registry import split_spec
     from sambench.text import load_text_encoder
     from sambench.train.data import attach_text

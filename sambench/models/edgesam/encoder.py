@@ -113,6 +113,12 @@ class RepViTBlock(nn.Module):
         return self.channel_mixer(self.token_mixer(x))
 
 
+def stage_ends(blocks: tuple[tuple[int, int, bool], ...]) -> list[int]:
+    """Index of each stage's last block (a stage = consecutive blocks of one width)."""
+    widths = [w for w, _, _ in blocks]
+    return [i for i in range(len(widths)) if i + 1 == len(widths) or widths[i + 1] != widths[i]]
+
+
 def se_width(channels: int) -> int:
     """timm's ``make_divisible(channels / 4, 8)``: the squeeze width."""
     return max(8, int(channels / 4 + 4) // 8 * 8)
@@ -128,9 +134,7 @@ class RepViTConfig:
 
     @property
     def stage_ends(self) -> list[int]:
-        """Index of each stage's last block (a stage = consecutive blocks of one width)."""
-        widths = [w for w, _, _ in self.blocks]
-        return [i for i in range(len(widths)) if i + 1 == len(widths) or widths[i + 1] != widths[i]]
+        return stage_ends(self.blocks)
 
     def stride_at(self, index: int) -> int:
         """Total stride after block ``index`` (the stem has stride 4)."""
