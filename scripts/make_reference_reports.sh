@@ -9,7 +9,7 @@
 # Writes reports/demo/<model>/{results.json,report.html} and
 # reports/demo/leaderboard.{csv,md,html}, and reports/demo/all-tasks/{results.json,
 # report.html,report.pdf}: a run of the example-all-tasks suite (every task once, on synthetic
-# data) by the bundled demo model (trained, with a text path: docs/models.md): what a report of
+# data) by the bundled demo model (trained; docs/models.md): what a report of
 # every task looks like, with numbers of a model that learned the data. Runs go to a temporary folder (records are not
 # committed); set KEEP_RUNS=DIR to keep them there instead.
 #

@@ -8,26 +8,46 @@
 #
 # One thread (OMP_NUM_THREADS=1), as the shipped run: the same CPU then gives the same weights
 # bit for bit (other thread counts and CPUs round differently). --bf16 is autocast, fast on CPUs
-# with AMX; on a GPU add `--device cuda` to the train command.
+# with AMX; on a GPU add `--device cuda` to the train commands.
 #
-# One phase: from scratch, the first prompt (a box or a point) then one corrective point, masks
-# scored at 64 px, 5000 steps (lr ×0.1 at 3333 and 4815). The text-path phase tried after it
-# is not part of the shipped model (docs/training.md says why and how to run it).
+# Every phase: 4 images x 8 masks a step, masks scored at 64 px, AdamW with warmup and
+# x0.1 at 2/3 and 26/27 of the phase.
+#   1. From scratch: a box or a uniform point, then one corrective point; 5000 steps, lr 1e-3.
+#   2. From phase 1: 80% points, three in four of them the mask's centre (the point task's
+#      first click); 3000 steps, lr 3e-4.
+#   3. From phase 2: the same first prompts, then 4 corrective points and 1 refinement-only
+#      iteration (6 iterations); 800 steps, lr 1e-4.
+# FROM_PHASE1=FILE or FROM_PHASE2=FILE starts after that phase, from FILE (training/
+# bundled-model/ holds the shipped run's phase-1 and phase-2 weights). STOP_AT=N stops the
+# first phase that runs after step N (the reproduction test). The text-path attempts are not
+# part of the shipped model (docs/training.md says why and how to run them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 work=${1:-$(mktemp -d)}
-STEPS=${STEPS:-5000}
 sambench() { OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m sambench "$@"; }
 
 source scripts/lib/synth_training_data.sh  # $work/data; the arrays train and val
+common=("${train[@]}" "${val[@]}" --val-images 4 --loss-size 64 --bf16 ${STOP_AT:+--stop-at "$STOP_AT"})
+late=(--p-box 0.2 --p-center 0.75 --warmup 20 --val-every 100 --save-every 100)  # phases 2 and 3
 
-sambench train --model repvit-sam --arch bundled "${train[@]}" "${val[@]}" --val-images 4 \
-    --out "$work/phase1" --steps "$STEPS" ${STOP_AT:+--stop-at "$STOP_AT"} --lr 1e-3 --warmup 50 \
-    --iterations 2 --loss-size 64 --val-every 50 --save-every 50 --seed 0 --bf16
-[ -z "${STOP_AT:-}" ] || exit 0  # a partial run (the reproduction test)
+phase1=${FROM_PHASE1:-$work/phase1/model.safetensors}
+phase2=${FROM_PHASE2:-$work/phase2/model.safetensors}
+if [ -z "${FROM_PHASE1:-}${FROM_PHASE2:-}" ]; then
+    sambench train --model repvit-sam --arch bundled "${common[@]}" --out "$work/phase1" \
+        --steps 5000 --lr 1e-3 --warmup 50 --iterations 2 --seed 0 --val-every 50 --save-every 50
+    [ -z "${STOP_AT:-}" ] || exit 0  # a partial run (the reproduction test)
+fi
+if [ -z "${FROM_PHASE2:-}" ]; then
+    sambench train --model "repvit-sam:$phase1" "${common[@]}" "${late[@]}" --out "$work/phase2" \
+        --steps 3000 --lr 3e-4 --iterations 2 --seed 3
+    [ -z "${STOP_AT:-}" ] || exit 0
+fi
+sambench train --model "repvit-sam:$phase2" "${common[@]}" "${late[@]}" --out "$work/phase3" \
+    --steps 800 --lr 1e-4 --iterations 6 --seed 5
+[ -z "${STOP_AT:-}" ] || exit 0
 # Shipped in half precision (sizes ≤ 5 MB); the loader converts to float32.
-"$PYTHON" - "$work/phase1/model.safetensors" "$work/bundled_model.safetensors" <<'PY'
+"$PYTHON" - "$work/phase3/model.safetensors" "$work/bundled_model.safetensors" <<'PY'
 import sys
 from safetensors import safe_open
 from safetensors.torch import save_file

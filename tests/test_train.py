@@ -73,6 +73,32 @@ def test_first_point_prompt_is_in_mask():
     assert all(gt[i, int(p.points[i, 0, 1]), int(p.points[i, 0, 0])] for i in range(5))
 
 
+def test_center_first_points_follow_p_center():
+    gt = torch.zeros(400, 30, 30, dtype=torch.bool)
+    gt[:, 5:20, 5:20] = True
+    centers = torch.full((400, 2), 12.0)
+    always = simulate.first_prompts(gt, False, torch.Generator().manual_seed(1), centers, 1.0)
+    assert (always.points[:, 0] == 12.0).all()
+    half = simulate.first_prompts(gt, False, torch.Generator().manual_seed(1), centers, 0.5)
+    at_center = (half.points[:, 0] == 12.0).all(1).float().mean().item()
+    assert 0.4 < at_center < 0.6  # uniform points hit (12, 12) with probability 1/225
+    # p_center 0 draws nothing more: the paper's recipe keeps its random stream
+    plain = simulate.first_prompts(gt, False, torch.Generator().manual_seed(1))
+    off = simulate.first_prompts(gt, False, torch.Generator().manual_seed(1), centers, 0.0)
+    assert torch.equal(plain.points, off.points)
+
+
+def test_examples_carry_the_point_protocols_center(examples):
+    from sambench import masks as mask_codec
+    from sambench.prompts import center_point
+
+    for ex in examples[:3]:
+        assert len(ex.centers) == len(ex.masks)
+        for rle, (x, y) in zip(ex.masks, ex.centers):
+            click = center_point(mask_codec.decode(rle))
+            assert (click.x, click.y) == (x, y)
+
+
 def test_losses_by_hand():
     zero = torch.zeros(1, 1, 2)
     target = torch.tensor([[[1.0, 0.0]]])

@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--freeze-encoder", action="store_true")
     p.add_argument("--iterations", type=int, default=11, help="prompt iterations per mask (paper: 11)")
     p.add_argument("--p-box", type=float, default=0.5)
+    p.add_argument("--p-center", type=float, default=0.0,
+                   help="probability that a first point is the mask's center (the point task's "
+                        "first click) instead of uniform over the mask (the paper: 0)")
     p.add_argument("--text-encoder", default="",
                    help="train text prompts with this encoder (sambench.text: minilm, clip:DIR, hash[:DIM]); "
                         "adds a text path to a model without one")
@@ -143,8 +146,8 @@ def run(args) -> int:
         steps=args.steps, batch_images=args.batch_images, masks_per_image=args.masks_per_image,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, layer_decay=args.layer_decay,
         drop_path=args.drop_path, freeze_encoder=args.freeze_encoder, iterations=args.iterations,
-        p_box=args.p_box, p_text=args.p_text, text_encoder=args.text_encoder, rephrase=args.rephrase,
-        text_route=args.text_route,
+        p_box=args.p_box, p_center=args.p_center, p_text=args.p_text, text_encoder=args.text_encoder,
+        rephrase=args.rephrase, text_route=args.text_route,
         loss_size=args.loss_size, val_every=args.val_every, save_every=args.save_every,
         stop_at=args.stop_at, seed=args.seed, device=args.device, bf16=args.bf16)
     out = Path(args.out)

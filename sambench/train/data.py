@@ -6,7 +6,7 @@ as the resized uint8 image plus RLE masks, so a step only decodes the masks it s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import cv2
@@ -17,6 +17,7 @@ from sambench import masks as mask_codec
 from sambench.errors import SambenchError
 from sambench.models.base import resized_shape
 from sambench.models.sam import transforms
+from sambench.prompts import center_point
 
 log = logging.getLogger("sambench")
 
@@ -26,6 +27,8 @@ class Example:
     image: np.ndarray  # (h, w, 3) uint8, long side = img_size
     masks: list[dict]  # RLE in the resized frame
     texts: list[str]
+    # (x, y) of each mask's "center" point (the point protocol's first click, in this frame)
+    centers: list[tuple[float, float]] = field(default_factory=list)
     # (M, K, D): K phrasings per mask, embedded (text-prompt training only; see attach_text)
     text_embeddings: Optional[np.ndarray] = None
 
@@ -42,7 +45,7 @@ def load_examples(datasets, img_size: int, min_area: int = 16) -> list[Example]:
                 continue
             h, w = resized_shape(sample.height, sample.width, img_size)
             resized = transforms.resize_image(image, img_size)
-            masks, texts = [], []
+            masks, texts, centers = [], [], []
             for inst in sample.instances:
                 if inst.iscrowd or inst.ignore:
                     continue
@@ -50,8 +53,10 @@ def load_examples(datasets, img_size: int, min_area: int = 16) -> list[Example]:
                 if m.sum() >= min_area:
                     masks.append(mask_codec.encode(m.astype(bool)))
                     texts.append(inst.meta.get("description", inst.category))
+                    click = center_point(m.astype(bool))
+                    centers.append((float(click.x), float(click.y)))
             if masks:
-                examples.append(Example(resized, masks, texts))
+                examples.append(Example(resized, masks, texts, centers))
     if not examples:
         raise SambenchError("no training examples: the datasets hold no usable masks")
     return examples

@@ -62,6 +62,9 @@ class TrainConfig:
     freeze_encoder: bool = False
     iterations: int = simulate.N_ITERATIONS
     p_box: float = 0.5  # probability that the first prompt is a box
+    # probability that a first point is the mask's "center" (the point task's first click)
+    # rather than uniform over the mask; 0 is the paper's recipe
+    p_center: float = 0.0
     p_text: float = 0.0  # probability that the first prompt is the masks' phrases (text path)
     text_encoder: str = ""  # the text encoder (sambench.text) for p_text > 0
     rephrase: bool = True  # train on rephrasings of synthetic descriptions (train/phrasing.py)
@@ -160,7 +163,8 @@ def train_step(sam: nn.Module, examples: list[Example], cfg: TrainConfig, step: 
             text = torch.from_numpy(table[np.arange(len(table)), variant]).to(device)
         prompts = simulate.Prompts(torch.zeros(len(gt), 0, 2), torch.zeros(len(gt), 0, dtype=torch.long), None)
     else:
-        prompts = simulate.first_prompts(gt, use_box, gen)
+        centers = torch.tensor([examples[i].centers[c] for i, chosen in zip(indices, picked) for c in chosen])
+        prompts = simulate.first_prompts(gt, use_box, gen, centers, cfg.p_center)
     plan = simulate.schedule(gen, cfg.iterations)
     gt_dev = gt.to(device).float()
     loss_size = cfg.loss_size or size

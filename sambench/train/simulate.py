@@ -1,7 +1,8 @@
 """Prompt simulation for training (paper App. A; docs/training.md).
 
 Each mask gets 11 prompt iterations: the first is a uniform foreground point or its
-ground-truth box with noise (standard deviation 10% of the side, capped at 20 px); then 8
+ground-truth box with noise (standard deviation 10% of the side, capped at 20 px) (optionally,
+some points are the mask's "center", the benchmark's first click, instead); then 8
 points sampled uniformly from the error region between the previous prediction and the
 ground truth (positive in false negatives, negative in false positives); and 2 iterations
 with no new point, one at a random position among the sampled ones and one last, so the model
@@ -80,14 +81,20 @@ class Prompts:
                        torch.cat([self.labels, labels[:, None]], 1), self.boxes)
 
 
-def first_prompts(masks: torch.Tensor, use_box: bool, generator: torch.Generator) -> Prompts:
-    """Iteration 0: a noisy GT box, or a uniform foreground point, for each mask."""
+def first_prompts(masks: torch.Tensor, use_box: bool, generator: torch.Generator,
+                  centers: torch.Tensor | None = None, p_center: float = 0.0) -> Prompts:
+    """Iteration 0: a noisy GT box, or a uniform foreground point, for each mask. With
+    ``p_center > 0`` each point is instead, with that probability, the mask's "center"
+    ``centers`` ``(B, 2)`` (the point protocol's first click; docs/training.md)."""
     b = masks.shape[0]
     empty_points = torch.zeros(b, 0, 2)
     empty_labels = torch.zeros(b, 0, dtype=torch.long)
     if use_box:
         return Prompts(empty_points, empty_labels, noisy_boxes(masks, generator))
     xy, _ = uniform_points(masks, generator)
+    if p_center > 0:  # no draw otherwise, so runs without it keep their random stream
+        at_center = torch.rand(b, generator=generator) < p_center
+        xy = torch.where(at_center[:, None], centers, xy)
     return Prompts(xy[:, None], torch.ones(b, 1, dtype=torch.long), None)
 
 
