@@ -23,11 +23,9 @@
 # part of the shipped model (docs/training.md says why and how to run them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 work=${1:-$(mktemp -d)}
-sambench() { OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m sambench "$@"; }
 
-source scripts/lib/synth_training_data.sh  # $work/data; the arrays train and val
+source scripts/lib/synth_training_data.sh  # PYTHON, sambench; $work/data; the arrays train and val
 common=("${train[@]}" "${val[@]}" --val-images 4 --loss-size 64 --bf16 ${STOP_AT:+--stop-at "$STOP_AT"})
 late=(--p-box 0.2 --p-center 0.75 --warmup 20 --val-every 100 --save-every 100)  # phases 2 and 3
 

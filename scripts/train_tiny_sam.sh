@@ -11,11 +11,9 @@
 # Every draw is seeded per step, so the same commands give the same weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 work=${1:-$(mktemp -d)}
-sambench() { OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m sambench "$@"; }
 
-source scripts/lib/synth_training_data.sh  # $work/data; the arrays train and val
+source scripts/lib/synth_training_data.sh  # PYTHON, sambench; $work/data; the arrays train and val
 
 sambench train --arch demo "${train[@]}" "${val[@]}" --val-images 4 --out "$work/phase1" \
     --steps 2000 --stop-at 1600 --lr 1e-3 --warmup 50 --iterations 2 --loss-size 64 --val-every 200 \
