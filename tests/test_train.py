@@ -302,3 +302,12 @@ def test_clip_image_route_trains_on_masked_crops(synth_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(args + ["--text-encoder", "hash:24", "--out", str(tmp_path / "bad")]) == 2
     assert "needs --text-encoder clip:DIR" in capsys.readouterr().err
+
+
+def test_prompt_probabilities_outside_0_1_are_a_clear_error(tmp_path, capsys):
+    from sambench.cli import main
+
+    status = main(["train", "--dataset", "synth-shapes", "--out", str(tmp_path / "run"), "--p-center", "1.5"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--p-center is a probability: 1.5 is not in [0, 1]" in err
+    assert not (tmp_path / "run").exists()

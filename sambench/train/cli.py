@@ -121,6 +121,9 @@ def run(args) -> int:
     from sambench.train.data import attach_text, load_examples
     from sambench.train.loop import TrainConfig, train, whiten_text_projection
 
+    for flag in ("p_box", "p_center", "p_text"):
+        if not 0 <= getattr(args, flag) <= 1:
+            raise SambenchError(f"--{flag.replace('_', '-')} is a probability: {getattr(args, flag)} is not in [0, 1]")
     encoder = None
     if args.text_encoder:
         from sambench.text import load_text_encoder

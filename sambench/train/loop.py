@@ -163,7 +163,9 @@ def train_step(sam: nn.Module, examples: list[Example], cfg: TrainConfig, step: 
             text = torch.from_numpy(table[np.arange(len(table)), variant]).to(device)
         prompts = simulate.Prompts(torch.zeros(len(gt), 0, 2), torch.zeros(len(gt), 0, dtype=torch.long), None)
     else:
-        centers = torch.tensor([examples[i].centers[c] for i, chosen in zip(indices, picked) for c in chosen])
+        centers = None
+        if cfg.p_center > 0 and not use_box:
+            centers = torch.tensor([examples[i].centers[c] for i, chosen in zip(indices, picked) for c in chosen])
         prompts = simulate.first_prompts(gt, use_box, gen, centers, cfg.p_center)
     plan = simulate.schedule(gen, cfg.iterations)
     gt_dev = gt.to(device).float()
